@@ -1,0 +1,74 @@
+"""Command line: ``neuroemu run | validate | converge | inspect | convert | energy | train``.
+
+Each subcommand lives in the module that owns its work; that module provides
+``add_arguments(parser)`` and ``main(args) -> int``.  Bad input (any NeuroemuError) prints
+one line ``neuroemu: error: <message>`` and exits 2; anything else is a bug and keeps its
+traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import NeuroemuError
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "run": ("neuroemu.runcmd", "run an emulation of a netlist and summarise it"),
+    "validate": ("neuroemu.runcmd", "check a netlist file and describe it"),
+    "converge": ("neuroemu.converge", "the paper's Fig. 2 convergence experiment"),
+    "inspect": ("neuroemu.inspect", "summarise and draw an HDF5 spike trace"),
+    "convert": ("neuroemu.netlist_h5", "convert a netlist between TOML and HDF5"),
+    "energy": ("neuroemu.energy", "estimate communication energy on a hardware profile"),
+    "train": ("neuroemu.eqprop", "train a network with Equilibrium Propagation"),
+}
+
+EPILOG = """examples:
+  neuroemu validate netlists/tiny.toml
+  neuroemu run netlists/mnist-binary.toml --steps 100
+  neuroemu converge --runs 20 --json out.json --plot fig2.png
+run 'neuroemu COMMAND --help' for each command's options and an example."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog="neuroemu", description="Event-driven emulator of neuromorphic hardware "
+        "(spiking Equilibrium Propagation, O'Connor et al. 2019).", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"neuroemu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (modname, help_) in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name != modname:
+                raise
+            continue  # a subcommand whose module is not part of this build
+        p = sub.add_parser(name, help=help_, description=help_,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        getattr(mod, f"add_{name}_arguments")(p)
+        p.set_defaults(_main=getattr(mod, f"{name}_main"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except NeuroemuError as exc:
+        print(f"neuroemu: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neuroemu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The engine contract: sessions that hold a batch of network states and advance them.
+
+A *session* holds B samples of one compiled network side by side.  ``reset(x)`` clamps
+the inputs and zeroes every state, clock, residue, decoder memory and OSA statistic (the
+model resets per sample); ``run(steps, beta, target)`` continues from where the last call
+stopped -- so a free phase followed by a nudged phase is two calls, and the clocks run
+straight through the switch (docs/model.md section 3).
+
+``run()`` at module level is the one-call convenience used by the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .compile import CompiledNetwork
+from .errors import EngineError
+
+COUNTER_DOC = {
+    "spikes": "(B, layers) non-zero messages sent (spikes, or real values for encoder 'none')",
+    "syn_events": "(B, projections, 2) synaptic events, [...,0] upwards, [...,1] downwards",
+    "updates": "(B, layers, 2) neuron state updates [...,0] and encoder updates [...,1]",
+}
+
+
+@dataclass
+class Phase:
+    """What one ``run()`` call did.  Recorded arrays are indexed [record, sample, neuron]."""
+
+    name: str
+    t_start: int            # clock before the phase (the phase ran steps t_start+1 ...)
+    steps: int
+    beta: float
+    every: int
+    counters: dict[str, np.ndarray]           # increments during this phase
+    spikes: np.ndarray | None = None          # bool (R, B, N)
+    states: np.ndarray | None = None          # float64 (R, B, N)
+    extra: np.ndarray | None = None           # float64 (R, B, 3, N): v, eps, phi
+
+
+@dataclass
+class RunResult:
+    """Everything an emulation produced: phases, totals, final states and provenance."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    batch: int
+    phases: list[Phase]
+    counters: dict[str, np.ndarray]
+    final_states: dict[str, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+    def spikes(self) -> np.ndarray | None:
+        """All recorded spikes of all phases, concatenated along time (None if unrecorded)."""
+        parts = [p.spikes for p in self.phases if p.spikes is not None]
+        return np.concatenate(parts) if parts else None
+
+    def layer_slice(self, name: str) -> slice:
+        i = self.names.index(name)
+        lo = sum(self.sizes[:i])
+        return slice(lo, lo + self.sizes[i])
+
+
+def sample_seeds(seed: int, sample_ids: np.ndarray) -> np.ndarray:
+    """Per-sample RNG keys (stochastic encoders): depend on the run seed and the sample id
+    only, so results do not depend on how samples are batched."""
+    ss = np.random.SeedSequence(int(seed))
+    base = np.uint64(ss.generate_state(1, dtype=np.uint64)[0])
+    with np.errstate(over="ignore"):
+        return (np.asarray(sample_ids, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ base
+
+
+def check_input(x: Any, n: int, name: str = "inputs") -> np.ndarray:
+    """Validate an input batch: shape (B, n) or (n,), finite numbers."""
+    arr = np.asarray(x)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise EngineError(f"{name}: must have shape (batch, {n}) (got shape {np.shape(x)})")
+    if arr.dtype.kind not in "iuf" or arr.shape[0] == 0:
+        raise EngineError(f"{name}: must be a non-empty array of numbers (got dtype {arr.dtype}, "
+                          f"shape {arr.shape})")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        b, j = np.argwhere(~np.isfinite(arr))[0]
+        raise EngineError(f"{name}[{b}, {j}]: must be finite (got {arr[b, j]})")
+    return arr
+
+
+ENGINES: dict[str, type] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        ENGINES[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+def session(net: CompiledNetwork, x, engine: str = "lockstep", **kwargs):
+    """Open a session of the named engine with inputs ``x`` (B, n_input)."""
+    from . import lockstep  # noqa: F401  (registers the engine)
+    if engine == "async":
+        from . import asyncbus  # noqa: F401
+    if engine not in ENGINES:
+        raise EngineError(f"engine: must be one of {', '.join(sorted(ENGINES))} (got {engine!r})")
+    return ENGINES[engine](net, x, **kwargs)
+
+
+def run(net: CompiledNetwork, x, steps: int, *, engine: str = "lockstep", seed: int | None = None,
+        nudge_steps: int = 0, beta: float = 0.0, target=None, record_spikes: bool = False,
+        record_states: bool = False, record_extra: bool = False, every: int = 1,
+        **kwargs) -> RunResult:
+    """Run a free phase of ``steps`` (and optionally a nudged phase) and collect a RunResult."""
+    sess = session(net, x, engine=engine, seed=seed, **kwargs)
+    rec = dict(record_spikes=record_spikes, record_states=record_states,
+               record_extra=record_extra, every=every)
+    sess.run(steps, name="free", **rec)
+    if nudge_steps:
+        sess.run(nudge_steps, beta=beta, target=target, name="nudged", **rec)
+    return sess.result()

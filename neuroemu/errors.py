@@ -1,0 +1,44 @@
+"""One error hierarchy for everything a user can get wrong.
+
+Every subclass also inherits the builtin exception it most resembles, so callers that
+catch ``ValueError`` or ``OSError`` keep working.  Messages name the file, the field, the
+rule and the offending value, e.g.::
+
+    netlists/x.toml: populations[1].size: must be a positive integer (got -3)
+"""
+
+from __future__ import annotations
+
+
+class NeuroemuError(Exception):
+    """Base class of all errors caused by bad input (as opposed to bugs)."""
+
+
+class NetlistError(NeuroemuError, ValueError):
+    """A netlist file (TOML or HDF5) is malformed or inconsistent."""
+
+
+class CompileError(NeuroemuError, ValueError):
+    """A valid netlist cannot be turned into a compiled network."""
+
+
+class EngineError(NeuroemuError, ValueError):
+    """An engine was called with arguments it cannot honour (wrong shape, NaN input...)."""
+
+
+class TraceError(NeuroemuError, OSError):
+    """A trace file is truncated, corrupted, foreign or of an unsupported version."""
+
+
+class DataError(NeuroemuError, OSError):
+    """A dataset file is missing, damaged or of the wrong shape."""
+
+
+class ProfileError(NeuroemuError, ValueError):
+    """A hardware (energy) profile or placement is malformed."""
+
+
+def where(path, field: str) -> str:
+    """Format the ``file: field`` prefix used by every message."""
+    p = str(path) if path is not None else "<netlist>"
+    return f"{p}: {field}" if field else p

@@ -1,0 +1,291 @@
+"""All numba code of neuroemu.
+
+This module imports nothing from neuroemu: it sees only flat arrays and integer kinds
+(the numbers below must match :mod:`neuroemu.neurons`; a test checks that).  Every jitted
+helper a kernel calls lives in this file, so numba's on-disk cache sees every edit.
+
+Layout (see :mod:`neuroemu.compile`): a network of ``L+1`` layers is flattened into
+per-neuron arrays of shape ``(B, N)`` (B samples side by side, N neurons in layer order,
+layer ``l`` at columns ``off[l]:off[l+1]``) and per-layer parameter arrays of length L+1.
+Weights are float32 (as in the original implementation) and so is the accumulator of
+delivered input ``u``; everything a neuron computes from it is float64.  Weights are two
+flat buffers: ``wf`` holds ``W_l`` row-major (row i = fan-out of neuron i
+of layer l to layer l+1), ``wb`` holds ``W_l^T`` row-major (fan-out of layer l+1 to l), so
+that spike delivery always adds contiguous rows.
+
+Semantics follow docs/model.md section 3 exactly; the whole step loop of the lockstep
+engine runs inside :func:`run_lockstep`, one sample at a time (samples are independent),
+optionally spread over threads with ``prange``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# The one decorator setting of the module: cached, IEEE division (numpy error model:
+# x/0 gives inf/nan instead of raising, which is what lets divisions vectorise), and no
+# fastmath, so runs are bit-reproducible and match the NumPy reference exactly.
+JIT_OPTIONS = dict(cache=True, error_model="numpy")
+jit = njit(**JIT_OPTIONS)
+
+ENC_NONE, ENC_STOCHASTIC, ENC_SIGMA_DELTA = 0, 1, 2
+DEC_IDENTITY, DEC_PREDICTIVE = 0, 1
+ANN_CONSTANT, ANN_SCHEDULED, ANN_OSA = 0, 1, 2
+SCHED_CONSTANT, SCHED_SCHEDULED = 0, 1
+
+# Indices into the per-layer parameter table ``lp`` (float64, shape (L+1, LP_COUNT)).
+LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB = range(9)
+LP_COUNT = 9
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+@jit
+def mix64(z):
+    """splitmix64 finaliser of ``z + golden`` (wrapping uint64 arithmetic)."""
+    z = z + _GOLD
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@jit
+def uniform01(seed, gid, t):
+    """Counter-based uniform in [0, 1) keyed by (sample seed, global neuron id, step).
+
+    Independent of evaluation order, so every engine draws the same numbers.
+    """
+    h = mix64(mix64(mix64(np.uint64(seed)) ^ np.uint64(gid)) ^ np.uint64(t))
+    return float(h >> _S11) * (1.0 / 9007199254740992.0)
+
+
+@jit
+def schedule(kind, a, b, t):
+    """Step-size or lambda schedule at step t (t counts from 1): a, or a / t**b."""
+    if kind == SCHED_CONSTANT:
+        return a
+    return a / (float(t) ** b)
+
+
+@jit
+def osa_nu(nu, nu_bar):
+    """One step of the OSA ``nu`` sequence (shared by all neurons of a layer)."""
+    return nu / (1.0 + nu - nu_bar)
+
+
+@jit
+def deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
+    """Event-driven weighted delivery of one sample's messages from one layer.
+
+    ``ev[s_lo:s_lo + n_ev]`` lists (in increasing order) the senders of the layer that
+    sent a non-zero message (indices within the layer); ``qrow[s_lo + i]`` is sender i's
+    message.  Each adds its contiguous fan-out row (float32) into the float32
+    accumulator ``urow[u_lo:u_lo + n_dst]``, in sender order: binary senders the row
+    itself, real-valued ones ``float32(q) * row``.  (Slices with 0-based loops are what
+    lets LLVM vectorise the row add.)
+    """
+    uu = urow[u_lo:u_lo + n_dst]
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        ww = w[w_lo + i * n_dst:w_lo + (i + 1) * n_dst]
+        if binary:
+            for j in range(n_dst):
+                uu[j] += ww[j]
+        else:
+            c = np.float32(qrow[s_lo + i])
+            for j in range(n_dst):
+                uu[j] += c * ww[j]
+
+
+@jit
+def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
+                   s, v, a, eps_s, th, ob, od, ol):
+    """Decoder, step size and state update of neurons [lo, hi) of layer l of one sample.
+
+    All arrays are one sample's rows (1-D).  ``u`` holds the delivered input u(t);
+    ``s`` holds s(t-1) on entry and s(t) on exit; ``a`` receives the drive a(t).
+    ``nu`` is the layer's OSA nu for this step (already advanced).
+
+    Performance note: each quantity has its own branch-free loop over 0-based slices
+    touching few arrays, which is what lets LLVM vectorise (offset indices and loops
+    that write many arrays defeat it).  The arithmetic per element is unchanged.
+    """
+    n = hi - lo
+    lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
+    annk = int(lp[l, LP_ANNK])
+    anna = lp[l, LP_ANNA]
+    annb = lp[l, LP_ANNB]
+    uu, ss, vv, aa, bb = u[lo:hi], s[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi]
+    ee, tt, gb, gd, gl = eps_s[lo:hi], th[lo:hi], ob[lo:hi], od[lo:hi], ol[lo:hi]
+    # decoder: v(t)
+    if int(lp[l, LP_DEC]) == DEC_PREDICTIVE:
+        for j in range(n):
+            vv[j] = (1.0 - lam) * vv[j] + lam * float(uu[j])
+    else:
+        for j in range(n):
+            vv[j] = float(uu[j])
+    # drive: a = rho'(s(t-1)) * (v + b) [+ 2 beta (y - s(t-1)) on the output layer]
+    for j in range(n):
+        sp = ss[j]
+        rp = 1.0 if (sp >= 0.0 and sp <= 1.0) else 0.0
+        aa[j] = rp * (vv[j] + bb[j])
+    if is_out:
+        yy = y[lo - out_lo:hi - out_lo]
+        for j in range(n):
+            aa[j] = aa[j] + 2.0 * beta * (yy[j] - ss[j])
+    # step size eps(t)
+    if annk == ANN_OSA:
+        for j in range(n):
+            err = aa[j] - tt[j]
+            gb[j] = (1.0 - nu) * gb[j] + nu * err
+            gd[j] = (1.0 - nu) * gd[j] + nu * err * err
+        if t == 1:
+            for j in range(n):
+                ee[j] = 1.0
+        else:
+            for j in range(n):
+                var = (gd[j] - gb[j] * gb[j]) / (1.0 + gl[j])
+                ee[j] = 1.0 - (var + annb) / (gd[j] + annb)
+        for j in range(n):
+            al = ee[j]
+            gl[j] = (1.0 - al) * (1.0 - al) * gl[j] + al * al
+        for j in range(n):
+            al = ee[j]
+            tt[j] = (1.0 - al) * tt[j] + al * aa[j]
+    else:
+        eps = anna
+        if annk == ANN_SCHEDULED:
+            eps = schedule(SCHED_SCHEDULED, anna, annb, t)
+        for j in range(n):
+            ee[j] = eps
+    # state: s(t) = clip((1 - eps) s(t-1) + eps a, 0, 1)
+    for j in range(n):
+        e = ee[j]
+        ss[j] = min(max((1.0 - e) * ss[j] + e * aa[j], 0.0), 1.0)
+
+
+@jit
+def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
+    """Encoders of neurons [lo, hi) of layer l of one sample (1-D rows), at step t.
+
+    ``src[src_lo:src_lo + hi - lo]`` are the values to send before rho (the states, or
+    the clamped input for layer 0).  Writes the message q(t) (0/1 for spiking encoders,
+    the real value for ``none``), lists the senders of non-zero messages (indices within
+    the layer, increasing) in ``ev[lo:lo + count]``, and returns that count.  ``q`` first
+    receives the quantizer input c.
+    """
+    n = hi - lo
+    enc = int(lp[l, LP_ENC])
+    lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
+    cc, qq, mm, pp = src[src_lo:src_lo + n], q[lo:hi], xm[lo:hi], phi[lo:hi]
+    # quantizer input c (predictive wrapper: c = (x_t - (1 - lam) x_{t-1}) / lam)
+    if lp[l, LP_PRED] != 0.0:
+        for j in range(n):
+            c = min(max(cc[j], 0.0), 1.0)
+            qq[j] = (c - (1.0 - lam) * mm[j]) / lam
+            mm[j] = c
+    else:
+        for j in range(n):
+            qq[j] = min(max(cc[j], 0.0), 1.0)
+    if enc == ENC_SIGMA_DELTA:
+        for j in range(n):
+            p = pp[j] + qq[j]
+            qj = 1.0 if p > 0.5 else 0.0
+            pp[j] = p - qj
+            qq[j] = qj
+    elif enc == ENC_STOCHASTIC:
+        for j in range(n):
+            qq[j] = 1.0 if qq[j] > uniform01(seed, lo + j, t) else 0.0
+    ee = ev[lo:hi]
+    count = 0
+    for j in range(n):
+        if qq[j] != 0.0:
+            ee[count] = j
+            count += 1
+    return count
+
+
+@jit
+def step_sample(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
+                s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+                c_spk, c_syn, c_upd):
+    """One synchronous step t of sample b (model.md section 3), in place.
+
+    ``q``/``ev``/``nev`` hold the messages of step t-1 on entry (the message values, the
+    per-layer event lists and their lengths) and those of step t on exit.
+    Counters (exact integers, per sample): ``c_spk[b, l]`` non-zero messages sent by layer
+    l; ``c_syn[b, p, 0]`` synaptic events of projection p upwards (layer p -> p+1) and
+    ``c_syn[b, p, 1]`` downwards (p+1 -> p); ``c_upd[b, l, 0]`` state updates (each runs
+    the decoder and the annealer) and ``c_upd[b, l, 1]`` encoder updates.
+    """
+    L = off.shape[0] - 2
+    # 1. delivery of q(t-1) into u(t) for every non-input layer
+    for l in range(1, L + 1):
+        lo, hi = off[l], off[l + 1]
+        n_here = hi - lo
+        u[b, lo:hi] = np.float32(0.0)
+        k = nev[b, l - 1]
+        deliver(q[b], ev[b], off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
+                wf, wf_off[l - 1], n_here, u[b], lo)
+        c_syn[b, l - 1, 0] += k * n_here
+        if l < L:
+            k = nev[b, l + 1]
+            deliver(q[b], ev[b], off[l + 1], k, lp[l + 1, LP_ENC] != ENC_NONE,
+                    wb, wb_off[l], n_here, u[b], lo)
+            c_syn[b, l, 1] += k * n_here
+    # 2. decoders, step sizes, states
+    for l in range(1, L + 1):
+        if lp[l, LP_ANNK] == ANN_OSA:
+            nu[b, l] = osa_nu(nu[b, l], lp[l, LP_ANNA])
+        update_neurons(l, off[l], off[l + 1], t, nu[b, l], beta, l == L, off[L], lp,
+                       u[b], bias, y[b], s[b], v[b], a[b], eps_s[b], th[b], ob[b], od[b], ol[b])
+        c_upd[b, l, 0] += off[l + 1] - off[l]
+    # 3. encoders of every layer, the clamped input included
+    for l in range(L + 1):
+        if l == 0:
+            k = encode_neurons(0, 0, off[1], t, lp, seed, x[b], 0, xm[b], phi[b], q[b], ev[b])
+        else:
+            k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s[b], off[l],
+                               xm[b], phi[b], q[b], ev[b])
+        nev[b, l] = k
+        c_spk[b, l] += k
+        c_upd[b, l, 1] += off[l + 1] - off[l]
+
+
+def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
+         s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
+         c_spk, c_syn, c_upd, rec_every, rec_q, rec_s, rec_x):
+    """Run ``nsteps`` synchronous steps for every sample (the lockstep engine's loop).
+
+    ``x`` (B, n_input) is the clamped input; ``y`` (B, n_output) the target of the nudge.
+    Recording: every ``rec_every`` steps, row k of ``rec_q`` / ``rec_s`` (B, N) and
+    ``rec_x`` (B, 3, N: decoded input v, step size eps, encoder residue phi) receives the
+    values after that step, for the buffers with a non-zero first dimension.
+    """
+    B = s.shape[0]
+    N = s.shape[1]
+    for b in prange(B):
+        for k in range(nsteps):
+            clock[b] += 1
+            step_sample(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
+                        seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+                        c_spk, c_syn, c_upd)
+            if (k + 1) % rec_every == 0:
+                r = (k + 1) // rec_every - 1
+                if r < rec_q.shape[0]:
+                    for j in range(N):
+                        rec_q[r, b, j] = q[b, j] != 0.0
+                if r < rec_s.shape[0]:
+                    for j in range(N):
+                        rec_s[r, b, j] = s[b, j]
+                if r < rec_x.shape[0]:
+                    for j in range(N):
+                        rec_x[r, b, 0, j] = v[b, j]
+                        rec_x[r, b, 1, j] = eps_s[b, j]
+                        rec_x[r, b, 2, j] = phi[b, j]
+
+
+run_lockstep = njit(**JIT_OPTIONS)(_run)
+run_lockstep_parallel = njit(parallel=True, **JIT_OPTIONS)(_run)

@@ -1,0 +1,137 @@
+"""The lockstep engine: every neuron steps on one global clock (the reference semantics).
+
+The whole step loop runs inside :func:`neuroemu.kernels.run_lockstep`; this module only
+allocates the state, validates arguments, and turns the kernel's buffers into
+:class:`~neuroemu.engine.Phase` records.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import kernels as K
+from .compile import CompiledNetwork
+from .engine import Phase, RunResult, check_input, register, sample_seeds
+from .errors import EngineError
+
+
+@register("lockstep")
+class LockstepSession:
+    """B samples of one network advancing in lockstep.
+
+    ``threads`` > 1 spreads samples over numba threads (opt-in: on a shared machine
+    threads can make things slower).
+    """
+
+    def __init__(self, net: CompiledNetwork, x, *, seed: int | None = None,
+                 sample_ids=None, threads: int = 1):
+        self.net = net
+        self.seed = int(net.netlist.seed if seed is None else seed)
+        self.threads = int(threads)
+        if self.threads < 1:
+            raise EngineError(f"threads: must be >= 1 (got {threads})")
+        self.phases: list[Phase] = []
+        self.reset(x, sample_ids)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, x, sample_ids=None) -> None:
+        """Clamp new inputs and zero every state, clock and statistic."""
+        net = self.net
+        self.x = check_input(x, net.sizes[0])
+        B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
+        self.batch = B
+        ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
+        if ids.shape != (B,):
+            raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
+        self.seeds = sample_seeds(self.seed, ids)
+        z = lambda: np.zeros((B, N))  # noqa: E731
+        self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
+        self.eps = z()
+        self.osa = [z(), z(), z(), z()]  # theta, beta, delta, lamb
+        self.u = np.zeros((B, N), dtype=np.float32)
+        self.ev = np.zeros((B, N), dtype=np.int32)     # per-layer event lists of the last step
+        self.nev = np.zeros((B, L1), dtype=np.int64)   # their lengths
+        self.clock = np.zeros(B, dtype=np.int64)
+        self.nu = np.ones((B, L1))
+        self.y = np.zeros((B, net.sizes[-1]))
+        self.c_spk = np.zeros((B, L1), dtype=np.int64)
+        self.c_syn = np.zeros((B, L1 - 1, 2), dtype=np.int64)
+        self.c_upd = np.zeros((B, L1, 2), dtype=np.int64)
+        self.phases = []
+
+    @property
+    def t(self) -> int:
+        return int(self.clock[0])
+
+    def counters(self) -> dict[str, np.ndarray]:
+        return {"spikes": self.c_spk.copy(), "syn_events": self.c_syn.copy(),
+                "updates": self.c_upd.copy()}
+
+    def state(self, pop) -> np.ndarray:
+        """Copy of the states s of a population (B, n); the input layer returns x."""
+        l = self.net.layer(pop)
+        if l == 0:
+            return self.x.copy()
+        return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
+
+    # ------------------------------------------------------------------ running
+    def run(self, steps: int, *, beta: float = 0.0, target=None, name: str | None = None,
+            record_spikes: bool = False, record_states: bool = False,
+            record_extra: bool = False, every: int = 1) -> Phase:
+        """Advance ``steps`` steps with nudge strength ``beta`` towards ``target`` (B, n_out)."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise EngineError(f"steps: must be a non-negative integer (got {steps!r})")
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise EngineError(f"every: must be a positive integer (got {every!r})")
+        beta = float(beta)
+        if not math.isfinite(beta):
+            raise EngineError(f"beta: must be finite (got {beta})")
+        if target is not None:
+            y = check_input(target, self.net.sizes[-1], "target")
+            if y.shape[0] != self.batch:
+                raise EngineError(f"target: must have {self.batch} rows like the inputs "
+                                  f"(got {y.shape[0]})")
+            self.y = y
+        elif beta != 0.0:
+            raise EngineError(f"target: required when beta is non-zero (beta = {beta})")
+        B, N = self.batch, self.net.n_neurons
+        R = steps // every
+        rq = np.zeros((R if record_spikes else 0, B, N), dtype=np.bool_)
+        rs = np.zeros((R if record_states else 0, B, N))
+        rx = np.zeros((R if record_extra else 0, B, 3, N))
+        before = self.counters()
+        t0 = self.t
+        self._kernel(int(steps), beta, int(every), rq, rs, rx)
+        after = self.counters()
+        phase = Phase(name or f"phase{len(self.phases)}", t0, int(steps), beta, int(every),
+                      {k: after[k] - before[k] for k in after},
+                      rq if record_spikes else None, rs if record_states else None,
+                      rx if record_extra else None)
+        self.phases.append(phase)
+        return phase
+
+    def _kernel(self, steps, beta, every, rq, rs, rx):
+        net = self.net
+        args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
+                net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm, self.q, self.ev, self.nev,
+                self.eps, *self.osa, self.clock, self.nu, self.u, self.c_spk, self.c_syn,
+                self.c_upd, every, rq, rs, rx)
+        if self.threads > 1:
+            import numba
+            prev = numba.get_num_threads()
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                K.run_lockstep_parallel(*args)
+            finally:
+                numba.set_num_threads(prev)
+        else:
+            K.run_lockstep(*args)
+
+    def result(self, **metadata) -> RunResult:
+        net = self.net
+        meta = {"engine": self.name, "seed": self.seed, "batch": self.batch,
+                "netlist": net.netlist.name, **metadata}
+        return RunResult(net.names, net.sizes, self.batch, list(self.phases), self.counters(),
+                         {n: self.state(n) for n in net.names}, meta)

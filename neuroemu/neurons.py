@@ -1,0 +1,75 @@
+"""Registry of neuron components: names, integer kinds, parameters, defaults and bounds.
+
+Descriptions only -- the arithmetic lives in :mod:`neuroemu.kernels`, which dispatches on
+the integer kinds defined here.  See ``docs/model.md`` for the equations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Integer kinds shared with kernels.py (kernels.py does not import this module; the
+# numbers are repeated there as module constants and checked by a test).
+ENCODERS = {"none": 0, "stochastic": 1, "sigma_delta": 2}
+DECODERS = {"identity": 0, "predictive": 1}
+ANNEALERS = {"constant": 0, "scheduled": 1, "osa": 2}
+SCHEDULES = {"constant": 0, "scheduled": 1}  # for the predictive-coding lambda
+ROLES = ("input", "hidden", "output")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One numeric parameter of a component: default and open/closed bounds."""
+
+    name: str
+    default: float | None
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    doc: str = ""
+
+    def check(self, value: float) -> str | None:
+        """Return a rule violated by ``value`` or None."""
+        lo_ok = value > self.lo if self.lo_open else value >= self.lo
+        hi_ok = value < self.hi if self.hi_open else value <= self.hi
+        if lo_ok and hi_ok:
+            return None
+        lb = "(" if self.lo_open else "["
+        hb = ")" if self.hi_open else "]"
+        return f"must lie in {lb}{self.lo:g}, {self.hi:g}{hb}"
+
+
+INF = float("inf")
+
+# Parameters of each step-size annealer ("eps" table of a population).
+ANNEALER_PARAMS = {
+    "constant": (Param("eps0", 0.5, 0.0, 1.0, lo_open=True, doc="eps_t = eps0"),),
+    "scheduled": (
+        Param("eps0", 1.0, 0.0, INF, lo_open=True, doc="eps_t = eps0 / t**eta"),
+        Param("eta", 0.5, 0.0, INF, doc="decay exponent"),
+    ),
+    "osa": (
+        Param("nu_bar", None, 0.0, 1.0, lo_open=True, hi_open=True,
+              doc="OSA target step size (George & Powell 2006)"),
+        Param("reg", 1e-15, 0.0, INF, doc="regulariser e in alpha = 1 - (var+e)/(delta+e)"),
+    ),
+}
+
+# Parameters of each lambda schedule ("lam" table of a population).
+SCHEDULE_PARAMS = {
+    "constant": (Param("value", None, 0.0, 1.0, lo_open=True, doc="lam_t = value"),),
+    "scheduled": (
+        Param("lam0", None, 0.0, INF, lo_open=True, doc="lam_t = lam0 / t**eta"),
+        Param("eta", None, 0.0, INF, doc="decay exponent"),
+    ),
+}
+
+# Default neuron: the continuous Hopfield neuron of the paper (real-valued messages, eps=0.5).
+DEFAULT_NEURON = {
+    "encoder": "none",
+    "predictive": False,
+    "decoder": "identity",
+    "lam": {"kind": "constant", "value": 1.0},
+    "eps": {"kind": "constant", "eps0": 0.5},
+}
