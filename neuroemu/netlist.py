@@ -31,6 +31,7 @@ _NEURON_KEYS = set(DEFAULT_NEURON)
 _POP_KEYS = {"name", "size", "role", "bias", "neuron"}
 _PROJ_KEYS = {"pre", "post", "weights"}
 _MAX_SIZE = 10_000_000
+_MAX_WEIGHTS = 200_000_000  # per projection: 1.6 GB as float64
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,9 @@ class _Validator:
             ends.append(by_name[n])
         pre, post = ends
         shape = (pre.size, post.size)
+        if pre.size * post.size > _MAX_WEIGHTS:
+            self.fail(fld, f"at most {_MAX_WEIGHTS} weights per projection",
+                      f"{pre.size} x {post.size}")
         spec = value.get("weights", {"init": "glorot_uniform"})
         if isinstance(spec, dict) and "init" in spec:
             w = self.init(spec, f"{fld}.weights", shape, seed, i)

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+
+from neuroemu import compile as compiler
+from neuroemu import netlist
+
+ROOT = Path(__file__).resolve().parents[1]
+NETLISTS = ROOT / "netlists"
+
+
+@pytest.fixture
+def tiny():
+    return netlist.load(NETLISTS / "tiny.toml")
+
+
+def make_netlist(sizes, neuron: dict, seed=0, bias=0.0, gain=1.0, extra=None):
+    """Build a layered netlist from Python values (through the validating loader)."""
+    names = ["input"] + [f"h{i}" for i in range(1, len(sizes) - 1)] + ["output"]
+    raw = {"network": {"name": "t", "seed": seed}, "neuron": neuron,
+           "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
+           "projection": [{"pre": names[i], "post": names[i + 1],
+                           "weights": {"init": "glorot_uniform", "seed": seed + i, "gain": gain}}
+                          for i in range(len(sizes) - 1)]}
+    for p in raw["population"][1:]:
+        p["bias"] = bias
+    if extra:
+        raw.update(extra)
+    return netlist.from_dict(raw, path="<test>")
+
+
+def build(net):
+    return compiler.build(net)
