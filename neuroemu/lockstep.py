@@ -115,19 +115,20 @@ class LockstepSession:
     def _kernel(self, steps, beta, every, rq, rs, rx):
         net = self.net
         args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
-                net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm, self.q, self.ev, self.nev,
-                self.eps, *self.osa, self.clock, self.nu, self.u, self.c_spk, self.c_syn,
-                self.c_upd, every, rq, rs, rx)
-        if self.threads > 1:
-            import numba
-            prev = numba.get_num_threads()
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-            try:
-                K.run_lockstep_parallel(*args)
-            finally:
-                numba.set_num_threads(prev)
-        else:
-            K.run_lockstep(*args)
+                net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm,
+                self.q, self.ev, self.nev, self.eps, *self.osa, self.clock, self.nu, self.u,
+                self.c_spk, self.c_syn, self.c_upd)
+        if self.threads == 1:
+            K.run_lockstep(*args, every, rq, rs, rx)
+            return
+        import numba
+        n = min(self.threads, numba.config.NUMBA_NUM_THREADS)
+        prev = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            K.run_lockstep_parallel(*args, every, rq, rs, rx)
+        finally:
+            numba.set_num_threads(prev)
 
     def result(self, **metadata) -> RunResult:
         net = self.net

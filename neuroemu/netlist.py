@@ -173,9 +173,17 @@ def from_dict(raw: Any, path: str | Path | None = None, text: str | None = None)
                    hardware=hardware, path=str(path) if path else None, text=text)
 
 
+class _Said(str):
+    """A value description that is printed as is (not repr'd), e.g. 'shape (2, 3)'."""
+
+
 def _short(value: Any) -> str:
-    s = repr(value)
+    s = str(value) if isinstance(value, _Said) else repr(value)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _member(value: Any, allowed) -> bool:
+    return isinstance(value, str) and value in allowed
 
 
 class _Validator:
@@ -219,7 +227,7 @@ class _Validator:
             value = {"kind": value}
         self.table(value, fld)
         kind = value.get("kind")
-        if kind not in registry:
+        if not _member(kind, registry):
             self.fail(f"{fld}.kind", f"must be one of {', '.join(registry)}", kind)
         spec = {p.name: p for p in params_of[kind]}
         out = {}
@@ -250,10 +258,10 @@ class _Validator:
                           val)
             merged[key] = val
         enc = merged["encoder"]
-        if enc not in ENCODERS:
+        if not _member(enc, ENCODERS):
             self.fail(f"{fld}.encoder", f"must be one of {', '.join(ENCODERS)}", enc)
         dec = merged["decoder"]
-        if dec not in DECODERS:
+        if not _member(dec, DECODERS):
             self.fail(f"{fld}.decoder", f"must be one of {', '.join(DECODERS)}", dec)
         pred = merged["predictive"]
         if not isinstance(pred, bool):
@@ -273,7 +281,7 @@ class _Validator:
         size = self.integer(value.get("size"), f"{fld}.size", 1, _MAX_SIZE)
         want = "input" if i == 0 else "output" if i == count - 1 else "hidden"
         role = value.get("role", want)
-        if role not in ROLES:
+        if not _member(role, ROLES):
             self.fail(f"{fld}.role", f"must be one of {', '.join(ROLES)}", role)
         if role != want:
             self.fail(f"{fld}.role", f"populations are layers in order input, hidden..., output; "
@@ -307,9 +315,9 @@ class _Validator:
             except (ValueError, TypeError):
                 self.fail(fld, "must be a rectangular array of numbers", spec)
         if arr.dtype.kind not in "iuf" or arr.dtype == np.bool_:
-            self.fail(fld, "must hold numbers only", spec if not isinstance(spec, dict) else arr.dtype)
+            self.fail(fld, "must hold numbers only", _Said(f"dtype {arr.dtype}"))
         if arr.shape != shape:
-            self.fail(fld, f"must have shape {shape}", f"shape {arr.shape}")
+            self.fail(fld, f"must have shape {shape}", _Said(f"shape {arr.shape}"))
         arr = np.ascontiguousarray(arr, dtype=np.float64)
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -329,14 +337,14 @@ class _Validator:
         ends = []
         for end in ("pre", "post"):
             n = value.get(end)
-            if n not in by_name:
+            if not _member(n, by_name):
                 self.fail(f"{fld}.{end}", f"must name a population ({', '.join(by_name)})", n)
             ends.append(by_name[n])
         pre, post = ends
         shape = (pre.size, post.size)
         if pre.size * post.size > _MAX_WEIGHTS:
             self.fail(fld, f"at most {_MAX_WEIGHTS} weights per projection",
-                      f"{pre.size} x {post.size}")
+                      _Said(f"{pre.size} x {post.size}"))
         spec = value.get("weights", {"init": "glorot_uniform"})
         if isinstance(spec, dict) and "init" in spec:
             w = self.init(spec, f"{fld}.weights", shape, seed, i)
@@ -349,7 +357,7 @@ class _Validator:
             if key not in ("init", "seed", "gain"):
                 self.fail(f"{fld}.{key}", "unknown key (allowed: init, seed, gain)", spec[key])
         rule = spec["init"]
-        if rule not in ("glorot_uniform", "zeros"):
+        if not _member(rule, ("glorot_uniform", "zeros")):
             self.fail(f"{fld}.init", "must be one of glorot_uniform, zeros", rule)
         if rule == "zeros":
             w = np.zeros(shape)

@@ -1,0 +1,218 @@
+"""The convergence experiment of the paper's Fig. 2 (docs/model.md section 5).
+
+For each of ``runs`` random 500-500-10 networks (Glorot weights, zero biases, a batch of
+20 inputs uniform in [0, 1], random one-hot targets) every scheme runs 500 synchronous
+spiking steps from zero: 250 free, then 250 nudged with beta = 0.5, clocks running
+through.  The reference fixed points come from the continuous network (eps = 0.5) with the
+same weights, inputs and input lag: 2,500 free steps, then 2,500 nudged steps.  The error
+at step t is the mean |s - s_fixed| per non-input layer, averaged over layers with equal
+weight; a scheme's score is the mean over runs of (error at 250 + error at 500) / 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import compile as compiler
+from . import engine, netlist
+from .errors import EngineError
+
+EXAMPLE = """example:
+  neuroemu converge --runs 20 --json out.json --plot docs/img/fig2.png"""
+
+SD = {"encoder": "sigma_delta"}
+PRED = {"predictive": True, "decoder": "predictive"}
+# Scheme name -> neuron components, in docs/model.md section 5's order.
+SCHEMES = {
+    "sd_eps_sqrt": {**SD, "eps": {"kind": "scheduled", "eps0": 1.0, "eta": 0.5}},
+    "sd_pred_poly": {**SD, **PRED, "lam": {"kind": "scheduled", "lam0": 0.67, "eta": 0.578},
+                     "eps": {"kind": "scheduled", "eps0": 0.775, "eta": 0.313}},
+    "sd_osa": {**SD, "eps": {"kind": "osa", "nu_bar": 0.0503, "reg": 1e-7}},
+    "sd_pred_osa": {**SD, **PRED, "lam": {"kind": "constant", "value": 0.206},
+                    "eps": {"kind": "osa", "nu_bar": 0.0411, "reg": 1e-7}},
+    "sd_pred_osa_lamsched": {**SD, **PRED, "lam": {"kind": "scheduled", "lam0": 0.39, "eta": 0.45},
+                             "eps": {"kind": "osa", "nu_bar": 0.108, "reg": 1e-7}},
+    "stochastic_eps_sqrt": {"encoder": "stochastic",
+                            "eps": {"kind": "scheduled", "eps0": 1.0, "eta": 0.5}},
+}
+LABELS = {
+    "sd_eps_sqrt": "sigma-delta, eps = 1/sqrt(t)",
+    "sd_pred_poly": "predictive, eps = 0.775/t^0.313, lam = 0.67/t^0.578",
+    "sd_osa": "eps = OSA(0.0503)",
+    "sd_pred_osa": "eps = OSA(0.0411), lam = 0.206",
+    "sd_pred_osa_lamsched": "eps = OSA(0.108), lam = 0.39/t^0.45",
+    "stochastic_eps_sqrt": "stochastic, eps = 1/sqrt(t)",
+}
+
+
+@dataclass
+class Protocol:
+    sizes: tuple[int, ...] = (500, 500, 10)
+    batch: int = 20
+    free: int = 250
+    nudged: int = 250
+    beta: float = 0.5
+    ref_free: int = 2500
+    ref_nudged: int = 2500
+
+
+def continuous_states(W, x, steps, beta=0.0, y=None, s=None, eps=0.5, tol=1e-14):
+    """Continuous dynamics (model.md section 2, zero biases) with dense float64 matmuls.
+
+    The map is time-invariant within a phase and contracts, so the loop stops early once a
+    step moves no state by more than ``tol`` (1e-14 by default: the remaining distance to
+    the fixed point is then ~1e-13, against errors of 1e-4 and more being measured; a
+    bitwise-unchanged step ends it in any case).
+    """
+    L = len(W)
+    if s is None:
+        s = [np.zeros((x.shape[0], w.shape[0])) for w in W] + [np.zeros((x.shape[0],
+                                                                           W[-1].shape[1]))]
+    for _ in range(steps):
+        prev = s
+        s = [x]
+        for l in range(1, L + 1):
+            drive = np.clip(prev[l - 1], 0, 1) @ W[l - 1]
+            if l < L:
+                drive = drive + np.clip(prev[l + 1], 0, 1) @ W[l].T
+            if y is not None:
+                if l == L:
+                    drive = drive + 2.0 * beta * (y - prev[l])
+            s.append(np.clip((1 - eps) * prev[l] + eps * drive, 0.0, 1.0))
+        if max(np.abs(a - b).max() for a, b in zip(s, prev)) <= tol:
+            break
+    return s
+
+
+def make_network(sizes, neuron: dict, weights, seed: int) -> netlist.Netlist:
+    names = ["input"] + [f"hidden{i}" for i in range(1, len(sizes) - 1)] + ["output"]
+    raw = {"network": {"name": "fig2", "seed": seed}, "neuron": neuron,
+           "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
+           "projection": [{"pre": names[i], "post": names[i + 1], "weights": w}
+                          for i, w in enumerate(weights)]}
+    return netlist.from_dict(raw, path="<converge>")
+
+
+def layer_errors(states, fixed, off) -> np.ndarray:
+    """Per-step error: mean |s - s*| per non-input layer, then the mean over layers."""
+    L = len(off) - 2
+    per = [np.abs(states[:, :, off[l]:off[l + 1]] - fixed[l][None]).mean(axis=(1, 2))
+           for l in range(1, L + 1)]
+    return np.mean(per, axis=0)
+
+
+def one_run(run: int, seed: int, schemes, proto: Protocol) -> dict[str, np.ndarray]:
+    """Error curves (length free+nudged) of every scheme on one random network."""
+    rng = np.random.default_rng([seed, run])
+    sizes = proto.sizes
+    weights = [netlist.glorot_uniform((a, b), int(rng.integers(2**62)))
+               for a, b in zip(sizes[:-1], sizes[1:])]
+    x = rng.random((proto.batch, sizes[0]))
+    y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=proto.batch)]
+    # the spiking network computes with float32 weights: take the fixed point of those
+    W = [w.astype(np.float32).astype(np.float64) for w in weights]
+    free_fp = continuous_states(W, x, proto.ref_free)
+    nudged_fp = continuous_states(W, x, proto.ref_nudged, beta=proto.beta, y=y, s=free_fp)
+    curves = {}
+    for name in schemes:
+        cn = compiler.build(make_network(sizes, SCHEMES[name], weights, seed + run))
+        sess = engine.session(cn, x, seed=seed + run)
+        a = sess.run(proto.free, record_states=True).states
+        b = sess.run(proto.nudged, beta=proto.beta, target=y, record_states=True).states
+        curves[name] = np.concatenate([layer_errors(a, free_fp, cn.off),
+                                       layer_errors(b, nudged_fp, cn.off)])
+    return curves
+
+
+def experiment(runs: int = 20, seed: int = 0, schemes=None, proto: Protocol | None = None,
+               progress: bool = True) -> dict[str, np.ndarray]:
+    """Error curves of shape (runs, steps) per scheme."""
+    from tqdm.auto import tqdm
+    proto = proto or Protocol()
+    schemes = list(schemes or SCHEMES)
+    out = {n: [] for n in schemes}
+    for r in tqdm(range(runs), desc="networks", disable=not progress or None):
+        for n, c in one_run(r, seed, schemes, proto).items():
+            out[n].append(c)
+    return {n: np.array(v) for n, v in out.items()}
+
+
+def scores(curves: dict[str, np.ndarray], proto: Protocol) -> dict[str, dict]:
+    i_free, i_end = proto.free - 1, proto.free + proto.nudged - 1
+    res = {}
+    for n, c in curves.items():
+        e_free, e_end = c[:, i_free], c[:, i_end]
+        res[n] = {"score": float(np.mean((e_free + e_end) / 2)),
+                  "error_at_250": float(e_free.mean()), "error_at_500": float(e_end.mean()),
+                  "score_sd_over_runs": float(np.std((e_free + e_end) / 2)),
+                  "runs": int(c.shape[0])}
+    return res
+
+
+def plot(curves, proto: Protocol, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    steps = np.arange(1, curves[next(iter(curves))].shape[1] + 1)
+    for n, c in curves.items():
+        logc = np.log10(np.maximum(c, 1e-12))
+        m, sd = logc.mean(0), logc.std(0)
+        line, = ax.plot(steps, 10**m, lw=1.4, label=LABELS.get(n, n))
+        ax.fill_between(steps, 10**(m - sd), 10**(m + sd), color=line.get_color(), alpha=0.15)
+    ax.axvline(proto.free + 0.5, color="k", ls="--", lw=1)
+    ax.text(proto.free + 4, 0.98, f"nudge on (beta = {proto.beta:g})", va="top", fontsize=9,
+            transform=ax.get_xaxis_transform())
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("mean |s - s_fixed| (layers weighted equally)")
+    ax.set_title(f"Convergence of the spiking network to the continuous fixed points\n"
+                 f"{'-'.join(map(str, proto.sizes))}, batch {proto.batch}, "
+                 f"{curves[next(iter(curves))].shape[0]} random networks (band: +-1 sd of log error)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_converge_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLE
+    p.add_argument("--runs", type=int, default=20, help="random networks (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="experiment seed (default 0)")
+    p.add_argument("--schemes", default=",".join(SCHEMES),
+                   help="comma-separated subset of: " + ", ".join(SCHEMES))
+    p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
+    p.add_argument("--plot", metavar="FILE.png", default="converge.png",
+                   help="write the figure (default converge.png; '' for none)")
+
+
+def converge_main(args) -> int:
+    names = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    for n in names:
+        if n not in SCHEMES:
+            raise EngineError(f"--schemes: unknown scheme {n!r} (known: {', '.join(SCHEMES)})")
+    if args.runs < 1:
+        raise EngineError(f"--runs: must be a positive integer (got {args.runs})")
+    proto = Protocol()
+    t0 = time.perf_counter()
+    curves = experiment(args.runs, args.seed, names, proto)
+    res = scores(curves, proto)
+    wall = time.perf_counter() - t0
+    print(f"{'scheme':<24}{'score':>11}{'err@250':>11}{'err@500':>11}")
+    for n, r in sorted(res.items(), key=lambda kv: kv[1]["score"]):
+        print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}")
+    print(f"{args.runs} networks, {wall:.1f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"schemes": res, "runs": args.runs, "seed": args.seed,
+                       "wall_s": round(wall, 2)}, f, indent=1)
+    if args.plot:
+        plot(curves, proto, args.plot)
+        print(f"figure: {args.plot}")
+    return 0
