@@ -1,0 +1,602 @@
+"""Energy accounting: exact event counts of a run -> joules on a hardware profile.
+
+The kernels count events as exact integers per sample (``spikes``, ``syn_events``,
+``updates``; see :data:`neuroemu.engine.COUNTER_DOC`).  This module
+
+1. collects them per phase, with per-neuron message counts from recorded spikes
+   (:class:`Activity`: :func:`run_network` runs a netlist, :func:`trace_phases` reads a
+   trace), and reads each population's components from the netlist (:class:`Coding`);
+2. builds the same counters for the network sending real-valued b-bit words from every
+   neuron at every step (:func:`dense_activity`), the baseline of the headline ratio;
+3. has :mod:`neuroemu.hardware` turn both into counts per event kind and part, with the
+   packets and XY hops of a placement (:func:`~neuroemu.hardware.count_events`), and price
+   them with a profile (:func:`~neuroemu.hardware.energy_pj`);
+4. reports joules by kind, population, projection, phase and sample (:func:`report`),
+   as text, JSON or a plot.
+
+``neuroemu energy NETLIST|TRACE --profile NAME`` is the command line.  The model and
+the source of every number are in ``docs/energy-model.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import hardware as hw
+from .errors import EngineError, ProfileError
+from .hardware import Counts, count_events, energy_pj, part_names  # noqa: F401 (re-exported)
+
+KINDS = hw.KINDS
+EXAMPLE = """examples:
+  neuroemu energy netlists/mnist-binary.toml --profile loihi
+  neuroemu energy netlists/mnist-binary.toml --profile all --mesh 4x4 --neurons-per-core 256
+  neuroemu energy netlists/mnist-binary.toml --dataset mnist --batch 4 --nudge-steps 50 --json
+  neuroemu energy --list-profiles"""
+
+
+# --------------------------------------------------------------------------- counts
+
+@dataclass(frozen=True)
+class Coding:
+    """Per population (bool arrays, shape (layers,)): how it talks and what it runs."""
+
+    real: np.ndarray        # sends real-valued words (encoder 'none'), else spikes
+    predictive: np.ndarray  # predictive-coding wrapper in front of the encoder
+    decoder: np.ndarray     # predictive decoder (non-input populations only)
+    osa: np.ndarray         # OSA step-size annealer (non-input populations only)
+
+
+def coding_of(net) -> Coding:
+    """Read the components of every population of a Netlist."""
+    pops = net.populations
+    nonin = np.array([p.role != "input" for p in pops])
+    return Coding(np.array([p.neuron.encoder == "none" for p in pops]),
+                  np.array([p.neuron.predictive for p in pops]),
+                  nonin & np.array([p.neuron.decoder == "predictive" for p in pops]),
+                  nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]))
+
+
+def real_valued_coding(c: Coding) -> Coding:
+    """The same neurons sending their values as words: no encoder, wrapper or decoder."""
+    f = np.zeros_like(c.real)
+    return Coding(np.ones_like(c.real), f, f.copy(), c.osa.copy())
+
+
+@dataclass
+class Activity:
+    """What a run did, per sample: kernel counters (int64, leading axis = sample) and,
+    when known, per-neuron emitted message counts ``messages`` (B, N)."""
+
+    name: str
+    steps: int
+    counters: dict
+    messages: np.ndarray | None = None
+    t_start: int = 0        # clock before the activity (0: it starts from the reset state)
+
+    @property
+    def batch(self) -> int:
+        return int(self.counters["spikes"].shape[0])
+
+    def __add__(self, other: "Activity") -> "Activity":
+        msgs = None if self.messages is None or other.messages is None \
+            else self.messages + other.messages
+        return Activity(f"{self.name}+{other.name}", self.steps + other.steps,
+                        {k: self.counters[k] + other.counters[k] for k in self.counters}, msgs,
+                        min(self.t_start, other.t_start))
+
+
+def activity_from_phase(phase) -> Activity:
+    """An engine Phase -> Activity; its spike array counts only if recorded every step."""
+    msgs = None
+    if phase.spikes is not None and phase.every == 1 and phase.spikes.shape[0] == phase.steps:
+        msgs = phase.spikes.sum(axis=0, dtype=np.int64)
+    counters = {k: np.asarray(v, dtype=np.int64) for k, v in phase.counters.items()}
+    return Activity(phase.name, phase.steps, counters, msgs, phase.t_start)
+
+
+def dense_activity(sizes, steps: int, batch: int, t_start: int = 0,
+                   name: str = "real-valued") -> Activity:
+    """Every neuron sends one word every step: the exact counts of the real-valued network.
+
+    Mirrors the kernels' counting: step t delivers the messages of step t-1 to every
+    non-input neighbour, so a run from the reset state (``t_start`` 0) delivers full
+    fan-out at ``steps - 1`` steps (nothing was sent before step 1) and a continuation at
+    ``steps``; every layer runs its encoder slot and every non-input layer its state
+    update once per step.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    delivered = steps - 1 if t_start == 0 and steps > 0 else steps
+    L1, P = len(sizes), len(sizes) - 1
+    spikes = np.tile(sizes * steps, (batch, 1))
+    syn = np.zeros((batch, P, 2), dtype=np.int64)
+    for p in range(P):
+        syn[:, p, 0] = sizes[p] * sizes[p + 1] * delivered
+        if p >= 1:
+            syn[:, p, 1] = sizes[p + 1] * sizes[p] * delivered
+    upd = np.zeros((batch, L1, 2), dtype=np.int64)
+    upd[:, 1:, 0] = sizes[1:] * steps
+    upd[:, :, 1] = sizes * steps
+    msgs = np.full((batch, int(sizes.sum())), steps, dtype=np.int64)
+    return Activity(name, steps, {"spikes": spikes, "syn_events": syn, "updates": upd}, msgs,
+                    t_start)
+
+
+# --------------------------------------------------------------------------- reports
+
+def _num(x):
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def summarise(counts: hw.Counts, profile: hw.Profile, sample: int | None = None) -> dict:
+    """Totals (``sample=None``: the whole batch) in joules, by kind, population, projection."""
+    e = hw.energy_pj(counts, profile) * 1e-12
+    ev = counts.events
+    if sample is not None:
+        one = slice(sample, sample + 1)
+        e, ev, msgs = e[one], ev[one], counts.messages[one]
+    else:
+        msgs = counts.messages
+    L1 = len(counts.sizes)
+    by_kind_e, by_kind_n = e.sum(axis=(0, 2)), ev.sum(axis=(0, 2))
+    by_part = e.sum(axis=(0, 1))
+    hop = ev[:, [KINDS.index("hop_ew"), KINDS.index("hop_ns")], :L1].sum(axis=1)
+    pk = ev[:, KINDS.index("packet"), :L1]
+    out = {
+        "total_j": float(e.sum()),
+        "by_kind": {k: float(v) for k, v in zip(KINDS, by_kind_e)},
+        "counts": {k: _num(v) for k, v in zip(KINDS, by_kind_n)},
+        "by_population": {n: float(v) for n, v in zip(counts.names, by_part[:L1])},
+        "by_projection": {n: float(v) for n, v in zip(counts.parts[L1:], by_part[L1:])},
+    }
+    out["counts"].update({
+        "messages": int(msgs.sum()),
+        "syn_events": _num(ev[:, [KINDS.index("synaptic_op"), KINDS.index("synaptic_mac")]].sum()),
+        "flits": _num((pk * counts.flits[:L1]).sum()),
+        "bits": _num((pk * counts.bits).sum()),
+        "bit_hops": _num((hop * counts.bits).sum()),
+    })
+    return out
+
+
+def neurobench(counts: hw.Counts, dense: hw.Counts, batch: int) -> dict:
+    """NeuroBench-style figures per sample: synaptic operations and activation sparsity."""
+    ev = counts.events.sum(axis=(0, 2)) / batch
+    slots = sum(counts.sizes) * counts.steps
+    msgs = counts.messages.sum() / batch
+    return {"effective_acs": float(ev[KINDS.index("synaptic_op")]),
+            "effective_macs": float(ev[KINDS.index("synaptic_mac")]),
+            "dense_synaptic_ops": float(dense.events[0, [KINDS.index("synaptic_op"),
+                                                         KINDS.index("synaptic_mac")]].sum()),
+            "activation_sparsity": float(1.0 - msgs / slots) if slots else 0.0,
+            "messages_per_neuron_step": float(msgs / slots) if slots else 0.0}
+
+
+@dataclass
+class Setup:
+    """Everything that turns activity into counts (shared by all phases and profiles)."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    coding: Coding
+    placement: hw.Placement
+    routes: hw.RouteTable
+
+    def counts(self, act, profile, coding=None, weights=False) -> hw.Counts:
+        return hw.count_events(act, coding or self.coding, self.names, self.sizes, self.placement,
+                            self.routes, profile, weights)
+
+
+def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids=None) -> dict:
+    """The full report of a run (list of phases) on one profile; see docs/energy-model.md.
+    ``sample_ids`` label the samples (default 0, 1, ...)."""
+    B = phases[0].batch
+    ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
+    total = phases[0]
+    for ph in phases[1:]:
+        total = total + ph
+    real = real_valued_coding(setup.coding)
+
+    def both(act, weights=False):
+        spk = setup.counts(act, profile, weights=weights)
+        den = setup.counts(dense_activity(setup.sizes, act.steps, B, act.t_start), profile,
+                           real, weights)
+        return spk, den
+
+    spk, den = both(total)
+    out = {"profile": profile.name, "profile_file": profile.path,
+           "scope": f"totals over the batch of {B} sample(s); per-sample figures in 'samples'",
+           "batch": B, "steps": {ph.name: ph.steps for ph in phases},
+           "mesh": setup.placement.mesh, "neurons_per_core": setup.placement.neurons_per_core,
+           "placement": setup.placement.policy, "cores_used": setup.placement.cores_used,
+           "routing": "multicast" if setup.routes.multicast else "unicast",
+           "word_bits": profile.word_bits,
+           "packet_bits": {"spike": hw.packet_bits(setup.placement, profile, False),
+                           "word": hw.packet_bits(setup.placement, profile, True)},
+           "flit_bits": profile.flit_bits, "hops_exact": spk.hops_exact}
+    s, r = summarise(spk, profile), summarise(den, profile)
+    out.update(s)
+    out["total_j_per_sample"] = s["total_j"] / B
+    out["real_valued_total_j"] = r["total_j"]
+    out["real_valued_total_j_per_sample"] = r["total_j"] / B
+    out["real_valued_by_kind"] = r["by_kind"]
+    out["real_valued_counts"] = r["counts"]
+    out["spike_vs_real_ratio"] = s["total_j"] / r["total_j"] if r["total_j"] else None
+    out["neurobench"] = neurobench(spk, den, B)
+    out["phases"] = {}
+    for ph in phases:
+        ps, pd = both(ph)
+        a, b = summarise(ps, profile), summarise(pd, profile)
+        out["phases"][ph.name] = {"steps": ph.steps, "total_j": a["total_j"],
+                                  "by_kind": a["by_kind"], "counts": a["counts"],
+                                  "real_valued_total_j": b["total_j"]}
+    out["per_inference_j"] = out["phases"][phases[0].name]["total_j"] / B
+    out["per_training_update_j"] = None
+    if len(phases) > 1:
+        ts, td = both(total, weights=True)
+        out["per_training_update_j"] = summarise(ts, profile)["total_j"] / B
+        out["per_training_update_real_valued_j"] = summarise(td, profile)["total_j"] / B
+        out["weight_update_modelled"] = profile.pj("weight_update") is not None
+    out["samples"] = []
+    for b in range(B):
+        a, d = summarise(spk, profile, b), summarise(den, profile, b)
+        out["samples"].append({"sample": ids[b], "profile": profile.name, "total_j": a["total_j"],
+                               "by_kind": a["by_kind"], "counts": a["counts"],
+                               "real_valued_total_j": d["total_j"],
+                               "spike_vs_real_ratio": a["total_j"] / d["total_j"]
+                               if d["total_j"] else None})
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+def run_network(cn, x, steps: int, nudge_steps: int = 0, beta: float = 0.5, target=None,
+                seed: int | None = None, engine: str = "lockstep", sample_ids=None,
+                progress: bool = False, chunk_bytes: int = 1 << 25) -> list[Activity]:
+    """Run a free phase (and a nudged one) recording spikes in chunks of steps, so that
+    the per-neuron message counts are exact without holding every step in memory."""
+    from . import engine as eng
+    kw = {"seed": seed} if sample_ids is None else {"seed": seed, "sample_ids": sample_ids}
+    sess = eng.session(cn, x, engine=engine, **kw)
+    B, N = sess.batch, cn.n_neurons
+    chunk = max(1, chunk_bytes // max(1, B * N))
+    plan = [("free", steps, 0.0, None)]
+    if nudge_steps:
+        plan.append(("nudged", nudge_steps, beta, target))
+    from tqdm import tqdm
+    out = []
+    with tqdm(total=steps + nudge_steps, desc="emulating", unit="step",
+              disable=not (progress and sys.stderr.isatty())) as bar:
+        for name, n, b, y in plan:
+            act = None
+            done = 0
+            while done < n or act is None:
+                k = min(chunk, n - done)
+                ph = sess.run(k, beta=b, target=y, name=name, record_spikes=True)
+                part = activity_from_phase(ph)
+                act = part if act is None else act + part
+                done += k
+                bar.update(k)
+            act.name = name
+            out.append(act)
+    return out
+
+
+def _make_input(args, cn, seed):
+    """(x, target or None, description) for a netlist run."""
+    n_in, n_out = cn.sizes[0], cn.sizes[-1]
+    if args.batch < 1:
+        raise EngineError(f"--batch: must be a positive integer (got {args.batch})")
+    if args.dataset:
+        from . import datasets
+        ds = datasets.load(args.dataset, args.data, split=args.split)
+        if ds.images.shape[1] != n_in:
+            raise EngineError(f"--dataset {args.dataset}: images have {ds.images.shape[1]} pixels, "
+                              f"the network's input has {n_in} neurons")
+        lo = args.offset
+        if not 0 <= lo <= len(ds) - args.batch:
+            raise EngineError(f"--offset: must lie in 0..{len(ds) - args.batch} for --batch "
+                              f"{args.batch} (got {lo})")
+        y = datasets.one_hot(ds.labels[lo:lo + args.batch], n_out) if n_out == 10 else None
+        return (ds.images[lo:lo + args.batch], y,
+                f"{ds.name} {ds.split} images {lo}..{lo + args.batch - 1}")
+    rng = np.random.default_rng(seed)
+    if args.input:
+        from .engine import check_input
+        try:
+            x = np.load(args.input, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"{args.input}: cannot read input array ({exc})") from None
+        x, desc = check_input(x, n_in, args.input), f"input {args.input}"
+    else:
+        x, desc = rng.random((args.batch, n_in)), f"seeded uniform random input (seed {seed})"
+    y = np.eye(n_out)[rng.integers(0, n_out, len(x))]
+    return x, y, desc
+
+
+def _load_source(args):
+    """(netlist, phases, description, sample ids or None) from a netlist (run here) or a
+    trace (read)."""
+    from . import compile as compiler
+    from . import netlist
+    path = Path(args.source)
+    trace = _open_trace(path)
+    if trace is not None:
+        return trace
+    net = netlist.load(path)
+    cn = compiler.build(net)
+    seed = net.seed if args.seed is None else args.seed
+    for opt in ("steps", "nudge_steps"):
+        v = getattr(args, opt)
+        if v < 0:
+            raise EngineError(f"--{opt.replace('_', '-')}: must be a non-negative integer "
+                              f"(got {v})")
+    x, y, desc = _make_input(args, cn, seed)
+    phases = run_network(cn, x, args.steps, args.nudge_steps, args.beta, y, seed, args.engine,
+                         progress=True)
+    return net, phases, f"{desc}; seed {seed}, engine {args.engine}", None
+
+
+def _open_trace(path: Path):
+    """:func:`trace_phases` of a trace file, or None if ``path`` is no trace."""
+    import importlib.util
+    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file() or \
+            importlib.util.find_spec("neuroemu.traces") is None:
+        return None
+    import h5py
+    from . import traces
+    try:
+        with h5py.File(path, "r") as f:
+            if int(f.attrs.get("magic", -1)) != traces.MAGIC:
+                return None  # an HDF5 netlist
+    except OSError:
+        pass  # let the trace reader explain what is wrong with the file
+    with traces.open(path) as tr:
+        return trace_phases(tr)
+
+
+def trace_phases(tr):
+    """Phases (consecutive blocks with the same name) of an open trace, with per-phase
+    counters and exact per-neuron message counts, for the samples the trace recorded."""
+    from .errors import TraceError
+    from .traces import pop_name
+    net = tr.netlist()
+    tr.counters()
+    upto = tr.counters_step
+    cg = tr.ne["counters"]
+    t_end = cg["t_end"][:tr.rows[cg["t_end"].name]]
+    blocks = tr.blocks()
+    blocks = blocks[blocks["t_start"] + blocks["steps"] <= upto]
+    if not len(blocks):
+        raise TraceError(f"{tr.path}: holds no complete block of steps to count")
+    if blocks["t_start"][0] != 0:
+        raise TraceError(f"{tr.path}: starts at step {blocks['t_start'][0]}: the counters of "
+                         f"the steps before it are not in the file")
+    spans = []
+    for row in blocks:
+        name = row["phase"].decode("utf-8")
+        t0, t1 = int(row["t_start"]), int(row["t_start"] + row["steps"])
+        if spans and spans[-1][0] == name and spans[-1][2] == t0:
+            spans[-1][2] = t1
+        else:
+            spans.append([name, t0, t1])
+    samples = list(tr.samples)
+
+    def cum(t):
+        if t == 0:
+            return {k: 0 for k in ("spikes", "syn_events", "updates")}
+        i = int(np.searchsorted(t_end, t))
+        return {k: cg[k][i] for k in ("spikes", "syn_events", "updates")}
+
+    phases = []
+    for name, t0, t1 in spans:
+        c0, c1 = cum(t0), cum(t1)
+        counters = {k: np.asarray(c1[k] - c0[k], dtype=np.int64)[samples] for k in c1}
+        msgs = np.stack([np.concatenate([tr.counts(pop_name(layer, s, len(samples)), t0 + 1,
+                                                   t1 + 1) for layer in tr.layers])
+                         for s in samples])
+        phases.append(Activity(name, t1 - t0, counters, msgs, t0))
+    desc = f"trace {tr.path.name}: {len(samples)} recorded of a batch of {tr.batch} samples"
+    return (net, phases, desc + ("" if tr.complete else f" (unfinished trace: steps 1..{upto})"),
+            samples)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def add_energy_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EXAMPLE
+    p.add_argument("source", nargs="?", help="netlist (.toml/.h5) to run, or a trace file")
+    p.add_argument("--profile", action="append", metavar="NAME|FILE",
+                   help="hardware profile: a shipped name, a .toml file, or 'all' "
+                        "(repeatable; default loihi)")
+    p.add_argument("--list-profiles", action="store_true", help="list shipped profiles and exit")
+    g = p.add_argument_group("placement and routing")
+    g.add_argument("--mesh", help="WIDTHxHEIGHT of cores (default: smallest square that fits)")
+    g.add_argument("--neurons-per-core", type=int, default=256, help="default 256")
+    g.add_argument("--placement", default="layer",
+                   help="layer (each population from a fresh core; default), packed, or a .npy "
+                        "file of one core index per neuron")
+    g.add_argument("--routing", choices=("multicast", "unicast"), default="multicast",
+                   help="one packet per destination core (default) or per destination neuron")
+    g.add_argument("--word-bits", type=int, help="bits of a real-valued word (default: the "
+                                                 "profile's, 32 in the shipped ones)")
+    r = p.add_argument_group("running a netlist")
+    r.add_argument("--steps", type=int, default=100, help="free-phase steps (default 100)")
+    r.add_argument("--nudge-steps", type=int, default=0,
+                   help="nudged-phase steps after the free phase (default 0: inference only)")
+    r.add_argument("--beta", type=float, default=0.5, help="nudge strength (default 0.5)")
+    r.add_argument("--batch", type=int, default=1, help="samples (default 1)")
+    r.add_argument("--input", metavar="FILE.npy", help="input batch (B, n_input)")
+    r.add_argument("--dataset", help="mnist or fashion-mnist: take --batch images as input")
+    r.add_argument("--data", metavar="DIR", help="dataset folder (see neuroemu.datasets)")
+    r.add_argument("--split", choices=("train", "test"), default="test", help="default test")
+    r.add_argument("--offset", type=int, default=0, help="first image (default 0)")
+    r.add_argument("--seed", type=int, help="run seed (default: the netlist's)")
+    r.add_argument("--engine", default="lockstep", help="lockstep (default) or async")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print JSON (a list if several profiles)")
+    o.add_argument("--plot", metavar="FILE.png", help="stacked bars of where the energy goes")
+
+
+def _profiles(args) -> list[hw.Profile]:
+    names = args.profile or ["loihi"]
+    if "all" in names:
+        names = [n for n in names if n != "all"] + hw.shipped_profiles()
+    out = []
+    for n in dict.fromkeys(names):
+        prof = hw.load_profile(n)
+        if args.word_bits is not None:
+            if not 1 <= args.word_bits <= 4096:
+                raise ProfileError(f"--word-bits: must be an integer in [1, 4096] "
+                                   f"(got {args.word_bits})")
+            prof = replace(prof, word_bits=args.word_bits)
+        out.append(prof)
+    return out
+
+
+def energy_main(args) -> int:
+    if args.list_profiles:
+        for n in hw.shipped_profiles():
+            print(f"{n:<14} {hw.load_profile(n).description}")
+        return 0
+    if not args.source:
+        raise EngineError("energy: give a NETLIST or TRACE file (or --list-profiles)")
+    profiles = _profiles(args)
+    net, phases, desc, ids = _load_source(args)
+    mesh = hw.parse_mesh(args.mesh) if args.mesh else None
+    names, sizes = tuple(p.name for p in net.populations), net.sizes
+    placement = hw.place(sizes, mesh, args.neurons_per_core, args.placement)
+    setup = Setup(names, sizes, coding_of(net), placement,
+                  hw.route_table(placement, sizes, args.routing == "multicast"))
+    reports = [report(setup, phases, prof, ids) for prof in profiles]
+    for rep in reports:
+        rep.update({"source": str(args.source), "network": net.name, "input": desc})
+    if args.plot:
+        plot(reports, args.plot)
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
+        return 0
+    for i, rep in enumerate(reports):
+        print_report(rep, setup, profiles[i], header=(i == 0))
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def fmt_n(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def fmt_j(j: float) -> str:
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+        if abs(j) >= scale:
+            return f"{j / scale:.4g} {unit}"
+    return f"{j / 1e-12:.4g} pJ"
+
+
+def print_report(rep: dict, setup: Setup, prof: hw.Profile, header: bool = True) -> None:
+    B = rep["batch"]
+    pl = setup.placement
+    binary = not setup.coding.real.any()
+    if header:
+        steps = ", ".join(f"{n} {s}" for n, s in rep["steps"].items())
+        print(f"{rep['source']}: network {rep['network']} ({'-'.join(map(str, setup.sizes))}), "
+              f"steps {steps}, batch {B}; {rep['input']}")
+        print(f"placement {pl.policy} on a {pl.mesh} mesh ({pl.cores_used} of {pl.n_cores} cores, "
+              f"{pl.neurons_per_core} neurons per core), {rep['routing']} XY routing; hop counts "
+              + ("exact (per-neuron message counts)" if rep["hops_exact"]
+                 else "ESTIMATED (no per-neuron counts)"))
+    print(f"\nprofile {prof.name}: {prof.description}")
+    print(f"  packets: spike {rep['packet_bits']['spike']} bits, {rep['word_bits']}-bit word "
+          f"{rep['packet_bits']['word']} bits; flits of {rep['flit_bits']} bit(s)")
+    this = "this run (spikes)" if binary else "this run (words, zeros skipped)"
+    print(f"  energy per sample (mean of {B})   {this:>28}   {'real-valued words, every step':>30}")
+    print(f"  {'kind':<18}{'count':>14}{'energy':>12}{'share':>7}   {'count':>14}{'energy':>12}")
+    tot, rtot = rep["total_j"], rep["real_valued_total_j"]
+    for k in KINDS:
+        n, e = rep["counts"][k] / B, rep["by_kind"][k] / B
+        rn, re = rep["real_valued_counts"][k] / B, rep["real_valued_by_kind"][k] / B
+        if n == 0 and rn == 0:
+            continue
+        print(f"  {k:<18}{fmt_n(n):>14}{fmt_j(e):>12}{100 * e * B / tot if tot else 0:>6.1f}%"
+              f"   {fmt_n(rn):>14}{fmt_j(re):>12}")
+    print(f"  {'total':<18}{'':>14}{fmt_j(tot / B):>12}{'':>7}   {'':>14}{fmt_j(rtot / B):>12}")
+    ratio = rep["spike_vs_real_ratio"]
+    if ratio:
+        print(f"  this run / real-valued energy ratio: {ratio:.4f} (real-valued costs "
+              f"{1 / ratio:.3g}x this run)")
+    c, rc = rep["counts"], rep["real_valued_counts"]
+    print("  traffic per sample: " + ", ".join(
+        f"{fmt_n(c[k] / B)} {k.replace('_', '-')} (real-valued {fmt_n(rc[k] / B)})"
+        for k in ("messages", "bits", "bit_hops")))
+    print("  by population (neuron updates and the traffic it sends):  "
+          + ", ".join(f"{n} {fmt_j(e / B)}" for n, e in rep["by_population"].items()))
+    print("  by projection (synaptic events; weight updates):  "
+          + ", ".join(f"{n} {fmt_j(e / B)}" for n, e in rep["by_projection"].items() if e))
+    nb = rep["neurobench"]
+    print(f"  NeuroBench-style per sample: {fmt_n(nb['effective_acs'])} effective ACs, "
+          f"{fmt_n(nb['effective_macs'])} effective MACs, {fmt_n(nb['dense_synaptic_ops'])} dense "
+          f"synaptic ops; activation sparsity {nb['activation_sparsity']:.4f}")
+    if len(rep["phases"]) > 1:
+        for name, ph in rep["phases"].items():
+            print(f"  phase {name}: {ph['steps']} steps, {fmt_j(ph['total_j'] / B)} per sample "
+                  f"(real-valued {fmt_j(ph['real_valued_total_j'] / B)})")
+    line = f"  per inference (free phase): {fmt_j(rep['per_inference_j'])}"
+    if rep["per_training_update_j"] is not None:
+        line += (f"; per training update (both phases + weight updates): "
+                 f"{fmt_j(rep['per_training_update_j'])}")
+        if not rep["weight_update_modelled"]:
+            line += " [this profile has no weight-update figure: counted as 0]"
+    print(line)
+
+
+def plot(reports: list[dict], path) -> None:
+    """Stacked bars per profile (columns): this run vs real-valued words, split by event
+    kind; the bottom row leaves the synaptic events out so the smaller kinds show."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(reports)
+    fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 2.4, 7.4), squeeze=False)
+    colors = dict(zip(KINDS, plt.get_cmap("tab20")(np.linspace(0, 1, len(KINDS)))))
+    syn = ("synaptic_op", "synaptic_mac")
+    for col, rep in enumerate(reports):
+        B = rep["batch"]
+        this = "spikes\n(this run)" if rep["counts"]["synaptic_mac"] == 0 else "words\n(this run)"
+        for row, kinds in enumerate((KINDS, [k for k in KINDS if k not in syn])):
+            ax, bottoms = axes[row, col], np.zeros(2)
+            for k in kinds:
+                vals = np.array([rep["by_kind"][k], rep["real_valued_by_kind"][k]]) / B * 1e6
+                if vals.any():
+                    ax.bar([0, 1], vals, 0.6, bottom=bottoms, color=colors[k], label=k)
+                    bottoms += vals
+            if not bottoms.any():
+                ax.text(0.5, 0.5, "nothing else is priced\n(all-in synaptic figure)",
+                        ha="center", va="center", transform=ax.transAxes, fontsize=9)
+            ax.set_xlim(-0.6, 1.6)
+            ax.set_xticks([0, 1], [this, f"{rep['word_bits']}-bit words\nevery step"])
+            ax.set_ylabel("uJ per sample" + ("" if row == 0 else ", without synaptic events"),
+                          fontsize=9)
+            if row == 0:
+                ax.set_title(f"{rep['profile']}: this run / words = "
+                             f"{rep['spike_vs_real_ratio']:.3f}", fontsize=10)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    order = [k for k in KINDS if k in handles]
+    right = 1 - 1.7 / (3.4 * n + 2.4)
+    fig.legend([handles[k] for k in order], order, loc="center left", fontsize=8,
+               bbox_to_anchor=(right, 0.5))
+    steps = ", ".join(f"{k} {v}" for k, v in reports[0]["steps"].items())
+    fig.suptitle(f"{reports[0]['network']}: where the energy goes per sample (steps {steps}; "
+                 f"{reports[0]['mesh']} mesh, {reports[0]['placement']} placement, "
+                 f"{reports[0]['routing']})", fontsize=10)
+    fig.tight_layout(rect=(0, 0, right, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,444 @@
+"""Hardware side of the energy model: profiles, placement on a 2D mesh, XY routing.
+
+* A **profile** (``neuroemu/data/profiles/NAME.toml`` or any TOML file of the same form)
+  gives the energy of each kind of event in picojoules and the packet format of the
+  network-on-chip.  :func:`load_profile` validates it; every problem is a
+  :class:`~neuroemu.errors.ProfileError` naming the file, the field, the rule and the value.
+* A **placement** puts every neuron (global index, layers in order) on a core of a
+  ``width x height`` mesh: by layer (each population starts on a fresh core), packed
+  (cores filled in neuron order), or from a user-given ``.npy`` map of core indices.
+  Core ``c`` sits at column ``x = c % width`` and row ``y = c // width``.
+* A **route table** says, for one message emitted by neuron ``i``, how many packets it
+  becomes and how many east-west / north-south link hops those packets travel under
+  dimension-order (XY) routing: ``hops = |dx| + |dy|`` per (sender core, destination)
+  pair.  Multicast sends one packet per destination *core*; unicast one per destination
+  *neuron*.
+
+* :func:`count_events` combines these tables with the counters of a run (collected by
+  :mod:`neuroemu.energy`) into counts per event kind and part, and :func:`energy_pj`
+  prices them.  See ``docs/energy-model.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProfileError, where
+
+# Event kinds with an energy per event, in report order.  ``weight_update`` is optional in
+# a profile (only training-update reports use it).
+KINDS = ("synaptic_op", "synaptic_mac", "neuron_update", "input_update", "encoder_update",
+         "predictive_update", "decoder_update", "annealer_update", "packet", "hop_ew",
+         "hop_ns", "weight_update")
+OPTIONAL_KINDS = ("weight_update",)
+# Kinds charged per flit (the others per event).
+FLIT_KINDS = ("packet", "hop_ew", "hop_ns")
+KIND_DOC = {
+    "synaptic_op": "synaptic event of a spike (weight read + accumulate), per synapse",
+    "synaptic_mac": "synaptic event of a real-valued word (multiply-accumulate), per synapse",
+    "neuron_update": "state update of a non-input neuron (drive + leaky step), per step",
+    "input_update": "one step of a clamped input neuron",
+    "encoder_update": "quantizer step (sigma-delta / stochastic) of a spiking neuron",
+    "predictive_update": "predictive-coding wrapper step of an encoder",
+    "decoder_update": "predictive decoder step of a receiving neuron",
+    "annealer_update": "OSA step-size update of a neuron",
+    "packet": "packet (per flit) handed from the sender's router to a destination core",
+    "hop_ew": "one east-west link hop of one flit",
+    "hop_ns": "one north-south link hop of one flit",
+    "weight_update": "learning-rule update of one weight or bias, per sample",
+}
+_NOC_KEYS = {"header_bits": (0, 4096), "flit_bits": (1, 1 << 20), "word_bits": (1, 4096)}
+_TOP_KEYS = {"profile", "noc", "energy_pj", "sources"}
+POLICIES = ("layer", "packed")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Energies per event (pJ) and the packet format of one hardware model."""
+
+    name: str
+    description: str
+    energy_pj: dict[str, float]        # every kind of KINDS except missing optional ones
+    header_bits: int                   # packet header (type, routing) bits
+    flit_bits: int                     # link width: a b-bit packet takes ceil(b / flit_bits) flits
+    word_bits: int                     # payload of a real-valued message (default 32)
+    sources: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+    def pj(self, kind: str) -> float | None:
+        return self.energy_pj.get(kind)
+
+
+def profiles_dir() -> Path:
+    return Path(str(resources.files("neuroemu") / "data" / "profiles"))
+
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles shipped as package data."""
+    d = profiles_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a shipped profile by name (``loihi``) or any profile file by path."""
+    s = str(name_or_path)
+    path = Path(s)
+    if not (s.endswith(".toml") or path.exists()):
+        shipped = shipped_profiles()
+        if s not in shipped:
+            raise ProfileError(f"--profile: unknown profile {s!r} (shipped: {', '.join(shipped)}; "
+                               f"or give the path of a profile .toml file)")
+        path = profiles_dir() / f"{s}.toml"
+    if not path.is_file():
+        raise ProfileError(f"{path}: profile file not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{where(path, 'TOML')}: cannot parse profile ({exc})") from None
+    return profile_from_dict(raw, path)
+
+
+def _short(value) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def profile_from_dict(raw, path=None) -> Profile:
+    """Validate a parsed profile table (see ``docs/energy-model.md`` for the format)."""
+    def fail(fld, rule, value=...):
+        got = "" if value is ... else f" (got {_short(value)})"
+        raise ProfileError(f"{where(path, fld)}: {rule}{got}")
+
+    def table(value, fld, required=True):
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            fail(fld, "must be a table", value)
+        return value
+
+    table(raw, "")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            fail(key, f"unknown top-level key (allowed: {', '.join(sorted(_TOP_KEYS))})", raw[key])
+    head = table(raw.get("profile"), "profile")
+    for key in head:
+        if key not in ("name", "description"):
+            fail(f"profile.{key}", "unknown key (allowed: name, description)", head[key])
+    name = head.get("name", Path(path).stem if path else None)
+    if not isinstance(name, str) or not name:
+        fail("profile.name", "must be a non-empty string", name)
+    desc = head.get("description", "")
+    if not isinstance(desc, str):
+        fail("profile.description", "must be a string", desc)
+
+    noc = table(raw.get("noc"), "noc")
+    bits = {}
+    for key in noc:
+        if key not in _NOC_KEYS:
+            fail(f"noc.{key}", f"unknown key (allowed: {', '.join(_NOC_KEYS)})", noc[key])
+    for key, (lo, hi) in _NOC_KEYS.items():
+        value = noc.get(key, 32 if key == "word_bits" else ...)
+        if value is ...:
+            fail(f"noc.{key}", "is required")
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            fail(f"noc.{key}", f"must be an integer in [{lo}, {hi}]", value)
+        bits[key] = value
+
+    en = table(raw.get("energy_pj"), "energy_pj")
+    energy = {}
+    for key in en:
+        if key not in KINDS:
+            fail(f"energy_pj.{key}", f"unknown event kind (allowed: {', '.join(KINDS)})", en[key])
+    for kind in KINDS:
+        if kind not in en:
+            if kind in OPTIONAL_KINDS:
+                continue
+            fail(f"energy_pj.{kind}", "is required (energy per event in pJ; 0 if included "
+                 "in another kind)")
+        value = en[kind]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            fail(f"energy_pj.{kind}", "must be a finite non-negative number of picojoules", value)
+        energy[kind] = float(value)
+
+    src = table(raw.get("sources"), "sources", required=False)
+    for key, value in src.items():
+        if key not in KINDS and key not in _NOC_KEYS:
+            fail(f"sources.{key}", "must name an event kind or a noc field", value)
+        if not isinstance(value, str):
+            fail(f"sources.{key}", "must be a string", value)
+    return Profile(name, desc, energy, bits["header_bits"], bits["flit_bits"], bits["word_bits"],
+                   dict(src), str(path) if path else None)
+
+
+# --------------------------------------------------------------------------- placement
+
+def parse_mesh(text: str) -> tuple[int, int]:
+    """``"4x4"`` -> (width, height)."""
+    parts = str(text).lower().split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        w = h = 0
+    if len(parts) != 2 or w < 1 or h < 1:
+        raise ProfileError(f"--mesh: must be WIDTHxHEIGHT with positive integers, e.g. 4x4 "
+                           f"(got {text!r})")
+    return w, h
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Which core of a ``width x height`` mesh holds each neuron (global index)."""
+
+    width: int
+    height: int
+    neurons_per_core: int
+    core: np.ndarray        # int64 (N,)
+    policy: str
+
+    @property
+    def n_cores(self) -> int:
+        return self.width * self.height
+
+    @property
+    def cores_used(self) -> int:
+        return int(np.unique(self.core).size)
+
+    def xy(self, cores) -> tuple[np.ndarray, np.ndarray]:
+        c = np.asarray(cores, dtype=np.int64)
+        return c % self.width, c // self.width
+
+    @property
+    def address_bits(self) -> int:
+        """Bits of a (core, neuron-in-core) address."""
+        return _bits(self.n_cores) + _bits(self.neurons_per_core)
+
+    @property
+    def mesh(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _bits(n: int) -> int:
+    return int(math.ceil(math.log2(n))) if n > 1 else 0
+
+
+def _layer_cores(sizes, npc) -> np.ndarray:
+    cores, base = [], 0
+    for n in sizes:
+        cores.append(base + np.arange(n, dtype=np.int64) // npc)
+        base += -(-n // npc)
+    return np.concatenate(cores)
+
+
+def place(sizes, mesh: tuple[int, int] | None = None, neurons_per_core: int = 256,
+          policy: str = "layer") -> Placement:
+    """Place ``sum(sizes)`` neurons.  ``policy`` is ``layer``, ``packed`` or a ``.npy`` path
+    holding one core index per neuron.  Without ``mesh`` the smallest square mesh that
+    holds the placement is used."""
+    sizes = [int(s) for s in sizes]
+    n = sum(sizes)
+    if isinstance(neurons_per_core, bool) or not isinstance(neurons_per_core, (int, np.integer)) \
+            or neurons_per_core < 1:
+        raise ProfileError(f"--neurons-per-core: must be a positive integer "
+                           f"(got {neurons_per_core!r})")
+    npc = int(neurons_per_core)
+    if policy == "layer":
+        core = _layer_cores(sizes, npc)
+    elif policy == "packed":
+        core = np.arange(n, dtype=np.int64) // npc
+    else:
+        core = _load_map(policy, n, npc)
+    needed = int(core.max()) + 1
+    if mesh is None:
+        side = max(1, math.isqrt(needed - 1) + 1) if needed > 1 else 1
+        mesh = (side, side)
+    w, h = mesh
+    if needed > w * h:
+        what = f"placement {policy!r}" if policy in POLICIES else f"{policy}"
+        raise ProfileError(f"--mesh: {what} needs {needed} cores of {npc} neurons for {n} neurons, "
+                           f"the {w}x{h} mesh has {w * h} (got --mesh {w}x{h})")
+    return Placement(w, h, npc, core, policy if policy in POLICIES else "map")
+
+
+def _load_map(path, n, npc) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ProfileError(f"{path}: cannot read placement map ({exc}); --placement takes "
+                           f"{', '.join(POLICIES)} or a .npy file of core indices") from None
+    if arr.shape != (n,) or arr.dtype.kind not in "iu":
+        raise ProfileError(f"{path}: placement map must be an integer array of shape ({n},), one "
+                           f"core index per neuron (got {arr.dtype} {arr.shape})")
+    if arr.min() < 0:
+        raise ProfileError(f"{where(path, f'[{int(np.argmin(arr))}]')}: core index must be >= 0 "
+                           f"(got {int(arr.min())})")
+    counts = np.bincount(arr)
+    if counts.max() > npc:
+        c = int(np.argmax(counts))
+        raise ProfileError(f"{where(path, f'core {c}')}: holds {int(counts[c])} neurons, more "
+                           f"than --neurons-per-core {npc}")
+    return arr.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- routing
+
+def receivers(n_layers: int, l: int) -> list[int]:
+    """Layers that receive layer l's messages: its non-input neighbours."""
+    return [m for m in (l - 1, l + 1) if 1 <= m < n_layers]
+
+
+@dataclass(frozen=True, eq=False)
+class RouteTable:
+    """Per message emitted by neuron i: ``packets[i]`` packets travelling ``hops_ew[i]``
+    east-west and ``hops_ns[i]`` north-south link hops in total (int64, shape (N,))."""
+
+    packets: np.ndarray
+    hops_ew: np.ndarray
+    hops_ns: np.ndarray
+    multicast: bool
+
+
+def route_table(placement: Placement, sizes, multicast: bool = True) -> RouteTable:
+    """Exact packets and XY hops per emitted message, for every neuron (vectorised).
+
+    For a sender on core c and destination weights ``w[d]`` (1 per destination core for
+    multicast; the number of receiving neurons on core d for unicast):
+    ``hops_ew = sum_d w[d] |x_c - x_d|``, ``hops_ns = sum_d w[d] |y_c - y_d|``.
+    """
+    sizes = [int(s) for s in sizes]
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    core = placement.core
+    n_cores = int(core.max()) + 1
+    cx, cy = placement.xy(np.arange(n_cores))
+    dx = np.abs(cx[:, None] - cx[None, :])
+    dy = np.abs(cy[:, None] - cy[None, :])
+    N = int(off[-1])
+    packets = np.zeros(N, dtype=np.int64)
+    hx = np.zeros(N, dtype=np.int64)
+    hy = np.zeros(N, dtype=np.int64)
+    for l in range(len(sizes)):
+        recv = receivers(len(sizes), l)
+        if not recv:
+            continue
+        dst = np.concatenate([core[off[m]:off[m + 1]] for m in recv])
+        w = np.bincount(dst, minlength=n_cores).astype(np.int64)
+        if multicast:
+            w = (w > 0).astype(np.int64)
+        src = core[off[l]:off[l + 1]]
+        packets[off[l]:off[l + 1]] = w.sum()
+        hx[off[l]:off[l + 1]] = (dx @ w)[src]
+        hy[off[l]:off[l + 1]] = (dy @ w)[src]
+    return RouteTable(packets, hx, hy, bool(multicast))
+
+
+def packet_bits(placement: Placement, profile: Profile, real: bool) -> int:
+    """Bits of one address-event packet: header + (core, neuron) address [+ word]."""
+    return profile.header_bits + placement.address_bits + (profile.word_bits if real else 0)
+
+
+def flits(bits: int, profile: Profile) -> int:
+    return -(-int(bits) // profile.flit_bits)
+
+
+# --------------------------------------------------------------------------- counting
+
+def part_names(names) -> tuple[str, ...]:
+    """Populations, then each projection in both directions (``pre->post``, ``post->pre``)."""
+    projs = []
+    for p in range(len(names) - 1):
+        projs += [f"{names[p]}->{names[p + 1]}", f"{names[p + 1]}->{names[p]}"]
+    return tuple(names) + tuple(projs)
+
+
+@dataclass
+class Counts:
+    """Event counts ``events[b, kind, part]`` (int64; float64 where hops were estimated),
+    plus the per-part flits per packet and traffic statistics (B, layers)."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    steps: int
+    parts: tuple[str, ...]
+    events: np.ndarray
+    flits: np.ndarray          # (parts,) flits per packet of each sending population
+    bits: np.ndarray           # (layers,) bits per packet of each sending population
+    messages: np.ndarray       # (B, layers)
+    hops_exact: bool
+    real: np.ndarray           # (layers,) which populations send words
+
+
+def count_events(act, coding, names, sizes, placement: Placement,
+                 routes: RouteTable, profile: Profile, weight_updates: bool = False) -> Counts:
+    """Counts per event kind and part of an :class:`~neuroemu.energy.Activity` (kernel
+    counters, optional per-neuron message counts) whose populations talk as ``coding``
+    (:class:`~neuroemu.energy.Coding`) -- see docs/energy-model.md sections 2 and 4."""
+    names, sizes = tuple(names), tuple(int(s) for s in sizes)
+    L1, P = len(sizes), len(sizes) - 1
+    B = act.batch
+    parts = part_names(names)
+    K = {k: i for i, k in enumerate(KINDS)}
+    c = act.counters
+    spk, syn, upd = c["spikes"], c["syn_events"], c["updates"]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    # communication: packets are exact from per-layer counts (every neuron of a layer has
+    # the same receivers); hops need per-neuron counts unless constant over the layer
+    exact = True
+    pk = np.zeros((B, L1), dtype=np.int64)
+    hx = np.zeros((B, L1), dtype=np.int64)
+    hy = np.zeros((B, L1), dtype=np.int64)
+    hxf, hyf = hx.astype(np.float64), hy.astype(np.float64)
+    for l in range(L1):
+        sl = slice(off[l], off[l + 1])
+        pk[:, l] = spk[:, l] * routes.packets[off[l]]
+        if act.messages is not None:
+            m = act.messages[:, sl]
+            hx[:, l] = m @ routes.hops_ew[sl]
+            hy[:, l] = m @ routes.hops_ns[sl]
+        elif np.all(routes.hops_ew[sl] == routes.hops_ew[off[l]]) and \
+                np.all(routes.hops_ns[sl] == routes.hops_ns[off[l]]):
+            hx[:, l] = spk[:, l] * routes.hops_ew[off[l]]
+            hy[:, l] = spk[:, l] * routes.hops_ns[off[l]]
+        else:  # estimate: messages spread evenly over the layer's neurons
+            exact = False
+            hxf[:, l] = spk[:, l] * routes.hops_ew[sl].mean()
+            hyf[:, l] = spk[:, l] * routes.hops_ns[sl].mean()
+    if not exact:
+        hx, hy = hx + hxf, hy + hyf
+    ev = np.zeros((B, len(KINDS), len(parts)), dtype=np.int64 if exact else np.float64)
+    for p in range(P):
+        for d, sender in ((0, p), (1, p + 1)):
+            kind = "synaptic_mac" if coding.real[sender] else "synaptic_op"
+            ev[:, K[kind], L1 + 2 * p + d] = syn[:, p, d]
+        if weight_updates:  # every weight of the projection and the biases it feeds
+            ev[:, K["weight_update"], L1 + 2 * p] = sizes[p] * sizes[p + 1] + sizes[p + 1]
+    state, enc = upd[:, :, 0], upd[:, :, 1]
+    ev[:, K["neuron_update"], 1:L1] = state[:, 1:]
+    ev[:, K["input_update"], 0] = enc[:, 0]
+    ev[:, K["encoder_update"], :L1] = enc * ~coding.real
+    ev[:, K["predictive_update"], :L1] = enc * coding.predictive
+    ev[:, K["decoder_update"], :L1] = state * coding.decoder
+    ev[:, K["annealer_update"], :L1] = state * coding.osa
+    ev[:, K["packet"], :L1] = pk
+    ev[:, K["hop_ew"], :L1] = hx
+    ev[:, K["hop_ns"], :L1] = hy
+    bits = np.array([packet_bits(placement, profile, bool(r)) for r in coding.real])
+    fl = np.ones(len(parts), dtype=np.int64)
+    fl[:L1] = [flits(b, profile) for b in bits]
+    return Counts(names, sizes, act.steps, parts, ev, fl, bits, spk.copy(), exact,
+                  coding.real.copy())
+
+
+def energy_pj(counts: Counts, profile: Profile) -> np.ndarray:
+    """Energy ``[b, kind, part]`` in pJ: events x pJ per event (x flits per packet for the
+    packet and hop kinds).  Kinds a profile does not model (optional) cost 0."""
+    unit = np.array([profile.pj(k) or 0.0 for k in KINDS])[:, None] * np.ones(len(counts.parts))
+    for k in FLIT_KINDS:
+        unit[KINDS.index(k)] *= counts.flits
+    return counts.events * unit
