@@ -289,3 +289,235 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
 
 run_lockstep = njit(**JIT_OPTIONS)(_run)
 run_lockstep_parallel = njit(parallel=True, **JIT_OPTIONS)(_run)
+
+
+# --------------------------------------------------------------------------- async engine
+
+@jit
+def deliver_cols(idx, vals, n_ev, binary, w, w_lo, row_len, col_lo, n_cols, urow, u_lo):
+    """Delivery into a column range of the receiving layer (one circuit cluster).
+
+    Like :func:`deliver`, but the senders come as a packed list: ``idx[k]`` is sender k's
+    index within its layer and ``vals[k]`` its message (read only when not ``binary``).
+    Each adds columns ``[col_lo, col_lo + n_cols)`` of its fan-out row (rows of length
+    ``row_len`` starting at ``w_lo``) into ``urow[u_lo:u_lo + n_cols]``, in list order --
+    with the list in sender order and the full row this is :func:`deliver`'s arithmetic.
+    """
+    uu = urow[u_lo:u_lo + n_cols]
+    for k in range(n_ev):
+        base = w_lo + idx[k] * row_len + col_lo
+        ww = w[base:base + n_cols]
+        if binary:
+            for j in range(n_cols):
+                uu[j] += ww[j]
+        else:
+            c = np.float32(vals[k])
+            for j in range(n_cols):
+                uu[j] += c * ww[j]
+
+
+@jit
+def integrate_cols(idx_a, val_a, n_a, bin_a, w_a, wlo_a, idx_b, val_b, n_b, bin_b, w_b, wlo_b,
+                   row_len, col_lo, n_cols, urow, u_lo):
+    """u(t) of one cluster: zero its columns, then deliver the messages from the layer
+    below (``*_a``) and from the layer above (``*_b``), in that order (as step_sample)."""
+    uu = urow[u_lo:u_lo + n_cols]
+    for j in range(n_cols):
+        uu[j] = np.float32(0.0)
+    deliver_cols(idx_a, val_a, n_a, bin_a, w_a, wlo_a, row_len, col_lo, n_cols, urow, u_lo)
+    deliver_cols(idx_b, val_b, n_b, bin_b, w_b, wlo_b, row_len, col_lo, n_cols, urow, u_lo)
+
+
+@jit
+def async_tick(l, lo, hi, t, nu, beta, is_out, out_lo, lp, seed, bias, y, x,
+               w_a, wlo_a, w_b, wlo_b, row_len, col_lo,
+               idx_a, val_a, n_a, bin_a, idx_b, val_b, n_b, bin_b,
+               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev):
+    """Tick t of one circuit cluster, neurons [lo, hi) of layer l of one sample (1-D rows).
+
+    Layer 0 (clamped input) only encodes ``x``.  Other layers: :func:`integrate_cols` of
+    the packets from below (``*_a``) and above (``*_b``), :func:`update_neurons` with the
+    cluster's OSA ``nu`` for this step, then :func:`encode_neurons`.  Returns the number
+    of non-zero messages (listed in ``ev[lo:lo + count]``, relative to ``lo``).
+    """
+    if l == 0:
+        return encode_neurons(0, lo, hi, t, lp, seed, x, lo, xm, phi, q, ev)
+    integrate_cols(idx_a, val_a, n_a, bin_a, w_a, wlo_a, idx_b, val_b, n_b, bin_b, w_b, wlo_b,
+                   row_len, col_lo, hi - lo, u, lo)
+    update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y, s, v, a, eps_s,
+                   th, ob, od, ol)
+    return encode_neurons(l, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+
+
+# --------------------------------------------------------------------------- EP training
+# A copy of the lockstep step loop specialised for training throughput.  The arithmetic
+# is that of step_sample / encode_neurons, bit for bit; only the event-list construction
+# is branch-free (a spike pattern is close to random, so a branch per neuron mispredicts
+# often and costs more than the whole encoder arithmetic).
+
+@jit
+def encode_neurons_bf(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
+    """:func:`encode_neurons` with a branch-free event list (same results)."""
+    n = hi - lo
+    enc = int(lp[l, LP_ENC])
+    lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
+    cc, qq, mm, pp = src[src_lo:src_lo + n], q[lo:hi], xm[lo:hi], phi[lo:hi]
+    if lp[l, LP_PRED] != 0.0:
+        for j in range(n):
+            c = min(max(cc[j], 0.0), 1.0)
+            qq[j] = (c - (1.0 - lam) * mm[j]) / lam
+            mm[j] = c
+    else:
+        for j in range(n):
+            qq[j] = min(max(cc[j], 0.0), 1.0)
+    if enc == ENC_SIGMA_DELTA:
+        for j in range(n):
+            p = pp[j] + qq[j]
+            qj = 1.0 if p > 0.5 else 0.0
+            pp[j] = p - qj
+            qq[j] = qj
+    elif enc == ENC_STOCHASTIC:
+        for j in range(n):
+            qq[j] = 1.0 if qq[j] > uniform01(seed, lo + j, t) else 0.0
+    ee = ev[lo:hi]
+    count = 0
+    for j in range(n):
+        ee[count] = j
+        count += qq[j] != 0.0
+    return count
+
+
+@jit
+def deliver4(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
+    """:func:`deliver` with binary senders' rows added four at a time.
+
+    ``u = (((u + w_a) + w_b) + w_c) + w_d`` is the same sequence of float32 additions as
+    four passes (no fast-math, so nothing is reassociated) -- bit-identical -- but loads
+    and stores the accumulator once per four rows instead of once per row.
+    """
+    if not binary or n_ev < 4:
+        deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo)
+        return
+    uu = urow[u_lo:u_lo + n_dst]
+    k = 0
+    while k + 4 <= n_ev:
+        i0 = w_lo + ev[s_lo + k] * n_dst
+        i1 = w_lo + ev[s_lo + k + 1] * n_dst
+        i2 = w_lo + ev[s_lo + k + 2] * n_dst
+        i3 = w_lo + ev[s_lo + k + 3] * n_dst
+        w0 = w[i0:i0 + n_dst]
+        w1 = w[i1:i1 + n_dst]
+        w2 = w[i2:i2 + n_dst]
+        w3 = w[i3:i3 + n_dst]
+        for j in range(n_dst):
+            uu[j] = (((uu[j] + w0[j]) + w1[j]) + w2[j]) + w3[j]
+        k += 4
+    while k < n_ev:
+        i0 = w_lo + ev[s_lo + k] * n_dst
+        w0 = w[i0:i0 + n_dst]
+        for j in range(n_dst):
+            uu[j] += w0[j]
+        k += 1
+
+
+@jit
+def step_sample_bf(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
+                   s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+                   c_spk, c_syn, c_upd):
+    """:func:`step_sample` with :func:`encode_neurons_bf` (same results, same counters)."""
+    L = off.shape[0] - 2
+    for l in range(1, L + 1):
+        lo, hi = off[l], off[l + 1]
+        n_here = hi - lo
+        u[b, lo:hi] = np.float32(0.0)
+        k = nev[b, l - 1]
+        deliver4(q[b], ev[b], off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
+                wf, wf_off[l - 1], n_here, u[b], lo)
+        c_syn[b, l - 1, 0] += k * n_here
+        if l < L:
+            k = nev[b, l + 1]
+            deliver4(q[b], ev[b], off[l + 1], k, lp[l + 1, LP_ENC] != ENC_NONE,
+                    wb, wb_off[l], n_here, u[b], lo)
+            c_syn[b, l, 1] += k * n_here
+    for l in range(1, L + 1):
+        if lp[l, LP_ANNK] == ANN_OSA:
+            nu[b, l] = osa_nu(nu[b, l], lp[l, LP_ANNA])
+        update_neurons(l, off[l], off[l + 1], t, nu[b, l], beta, l == L, off[L], lp,
+                       u[b], bias, y[b], s[b], v[b], a[b], eps_s[b], th[b], ob[b], od[b], ol[b])
+        c_upd[b, l, 0] += off[l + 1] - off[l]
+    for l in range(L + 1):
+        if l == 0:
+            k = encode_neurons_bf(0, 0, off[1], t, lp, seed, x[b], 0, xm[b], phi[b], q[b], ev[b])
+        else:
+            k = encode_neurons_bf(l, off[l], off[l + 1], t, lp, seed, s[b], off[l],
+                                  xm[b], phi[b], q[b], ev[b])
+        nev[b, l] = k
+        c_spk[b, l] += k
+        c_upd[b, l, 1] += off[l + 1] - off[l]
+
+
+def _run_train(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
+               s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
+               c_spk, c_syn, c_upd):
+    """:func:`run_lockstep` without recording, for training (bit-identical states,
+    messages and counters); samples spread over threads in the ``parallel`` build."""
+    B = s.shape[0]
+    for b in prange(B):
+        for k in range(nsteps):
+            clock[b] += 1
+            step_sample_bf(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
+                           seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu,
+                           u, c_spk, c_syn, c_upd)
+
+
+run_train = njit(**JIT_OPTIONS)(_run_train)
+run_train_parallel = njit(parallel=True, **JIT_OPTIONS)(_run_train)
+
+
+@jit
+def ep_outer(A, Bm, C, D, out):
+    """``out = A^T Bm + C^T D`` for (B, n0) / (B, n1) float64 arrays, without BLAS.
+
+    The EP weight update is a sum of B outer products; rows of A or C that are zero
+    (silent input pixels, the clamped input's zero change) are skipped.  Summation order
+    is fixed (samples in order, the A term before the C term), so results do not depend
+    on threads.  Used by :func:`neuroemu.eqprop.ep_update`.
+    """
+    nb, n0 = A.shape
+    n1 = Bm.shape[1]
+    for i in range(n0):
+        row = out[i]
+        for j in range(n1):
+            row[j] = 0.0
+        for b in range(nb):
+            ca = A[b, i]
+            if ca != 0.0:
+                bb = Bm[b]
+                for j in range(n1):
+                    row[j] += ca * bb[j]
+            cc = C[b, i]
+            if cc != 0.0:
+                dd = D[b]
+                for j in range(n1):
+                    row[j] += cc * dd[j]
+
+
+@jit
+def ep_apply(W, dW, rate, wf, wf_lo, wb, wb_lo):
+    """One SGD step of a projection's weights: ``W += rate * dW`` on the float64 master
+    (``rate * dW`` rounded first, as NumPy's ``W += rate * dW``), then ``float32(W)`` into
+    both stored orientations of the compiled network (``wf`` row-major, ``wb`` transposed)
+    -- what :meth:`CompiledNetwork.set_weights` does, in one pass and without temporaries."""
+    n0, n1 = W.shape
+    for i in range(n0):
+        wrow = W[i]
+        drow = dW[i]
+        base = wf_lo + i * n1
+        for j in range(n1):
+            w = wrow[j] + rate * drow[j]
+            wrow[j] = w
+            wf[base + j] = np.float32(w)
+    for j in range(n1):
+        base = wb_lo + j * n0
+        for i in range(n0):
+            wb[base + i] = wf[wf_lo + i * n1 + j]
