@@ -39,7 +39,7 @@ import simpy
 
 from . import kernels as K
 from .compile import CompiledNetwork
-from .engine import Phase, RunResult, check_input, register, sample_seeds
+from .engine import Phase, RunResult, check_input, check_run_args, register, sample_seeds
 from .errors import EngineError, NetlistError, where
 
 _JITTER_BLOCK = 1024
@@ -528,21 +528,9 @@ class AsyncSession:
             record_spikes: bool = False, record_states: bool = False,
             record_extra: bool = False, every: int = 1) -> Phase:
         """Advance every cluster by ``steps`` ticks with nudge ``beta`` towards ``target``."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise EngineError(f"steps: must be a non-negative integer (got {steps!r})")
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise EngineError(f"every: must be a positive integer (got {every!r})")
-        beta = float(beta)
-        if not math.isfinite(beta):
-            raise EngineError(f"beta: must be finite (got {beta})")
-        if target is not None:
-            y = check_input(target, self.net.sizes[-1], "target")
-            if y.shape[0] != self.batch:
-                raise EngineError(f"target: must have {self.batch} rows like the inputs "
-                                  f"(got {y.shape[0]})")
+        beta, y = check_run_args(steps, every, beta, target, self.net.sizes[-1], self.batch)
+        if y is not None:
             self.y[...] = y     # in place: the chips hold row views
-        elif beta != 0.0:
-            raise EngineError(f"target: required when beta is non-zero (beta = {beta})")
         self.beta = beta
         B, N, C = self.batch, self.net.n_neurons, self.layout.n
         R = int(steps) // int(every)

@@ -11,6 +11,7 @@ straight through the switch (docs/model.md section 3).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,25 @@ def check_input(x: Any, n: int, name: str = "inputs") -> np.ndarray:
         b, j = np.argwhere(~np.isfinite(arr))[0]
         raise EngineError(f"{name}[{b}, {j}]: must be finite (got {arr[b, j]})")
     return arr
+
+
+def check_run_args(steps, every, beta, target, n_out: int, batch: int):
+    """Validate the arguments of a session's ``run()``; returns (beta, target or None)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise EngineError(f"steps: must be a non-negative integer (got {steps!r})")
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise EngineError(f"every: must be a positive integer (got {every!r})")
+    beta = float(beta)
+    if not math.isfinite(beta):
+        raise EngineError(f"beta: must be finite (got {beta})")
+    if target is None:
+        if beta != 0.0:
+            raise EngineError(f"target: required when beta is non-zero (beta = {beta})")
+        return beta, None
+    y = check_input(target, n_out, "target")
+    if y.shape[0] != batch:
+        raise EngineError(f"target: must have {batch} rows like the inputs (got {y.shape[0]})")
+    return beta, y
 
 
 ENGINES: dict[str, type] = {}
