@@ -27,6 +27,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 
 def validate_main(args) -> int:
     net = netlist.load(args.netlist)
+    if net.hardware:
+        from .asyncbus import parse_hardware
+        parse_hardware(net.hardware, net.path)  # raises NetlistError for bad settings
     print(f"{args.netlist}: ok -- network '{net.name}', seed {net.seed}")
     for p in net.populations:
         n = p.neuron
@@ -100,12 +103,13 @@ def run_main(args) -> int:
     if args.steps < 0:
         raise EngineError(f"--steps: must be a non-negative integer (got {args.steps})")
     trace = getattr(args, "trace", None)
-    result = engine.run(cn, x, args.steps, engine=args.engine, seed=seed, threads=args.threads,
-                        record_spikes=bool(trace))
+    if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
+        from .traces import run_traced
+        result = run_traced(args, cn, x, seed)
+    else:
+        result = engine.run(cn, x, args.steps, engine=args.engine, seed=seed,
+                            threads=args.threads)
     rows = summarise(result)
-    if trace:
-        from .traces import write_from_args
-        write_from_args(args, cn, result)
     if args.json:
         print(json.dumps({"netlist": str(args.netlist), "steps": args.steps,
                           "batch": result.batch, "seed": seed, "populations": rows}, indent=1))

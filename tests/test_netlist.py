@@ -208,3 +208,10 @@ def test_fuzz_corrupted_shipped_text_fails_cleanly(pos, length):
         netlist.loads(corrupted, path="tiny.toml")
     except NetlistError as exc:
         assert str(exc).startswith("tiny.toml")
+
+
+def test_cli_validate_checks_hardware_settings(tmp_path, capsys):
+    text = (NETLISTS / "tiny.toml").read_text() + "\n[hardware]\nbus = { latency = -1 }\n"
+    (tmp_path / "hw.toml").write_text(text)
+    assert cli_main(["validate", str(tmp_path / "hw.toml")]) == 2
+    assert "hw.toml: hardware.bus.latency: must be >= 0 (got -1)" in capsys.readouterr().err
