@@ -1,0 +1,528 @@
+"""HDF5 spike traces: a SONATA spike report plus neuroemu's own groups (docs/trace-format.md).
+
+Writing streams: :class:`TraceWriter` takes the :class:`~neuroemu.engine.Phase` records of a
+session one after the other (each with spikes recorded every step), turns them into per
+population (timestamps, node_ids) lists and appends them to chunked, compressed datasets.  Only
+whole chunks are written, so memory stays at most one chunk per dataset however long the run,
+and data once written is never rewritten.  The file is ``NAME.partial`` while it is written
+(HDF5 single-writer/multiple-reader mode, whose metadata stays consistent if the process dies)
+and is renamed to ``NAME`` when closed.  Every second or so the writer *commits*: it flushes and
+appends a checksummed row to ``/neuroemu/progress`` saying how many rows of every dataset are
+valid and up to which step everything has been written.  A killed writer leaves a ``.partial``
+file whose last valid progress row tells the reader what it may trust.
+
+Reading: :func:`open` returns a lazy :class:`neuroemu.inspect.Trace` (the reader lives beside
+the ``neuroemu inspect`` command that uses it).  Every problem with a file -- missing,
+truncated, damaged, foreign, newer format -- raises :class:`~neuroemu.errors.TraceError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from . import netlist_h5
+from .errors import EngineError, TraceError
+from .netlist_h5 import set_str, write_text
+
+MAGIC = 0x0A7A
+SONATA_VERSION = (0, 1)
+FORMAT = "neuroemu-trace"
+FORMAT_VERSION = (1, 0)
+PROBE_VARS = ("s", "v", "eps", "phi")
+# Spike times: deflate level 1 (runs of equal times compress ~100x); node ids: HDF5's lossless
+# scale-offset filter (packs each chunk into the fewest bits: 9 for 500 neurons), which is 3x
+# faster than deflate; probed values: deflate 1 with byte shuffling.  All with fletcher32.
+TIME_FILTERS = dict(compression="gzip", compression_opts=1, fletcher32=True)
+VALUE_FILTERS = dict(compression="gzip", compression_opts=1, shuffle=True, fletcher32=True)
+CELLS_PER_CALL = 1 << 21   # run_traced: steps per engine call ~ this / (batch * neurons)
+SORTINGS = {"none": 0, "by_id": 1, "by_time": 2}
+
+
+def _h5():
+    import h5py
+    return h5py
+
+
+def _msg(exc) -> str:
+    s = str(exc).strip()
+    return s.splitlines()[0] if s else type(exc).__name__
+
+
+def pop_name(layer: str, sample: int, n_samples: int) -> str:
+    """SONATA population name of one layer of one recorded sample."""
+    return layer if n_samples == 1 else f"{layer}.{sample}"
+
+
+# ================================================================================= writing
+
+class _Appender:
+    """Appends rows to a resizable dataset in whole chunks (at most one chunk kept in memory)."""
+
+    def __init__(self, dset):
+        self.d = dset
+        self.chunk = dset.chunks[0]
+        self.buf = np.empty((self.chunk,) + dset.shape[1:], dtype=dset.dtype)
+        self.n = 0      # rows pending in memory
+        self.rows = 0   # rows in the file
+
+    def append(self, arr) -> None:
+        m, i = len(arr), 0
+        if self.n:
+            i = min(self.chunk - self.n, m)
+            self.buf[self.n:self.n + i] = arr[:i]
+            self.n += i
+            if self.n == self.chunk:
+                self._write(self.buf)
+                self.n = 0
+        whole = (m - i) // self.chunk * self.chunk
+        if whole:
+            self._write(arr[i:i + whole])
+            i += whole
+        if i < m:
+            self.buf[:m - i] = arr[i:]
+            self.n = m - i
+
+    def _write(self, block) -> None:
+        end = self.rows + len(block)
+        self.d.resize(end, axis=0)
+        self.d[self.rows:end] = block
+        self.rows = end
+
+    def finish(self) -> None:
+        if self.n:
+            self._write(self.buf[:self.n])
+            self.n = 0
+
+
+class _Timed:
+    """Appenders whose first column is a time (step * scale); knows the first step whose rows
+    are still pending in memory."""
+
+    def __init__(self, scale: float, key: _Appender, *others: _Appender):
+        self.scale, self.key, self.all = scale, key, (key,) + others
+        self.first_pending = None
+
+    def append(self, *cols) -> None:
+        for a, c in zip(self.all, cols):
+            a.append(c)
+        n, m = self.key.n, len(cols[0])
+        if n == 0:
+            self.first_pending = None
+        elif n <= m:   # else the buffer still starts with older rows
+            self.first_pending = int(round(cols[0][m - n] / self.scale))
+
+    def complete_through(self, t: int) -> int:
+        return t if self.first_pending is None else self.first_pending - 1
+
+
+class TraceWriter:
+    """Stream a session's phases into an HDF5 trace (see the module doc and trace-format.md).
+
+    ``net``: the CompiledNetwork that runs; ``x``: its inputs (B, n_input), stored for
+    provenance (or give ``batch``).  ``samples``: which samples to record (default all);
+    ``dt``: duration of one step in ms (spikes of step t get timestamp ``t * dt``).
+    ``probes``: ``{population: neuron indices or None for all}``, recorded every
+    ``probe_every`` steps (variables ``probe_vars`` of s, v, eps, phi).  ``provenance``: a dict
+    stored as JSON (seed, engine, settings...).  ``t_start`` / ``counters``: the session's clock
+    and counters when the writer starts (defaults: a fresh session).  ``chunk``: spikes per
+    chunk (default: 32768, less when there are many populations).
+
+    Use as a context manager (an exception leaves ``NAME.partial`` marked incomplete), or call
+    :meth:`append` per phase and :meth:`close` at the end.
+    """
+
+    def __init__(self, path, net, *, x=None, batch=None, samples=None, dt: float = 1.0,
+                 probes=None, probe_every: int = 1, probe_vars=PROBE_VARS, provenance=None,
+                 flush_seconds: float = 1.0, chunk: int | None = None, t_start: int = 0,
+                 counters=None):
+        h5py = _h5()
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".partial")
+        self.net = net
+        self.x = None if x is None else np.ascontiguousarray(x, dtype=np.float64)
+        self.batch = int(self.x.shape[0] if self.x is not None else batch)
+        self.samples = list(range(self.batch)) if samples is None else [int(s) for s in samples]
+        for s in self.samples:
+            if not 0 <= s < self.batch:
+                raise EngineError(f"samples: must lie in [0, {self.batch - 1}] (got {s})")
+        if not (isinstance(dt, (int, float)) and dt > 0 and np.isfinite(dt)):
+            raise EngineError(f"dt: must be a positive number of ms (got {dt!r})")
+        if isinstance(probe_every, bool) or int(probe_every) != probe_every or probe_every < 1:
+            raise EngineError(f"probe_every: must be a positive integer (got {probe_every!r})")
+        bad = [v for v in probe_vars if v not in PROBE_VARS]
+        if bad or not probe_vars:
+            raise EngineError(f"probe_vars: must be a non-empty subset of {', '.join(PROBE_VARS)}"
+                              f" (got {', '.join(bad) or 'nothing'})")
+        self.dt, self.every, self.vars = float(dt), int(probe_every), tuple(probe_vars)
+        self.probes = {}
+        for name, idx in (probes or {}).items():
+            l = net.layer(name)
+            n = net.sizes[l]
+            idx = np.arange(n) if idx is None else np.asarray(idx, dtype=np.int64)
+            if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+                raise EngineError(f"probes[{name!r}]: neuron indices must lie in [0, {n - 1}]")
+            self.probes[net.names[l]] = idx
+        self.t = int(t_start)
+        L1 = net.n_layers
+        zeros = {"spikes": np.zeros((self.batch, L1), np.int64),
+                 "syn_events": np.zeros((self.batch, L1 - 1, 2), np.int64),
+                 "updates": np.zeros((self.batch, L1, 2), np.int64)}
+        self.counters = {k: np.array(v, dtype=np.int64) for k, v in (counters or zeros).items()}
+        self.flush_seconds = float(flush_seconds)
+        n_pops = len(self.samples) * L1
+        self.chunk = int(chunk or max(1024, min(32768, 1 << int(np.log2(max(1, (1 << 20) // n_pops))))))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # no chunk cache: whole chunks go straight to the file (a cache would only hold memory)
+        self.f = h5py.File(self.tmp, "w", libver=netlist_h5.LIBVER, rdcc_nbytes=0)
+        try:
+            self._create(provenance or {})
+        except BaseException:
+            self.f.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
+        self.closed = False
+        self._last_commit = time.monotonic()
+
+    # ------------------------------------------------------------------ layout
+    def _create(self, provenance: dict) -> None:
+        h5py, f, net = _h5(), self.f, self.net
+        f.attrs.create("magic", np.uint32(MAGIC))
+        f.attrs.create("version", np.array(SONATA_VERSION, dtype=np.uint32))
+        sorting = h5py.enum_dtype(SORTINGS, basetype="i1")
+        self.pops, self.appenders = [], []   # pops: (sample, layer, _Timed)
+        sp = f.create_group("spikes")
+        for b in self.samples:
+            for l, layer in enumerate(net.names):
+                g = sp.create_group(pop_name(layer, b, len(self.samples)))
+                g.attrs.create("sorting", SORTINGS["by_time"], dtype=sorting)
+                set_str(g.attrs, "layer", layer)
+                g.attrs.create("sample", np.int64(b))
+                g.attrs.create("size", np.uint64(net.sizes[l]))
+                ts = self._dataset(g, "timestamps", (), np.float64, self.chunk, TIME_FILTERS)
+                set_str(ts.d.attrs, "units", "ms")
+                ids = self._dataset(g, "node_ids", (), np.uint64, self.chunk,
+                                    dict(fletcher32=True, dcpl=_packed_integers()))
+                self.pops.append((b, l, _Timed(self.dt, ts, ids)))
+        ne = f.create_group("neuroemu")
+        set_str(ne.attrs, "format", FORMAT)
+        ne.attrs.create("format_version", np.array(FORMAT_VERSION, dtype=np.uint32))
+        ne.attrs.create("dt", np.float64(self.dt))
+        set_str(ne.attrs, "time_units", "ms")
+        ne.attrs.create("batch", np.int64(self.batch))
+        ne.attrs.create("samples", np.array(self.samples, dtype=np.int64))
+        write_text(ne, "provenance", json.dumps(_provenance(net, provenance), sort_keys=True,
+                                                default=str, indent=1))
+        netlist_h5.write_group(ne.create_group("netlist"), net)
+        if self.x is not None:
+            ne.create_dataset("input", data=self.x, chunks=netlist_h5._chunks(self.x.shape),
+                              **netlist_h5.FILTERS)
+        block_t = np.dtype([("t_start", "<i8"), ("steps", "<i8"), ("beta", "<f8"),
+                            ("phase", "S32")])
+        row_elems = sum(v[0].size for v in self.counters.values())
+        rows = max(1, min(1024, 32768 // row_elems))
+        self.blocks = self._dataset(ne, "blocks", (), block_t, rows, netlist_h5.FILTERS)
+        cg = ne.create_group("counters")
+        self.cnt = {"t_end": self._dataset(cg, "t_end", (), np.int64, rows, netlist_h5.FILTERS)}
+        for k, v in self.counters.items():
+            self.cnt[k] = self._dataset(cg, k, v.shape, np.int64, rows, netlist_h5.FILTERS)
+        self.probe_groups = []   # (layer index, indices, _Timed, var names)
+        pg = ne.create_group("probes")
+        for layer, idx in self.probes.items():
+            g = pg.create_group(layer)
+            g.attrs.create("every", np.int64(self.every))
+            g.attrs.create("samples", np.array(self.samples, dtype=np.int64))
+            g.create_dataset("node_ids", data=idx.astype(np.uint64), chunks=(idx.size,),
+                             **netlist_h5.FILTERS)
+            shape = (len(self.samples), idx.size)
+            rows = max(1, 32768 // (shape[0] * shape[1]))
+            st = self._dataset(g, "steps", (), np.int64, rows, netlist_h5.FILTERS)
+            cols = [self._dataset(g, v, shape, np.float64, rows, VALUE_FILTERS) for v in self.vars]
+            self.probe_groups.append((net.layer(layer), idx, _Timed(1.0, st, *cols)))
+        cols = [a.d.name for a in self.appenders]
+        write_text(ne, "progress_columns", json.dumps(cols))
+        self.progress_t = np.dtype([("t_end", "<i8"), ("t_complete", "<i8"), ("complete", "u1"),
+                                    ("rows", "<u8", (len(cols),)), ("check", "<u4")])
+        self.progress = ne.create_dataset("progress", (0,), maxshape=(None,), chunks=(1,),
+                                          dtype=self.progress_t, fletcher32=True)
+        f.flush()
+        f.swmr_mode = True
+
+    def _dataset(self, g, name, row_shape, dtype, rows, filters) -> _Appender:
+        d = g.create_dataset(name, (0,) + tuple(row_shape), maxshape=(None,) + tuple(row_shape),
+                             chunks=(rows,) + tuple(row_shape), dtype=dtype, **filters)
+        a = _Appender(d)
+        self.appenders.append(a)
+        return a
+
+    # ------------------------------------------------------------------ streaming
+    def append(self, phase) -> None:
+        """Append one Phase (spikes recorded every step; states/extra when probing)."""
+        if self.closed:
+            raise TraceError(f"{self.path}: the trace is closed")
+        spk = phase.spikes
+        if spk is None or phase.every != 1:
+            raise EngineError(f"phase '{phase.name}': spikes must be recorded at every step "
+                              "for a trace (run with record_spikes=True, every=1)")
+        if phase.t_start != self.t:
+            raise EngineError(f"phase '{phase.name}': starts after step {phase.t_start} but the "
+                              f"trace has reached step {self.t} (append phases in order)")
+        R, net = phase.steps, self.net
+        if spk.shape != (R, self.batch, net.n_neurons):
+            raise EngineError(f"phase '{phase.name}': spikes have shape {spk.shape}, expected "
+                              f"{(R, self.batch, net.n_neurons)}")
+        times = (np.arange(R) + (self.t + 1)) * self.dt
+        for b, l, pop in self.pops:
+            n = net.sizes[l]
+            q = np.ascontiguousarray(spk[:, b, net.off[l]:net.off[l + 1]])
+            flat = np.flatnonzero(q)   # (step, neuron) in time order, then by neuron
+            per_step = np.count_nonzero(q, axis=1)
+            ids = flat - np.repeat(np.arange(0, R * n, n), per_step)
+            pop.append(np.repeat(times, per_step), ids.view(np.uint64))
+        if self.probe_groups:
+            self._append_probes(phase)
+        for k, v in self.counters.items():
+            v += phase.counters[k]
+        self.blocks.append(np.array([(phase.t_start, R, phase.beta,
+                                      phase.name.encode("utf-8")[:32])], dtype=self.blocks.d.dtype))
+        self.t += R
+        self.cnt["t_end"].append(np.array([self.t], dtype=np.int64))
+        for k, v in self.counters.items():
+            self.cnt[k].append(v[None])
+        if time.monotonic() - self._last_commit >= self.flush_seconds:
+            self.commit()
+
+    def _append_probes(self, phase) -> None:
+        rec = phase.t_start + phase.every * np.arange(1, phase.steps // phase.every + 1)
+        keep = np.nonzero(rec % self.every == 0)[0]
+        if keep.size == 0:   # no probed step in this phase
+            return
+        need_x = [v for v in self.vars if v != "s"]
+        if (phase.states is None and "s" in self.vars) or (need_x and phase.extra is None):
+            raise EngineError(f"phase '{phase.name}': probes at step {int(rec[keep[0]])} need "
+                              "record_states=True and record_extra=True")
+        sam = np.array(self.samples)
+        for l, idx, grp in self.probe_groups:
+            cols = np.asarray(self.net.off[l] + idx)
+            out = []
+            for v in self.vars:
+                if v == "s":
+                    a = phase.states[keep][:, sam][:, :, cols]
+                    if l == 0 and self.x is not None:   # the input layer's state is x
+                        a = np.broadcast_to(self.x[sam][:, idx], a.shape)
+                else:
+                    k = PROBE_VARS.index(v) - 1
+                    a = phase.extra[keep][:, sam, k][:, :, cols]
+                out.append(np.ascontiguousarray(a))
+            grp.append(rec[keep], *out)
+
+    def commit(self, complete: bool = False) -> None:
+        """Flush, then record in /neuroemu/progress what the file now holds."""
+        horizon = [p.complete_through(self.t) for _, _, p in self.pops]
+        horizon += [g.complete_through(self.t) for _, _, g in self.probe_groups]
+        t_complete = min(horizon, default=self.t)
+        rows = np.array([a.rows for a in self.appenders], dtype=np.uint64)
+        self.f.flush()
+        row = np.zeros(1, dtype=self.progress_t)
+        row["t_end"], row["t_complete"], row["complete"], row["rows"] = \
+            self.t, t_complete, int(complete), rows
+        row["check"] = progress_check(row[0])
+        k = self.progress.shape[0]
+        self.progress.resize((k + 1,))
+        self.progress[k] = row[0]
+        self.f.flush()
+        self._last_commit = time.monotonic()
+
+    def close(self) -> Path:
+        """Write what is left, mark the trace complete, close and rename it.  Returns the path."""
+        if self.closed:
+            return self.path
+        self._write_rest()
+        self.commit(complete=True)
+        self.f.close()
+        self.closed = True
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def _write_rest(self) -> None:
+        for a in self.appenders:
+            a.finish()
+        for _, _, p in self.pops + self.probe_groups:
+            p.first_pending = None
+
+    def abort(self) -> None:
+        """Write what was appended and close without marking the trace complete: the file
+        stays ``NAME.partial``."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._write_rest()
+            self.commit(complete=False)
+        finally:
+            self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    @classmethod
+    def for_session(cls, path, sess, **kw) -> "TraceWriter":
+        """A writer that continues from the session's current clock and counters."""
+        prov = {"seed": getattr(sess, "seed", None), "engine": getattr(sess, "name", None)}
+        prov.update(kw.pop("provenance", {}) or {})
+        return cls(path, sess.net, x=sess.x, t_start=sess.t, counters=sess.counters(),
+                   provenance=prov, **kw)
+
+
+def _packed_integers():
+    """Dataset creation properties with HDF5's lossless integer scale-offset filter."""
+    h5py = _h5()
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_scaleoffset(h5py.h5z.SO_INT, h5py.h5z.SO_INT_MINBITS_DEFAULT)
+    return dcpl
+
+
+def progress_check(row) -> int:
+    """CRC-32 of a progress row's fields (t_end, t_complete, complete, rows)."""
+    data = (np.array([row["t_end"], row["t_complete"]], dtype="<i8").tobytes()
+            + bytes([int(row["complete"])]) + np.asarray(row["rows"], dtype="<u8").tobytes())
+    return zlib.crc32(data)
+
+
+def _provenance(net, extra: dict) -> dict:
+    import platform
+
+    import h5py
+    import numba
+
+    from . import __version__
+    nlst = net.netlist
+    return {"neuroemu": __version__, "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "h5py": h5py.__version__,
+            "hdf5": h5py.version.hdf5_version,
+            "netlist": {"name": nlst.name, "path": nlst.path, "seed": nlst.seed}, **extra}
+
+
+def write(path, net, result, *, x=None, **kw) -> Path:
+    """Write a RunResult whose phases recorded spikes (every step) as a trace."""
+    meta = dict(result.metadata)
+    kw.setdefault("provenance", {"seed": meta.get("seed"), "engine": meta.get("engine")})
+    with TraceWriter(path, net, x=x, batch=result.batch, **kw) as w:
+        for ph in result.phases:
+            w.append(ph)
+    return w.path
+
+
+# ================================================================================= CLI hooks
+
+def add_trace_arguments(p) -> None:
+    g = p.add_argument_group("trace", "write an HDF5 spike trace (docs/trace-format.md)")
+    g.add_argument("--trace", metavar="FILE.h5", help="write spikes (SONATA layout), counters "
+                   "and provenance to this file, streaming as the run goes")
+    g.add_argument("--probe", metavar="POP[:NEURONS]", action="append", default=[],
+                   help="also record states of a population, e.g. hidden:0-9,20 (repeatable; "
+                        "all neurons if no list)")
+    g.add_argument("--probe-every", type=int, default=1, metavar="K",
+                   help="record probes every K steps (default 1)")
+    g.add_argument("--probe-vars", default=",".join(PROBE_VARS), metavar="LIST",
+                   help="probed variables: s (state), v (decoded input), eps (step size), "
+                        "phi (encoder residue); default all")
+    g.add_argument("--trace-samples", default="all", metavar="LIST",
+                   help="samples of the batch to record, e.g. 0 or 0-3 (default all)")
+    g.add_argument("--dt", type=float, default=1.0, metavar="MS",
+                   help="duration of one step in ms (spike times are step * dt; default 1)")
+    p.epilog = (p.epilog or "") + ("\n  neuroemu run netlists/mnist-binary.toml --steps 1000 "
+                                   "--trace traces/run.h5 --probe hidden:0-9 --probe-every 10")
+
+
+def parse_indices(text: str, n: int, what: str) -> np.ndarray:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; 'all' -> all of range(n)."""
+    if text.strip() in ("", "all"):
+        return np.arange(n)
+    out = []
+    for part in text.split(","):
+        try:
+            lo, _, hi = part.strip().partition("-")
+            lo, hi = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise EngineError(f"{what}: must be indices like 0-9,20 (got {text!r})") from None
+        if not 0 <= lo <= hi < n:
+            raise EngineError(f"{what}: indices must lie in [0, {n - 1}] (got {part.strip()!r})")
+        out.extend(range(lo, hi + 1))
+    return np.unique(np.array(out, dtype=np.int64))
+
+
+def parse_probes(specs, net) -> dict:
+    probes = {}
+    for spec in specs:
+        name, _, sel = spec.partition(":")
+        if name not in net.names:
+            raise EngineError(f"--probe {spec}: no population {name!r} "
+                              f"(have: {', '.join(net.names)})")
+        probes[name] = parse_indices(sel, net.sizes[net.names.index(name)], f"--probe {spec}")
+    return probes
+
+
+def run_traced(args, net, x, seed):
+    """``neuroemu run --trace``: run the session in chunks, streaming each into the trace."""
+    from tqdm import tqdm
+
+    from . import engine
+    probes = parse_probes(args.probe, net)
+    pvars = tuple(v.strip() for v in args.probe_vars.split(",") if v.strip())
+    samples = parse_indices(args.trace_samples, x.shape[0], "--trace-samples").tolist()
+    settings = {"steps": args.steps, "batch": int(x.shape[0]), "seed": seed, "engine": args.engine,
+                "threads": args.threads, "input": args.input or "uniform random [0, 1)",
+                "dt": args.dt, "samples": samples, "probes": {k: v.tolist() for k, v in
+                                                               probes.items()},
+                "probe_every": args.probe_every, "probe_vars": list(pvars)}
+    sess = engine.session(net, x, engine=args.engine, seed=seed, threads=args.threads)
+    rec_s = bool(probes) and "s" in pvars
+    rec_x = bool(probes) and any(v != "s" for v in pvars)
+    every = args.probe_every
+    per_cell = 1 + 8 * rec_s + 24 * rec_x if every == 1 else 1
+    chunk = max(1, CELLS_PER_CALL // (per_cell * x.shape[0] * net.n_neurons))
+    with TraceWriter(args.trace, net, x=x, samples=samples, dt=args.dt, probes=probes,
+                     probe_every=args.probe_every, probe_vars=pvars,
+                     provenance={"seed": seed, "engine": args.engine, "settings": settings}) as w, \
+            tqdm(total=args.steps, unit="step", disable=not sys.stderr.isatty(),
+                 desc=Path(args.trace).name) as bar:
+        done = 0
+        while done < args.steps:
+            # probing every k > 1 steps: spikes-only calls up to the step before a probed one,
+            # then that one step with states (the engine records all of a call at one rate)
+            k = min(chunk, args.steps - done)
+            probe_now = every == 1 or (done + 1) % every == 0
+            if probes and every > 1:
+                k = 1 if probe_now else min(k, every - 1 - done % every)
+            probe_now = bool(probes) and probe_now
+            ph = sess.run(k, name="free", record_spikes=True, record_states=rec_s and probe_now,
+                          record_extra=rec_x and probe_now)
+            w.append(ph)
+            ph.spikes = ph.states = ph.extra = None   # the session keeps its Phase records
+            done += k
+            bar.update(k)
+    print(f"wrote trace {w.path}", file=sys.stderr)
+    return sess.result(trace=str(w.path))
+
+
+# ================================================================================= reading
+
+def open(path):  # noqa: A001  (traces.open mirrors h5py.File / builtins.open)
+    """Open a trace for reading: a lazy :class:`neuroemu.inspect.Trace` (use as a context
+    manager or call close())."""
+    from .inspect import Trace
+    return Trace(path)
