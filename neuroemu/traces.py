@@ -108,15 +108,19 @@ class _Timed:
     def __init__(self, scale: float, key: _Appender, *others: _Appender):
         self.scale, self.key, self.all = scale, key, (key,) + others
         self.first_pending = None
+        self.last_time = -np.inf
 
-    def append(self, *cols) -> None:
+    def append(self, *cols, steps=None) -> None:
+        """Append columns; ``steps`` gives each row's step when the first column is not
+        exactly step * scale (sub-tick times from the asynchronous engine)."""
         for a, c in zip(self.all, cols):
             a.append(c)
         n, m = self.key.n, len(cols[0])
         if n == 0:
             self.first_pending = None
         elif n <= m:   # else the buffer still starts with older rows
-            self.first_pending = int(round(cols[0][m - n] / self.scale))
+            self.first_pending = int(round(cols[0][m - n] / self.scale)) if steps is None \
+                else int(steps[m - n])
 
     def complete_through(self, t: int) -> int:
         return t if self.first_pending is None else self.first_pending - 1
@@ -132,7 +136,10 @@ class TraceWriter:
     ``probe_every`` steps (variables ``probe_vars`` of s, v, eps, phi).  ``provenance``: a dict
     stored as JSON (seed, engine, settings...).  ``t_start`` / ``counters``: the session's clock
     and counters when the writer starts (defaults: a fresh session).  ``chunk``: spikes per
-    chunk (default: 32768, less when there are many populations).
+    chunk (default: 32768, less when there are many populations).  ``time_sorted``: promise
+    SONATA sorting ``by_time``; phases of the asynchronous engine carry sub-tick spike times
+    (``tick_times``), which the writer stores, and which need ``time_sorted=False``
+    (sorting ``none``) when clocks drift or jitter (``for_session`` chooses this itself).
 
     Use as a context manager (an exception leaves ``NAME.partial`` marked incomplete), or call
     :meth:`append` per phase and :meth:`close` at the end.
@@ -141,7 +148,7 @@ class TraceWriter:
     def __init__(self, path, net, *, x=None, batch=None, samples=None, dt: float = 1.0,
                  probes=None, probe_every: int = 1, probe_vars=PROBE_VARS, provenance=None,
                  flush_seconds: float = 1.0, chunk: int | None = None, t_start: int = 0,
-                 counters=None):
+                 counters=None, time_sorted: bool = True):
         h5py = _h5()
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + ".partial")
@@ -161,6 +168,7 @@ class TraceWriter:
             raise EngineError(f"probe_vars: must be a non-empty subset of {', '.join(PROBE_VARS)}"
                               f" (got {', '.join(bad) or 'nothing'})")
         self.dt, self.every, self.vars = float(dt), int(probe_every), tuple(probe_vars)
+        self.time_sorted = bool(time_sorted)
         self.probes = {}
         for name, idx in (probes or {}).items():
             l = net.layer(name)
@@ -201,7 +209,8 @@ class TraceWriter:
         for b in self.samples:
             for l, layer in enumerate(net.names):
                 g = sp.create_group(pop_name(layer, b, len(self.samples)))
-                g.attrs.create("sorting", SORTINGS["by_time"], dtype=sorting)
+                g.attrs.create("sorting", SORTINGS["by_time" if self.time_sorted else "none"],
+                               dtype=sorting)
                 set_str(g.attrs, "layer", layer)
                 g.attrs.create("sample", np.int64(b))
                 g.attrs.create("size", np.uint64(net.sizes[l]))
@@ -277,14 +286,28 @@ class TraceWriter:
         if spk.shape != (R, self.batch, net.n_neurons):
             raise EngineError(f"phase '{phase.name}': spikes have shape {spk.shape}, expected "
                               f"{(R, self.batch, net.n_neurons)}")
-        times = (np.arange(R) + (self.t + 1)) * self.dt
+        step_no = np.arange(R) + (self.t + 1)
+        ticks = getattr(phase, "tick_times", None)  # asynchronous engine: sub-tick times
         for b, l, pop in self.pops:
             n = net.sizes[l]
             q = np.ascontiguousarray(spk[:, b, net.off[l]:net.off[l + 1]])
-            flat = np.flatnonzero(q)   # (step, neuron) in time order, then by neuron
+            flat = np.flatnonzero(q)   # (step, neuron) in step order, then by neuron
             per_step = np.count_nonzero(q, axis=1)
             ids = flat - np.repeat(np.arange(0, R * n, n), per_step)
-            pop.append(np.repeat(times, per_step), ids.view(np.uint64))
+            steps = np.repeat(step_no, per_step)
+            if ticks is None:
+                pop.append(steps * self.dt, ids.view(np.uint64))
+                continue
+            cluster = phase.cluster_of[net.off[l] + ids]
+            times = ticks[steps - step_no[0], b, cluster] / phase.quanta * self.dt
+            if self.time_sorted and len(times) and (np.any(np.diff(times) < 0)
+                                                   or times[0] < pop.last_time):
+                raise EngineError(f"phase '{phase.name}': spike times of the asynchronous "
+                                  "engine are out of order; write the trace with "
+                                  "time_sorted=False (sorting 'none')")
+            if len(times):
+                pop.last_time = times[-1]
+            pop.append(times, ids.view(np.uint64), steps=steps)
         if self.probe_groups:
             self._append_probes(phase)
         for k, v in self.counters.items():
@@ -383,6 +406,7 @@ class TraceWriter:
         """A writer that continues from the session's current clock and counters."""
         prov = {"seed": getattr(sess, "seed", None), "engine": getattr(sess, "name", None)}
         prov.update(kw.pop("provenance", {}) or {})
+        kw.setdefault("time_sorted", prov["engine"] != "async")
         return cls(path, sess.net, x=sess.x, t_start=sess.t, counters=sess.counters(),
                    provenance=prov, **kw)
 
@@ -497,6 +521,7 @@ def run_traced(args, net, x, seed):
     chunk = max(1, CELLS_PER_CALL // (per_cell * x.shape[0] * net.n_neurons))
     with TraceWriter(args.trace, net, x=x, samples=samples, dt=args.dt, probes=probes,
                      probe_every=args.probe_every, probe_vars=pvars,
+                     time_sorted=args.engine != "async",
                      provenance={"seed": seed, "engine": args.engine, "settings": settings}) as w, \
             tqdm(total=args.steps, unit="step", disable=not sys.stderr.isatty(),
                  desc=Path(args.trace).name) as bar:

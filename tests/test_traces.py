@@ -419,3 +419,25 @@ def test_inspect_cli_summary_and_pictures(tmp_path, capsys):
     assert cli.main(["validate", str(tr)]) == 0       # a trace carries its network
     assert "network 'tiny'" in capsys.readouterr().out
     assert cli.main(["run", str(tr), "--steps", "5"]) == 0
+
+
+def test_async_trace_keeps_sub_tick_spike_times(tmp_path):
+    """Spikes of the bus engine are stored at their cluster's tick time, not step * dt."""
+    from neuroemu import asyncbus
+    net = compiler.build(netlist.load(ROOT / "netlists" / "tiny.toml"))
+    x = np.random.default_rng(3).random((2, 4))
+    hw = {"cluster_size": 2, "quanta": 100, "clock": {"jitter": 30, "phase": 20}}
+    sess = engine.session(net, x, engine="async", hardware=hw)
+    with traces.TraceWriter.for_session(tmp_path / "a.h5", sess, dt=0.5) as w:
+        ph = sess.run(40, record_spikes=True)
+        w.append(ph)
+    want = asyncbus.spike_times(ph) * 0.5
+    tr = traces.open(tmp_path / "a.h5")
+    for pop in tr.populations:
+        t, ids = tr.spikes(pop, as_time=True)
+        b, layer = tr.info(pop)["sample"], net.layer(tr.info(pop)["layer"])
+        r, j = np.nonzero(ph.spikes[:, b, net.off[layer]:net.off[layer + 1]])
+        assert np.array_equal(ids, j) and np.array_equal(t, want[r, b, net.off[layer] + j])
+    times = np.concatenate([tr.spikes(p, as_time=True)[0] for p in tr.populations])
+    assert np.any(times % 0.5 != 0)   # sub-tick times really are there
+    assert h5py.File(tmp_path / "a.h5")["spikes"][tr.populations[0]].attrs["sorting"] == 0
