@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# The command line runs NumPy's BLAS on one thread unless the user says otherwise: the
+# engines are single-threaded unless --threads asks for more, and BLAS threads competing
+# with them (or with other jobs on a shared machine) made dense reference computations
+# ten times slower in our measurements.  Set before anything imports NumPy.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from .errors import NeuroemuError
 
