@@ -134,14 +134,9 @@ def from_dict(raw: Any, path: str | Path | None = None, text: str | None = None)
     v = _Validator(path)
     if not isinstance(raw, dict):
         v.fail("", "must be a table", raw)
-    for key in raw:
-        if key not in _TOP_KEYS:
-            v.fail(str(key), f"unknown top-level key (allowed: {', '.join(sorted(_TOP_KEYS))})",
-                   raw[key])
+    v.known(raw, "", _TOP_KEYS)
     net = v.table(raw.get("network", {}), "network")
-    for key in net:
-        if key not in ("name", "seed", "description"):
-            v.fail(f"network.{key}", "unknown key (allowed: name, seed, description)", net[key])
+    v.known(net, "network", ("name", "seed", "description"))
     name = v.string(net.get("name", Path(path).stem if path else "network"), "network.name")
     seed = v.integer(net.get("seed", 0), "network.seed", lo=0, hi=2**63 - 1)
     description = net.get("description", "")
@@ -197,6 +192,14 @@ class _Validator:
         got = "" if value is ... else f" (got {_short(value)})"
         raise NetlistError(f"{where(self.path, fld)}: {rule}{got}")
 
+    def known(self, table: dict, fld: str, allowed) -> None:
+        """Every key of ``table`` must be one of ``allowed``."""
+        for key in table:
+            if key not in allowed:
+                name = f"{fld}.{key}" if fld else str(key)
+                self.fail(name, f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                          table[key])
+
     def table(self, value, fld):
         if not isinstance(value, dict):
             self.fail(fld, "must be a table", value)
@@ -251,12 +254,9 @@ class _Validator:
 
     def neuron(self, value, fld, base):
         self.table(value, fld)
+        self.known(value, fld, _NEURON_KEYS)
         merged = dict(base) if isinstance(base, dict) else base.as_dict()
-        for key, val in value.items():
-            if key not in _NEURON_KEYS:
-                self.fail(f"{fld}.{key}", f"unknown key (allowed: {', '.join(sorted(_NEURON_KEYS))})",
-                          val)
-            merged[key] = val
+        merged.update(value)
         enc = merged["encoder"]
         if not _member(enc, ENCODERS):
             self.fail(f"{fld}.encoder", f"must be one of {', '.join(ENCODERS)}", enc)
@@ -273,10 +273,7 @@ class _Validator:
     def population(self, value, i, default_neuron, count):
         fld = f"population[{i}]"
         self.table(value, fld)
-        for key in value:
-            if key not in _POP_KEYS:
-                self.fail(f"{fld}.{key}", f"unknown key (allowed: {', '.join(sorted(_POP_KEYS))})",
-                          value[key])
+        self.known(value, fld, _POP_KEYS)
         name = self.string(value.get("name"), f"{fld}.name")
         size = self.integer(value.get("size"), f"{fld}.size", 1, _MAX_SIZE)
         want = "input" if i == 0 else "output" if i == count - 1 else "hidden"
@@ -329,10 +326,7 @@ class _Validator:
     def projection(self, value, i, pops, seed):
         fld = f"projection[{i}]"
         self.table(value, fld)
-        for key in value:
-            if key not in _PROJ_KEYS:
-                self.fail(f"{fld}.{key}", f"unknown key (allowed: {', '.join(sorted(_PROJ_KEYS))})",
-                          value[key])
+        self.known(value, fld, _PROJ_KEYS)
         by_name = {p.name: p for p in pops}
         ends = []
         for end in ("pre", "post"):
@@ -353,9 +347,7 @@ class _Validator:
         return Projection(pre.name, post.name, w, spec)
 
     def init(self, spec, fld, shape, seed, i):
-        for key in spec:
-            if key not in ("init", "seed", "gain"):
-                self.fail(f"{fld}.{key}", "unknown key (allowed: init, seed, gain)", spec[key])
+        self.known(spec, fld, ("init", "seed", "gain"))
         rule = spec["init"]
         if not _member(rule, ("glorot_uniform", "zeros")):
             self.fail(f"{fld}.init", "must be one of glorot_uniform, zeros", rule)
