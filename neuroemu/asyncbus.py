@@ -39,7 +39,7 @@ import simpy
 
 from . import kernels as K
 from .compile import CompiledNetwork
-from .engine import Phase, RunResult, check_input, check_run_args, register, sample_seeds
+from .engine import Phase, RunResult, SessionBase, check_run_args, register
 from .errors import EngineError, NetlistError, where
 
 _JITTER_BLOCK = 1024
@@ -434,7 +434,7 @@ class _Chip:
 # --------------------------------------------------------------------------- session
 
 @register("async")
-class AsyncSession:
+class AsyncSession(SessionBase):
     """B samples of one network, each on its own emulated chip (see the module docstring).
 
     ``hardware`` overrides the netlist's ``[hardware]`` table (a dict of the same form).
@@ -443,10 +443,7 @@ class AsyncSession:
 
     def __init__(self, net: CompiledNetwork, x, *, seed: int | None = None, sample_ids=None,
                  threads: int = 1, hardware: dict | None = None):
-        self.net = net
-        self.seed = int(net.netlist.seed if seed is None else seed)
-        if int(threads) < 1:
-            raise EngineError(f"threads: must be >= 1 (got {threads})")
+        super().__init__(net, seed, threads)
         table = net.netlist.hardware if hardware is None else hardware
         self.hw = parse_hardware(table, net.netlist.path)
         self.layout = Layout(net, self.hw, self.seed)
@@ -462,26 +459,12 @@ class AsyncSession:
                 float(net.lp[l, K.LP_ANNA]), self._bin[l - 1] if l > 0 else True,
                 self._bin[l + 1] if 0 < l < L else True, net.wf, int(net.wf_off[max(l - 1, 0)]),
                 net.wb, int(net.wb_off[l]) if l < L else 0, int(off[l + 1] - off[l])))
-        self.phases: list[Phase] = []
         self.reset(x, sample_ids)
 
     # ------------------------------------------------------------------ state
     def reset(self, x, sample_ids=None) -> None:
         """Clamp new inputs and zero every state, clock, statistic and packet in flight."""
-        net = self.net
-        self.x = check_input(x, net.sizes[0])
-        B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
-        self.batch = B
-        ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
-        if ids.shape != (B,):
-            raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
-        self.seeds = sample_seeds(self.seed, ids)
-        z = lambda: np.zeros((B, N))  # noqa: E731
-        self.s, self.v, self.a, self.phi, self.xm, self.q, self.eps = (z() for _ in range(7))
-        self.osa = [z(), z(), z(), z()]
-        self.u = np.zeros((B, N), dtype=np.float32)
-        self.ev = np.zeros((B, N), dtype=np.int32)
-        self.y = np.zeros((B, net.sizes[-1]))
+        B, N, L1 = self._allocate(x, sample_ids)
         self.beta = 0.0
         self.c = {"spikes": np.zeros((B, L1), np.int64),
                   "syn_events": np.zeros((B, L1 - 1, 2), np.int64),
@@ -492,7 +475,6 @@ class AsyncSession:
                   "queue_delay": np.zeros(B, np.int64), "bus_busy": np.zeros(B, np.int64),
                   "elapsed": np.zeros(B, np.int64)}
         self.chips = [_Chip(self, b) for b in range(B)]
-        self.phases = []
         self._rec = None
 
     @property
@@ -501,13 +483,6 @@ class AsyncSession:
 
     def counters(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.c.items()}
-
-    def state(self, pop) -> np.ndarray:
-        """Copy of the states s of a population (B, n); the input layer returns x."""
-        l = self.net.layer(pop)
-        if l == 0:
-            return self.x.copy()
-        return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
 
     def bus_report(self, counters: dict | None = None) -> dict:
         """Utilisation, queueing delay and late packets from a counters dict (default: the

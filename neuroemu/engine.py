@@ -114,6 +114,48 @@ def check_run_args(steps, every, beta, target, n_out: int, batch: int):
     return beta, y
 
 
+class SessionBase:
+    """What every engine's session holds: the network, the clamped batch and the per-neuron
+    state arrays the kernels work on (all (B, N), float64 unless noted)."""
+
+    name = "base"
+
+    def __init__(self, net: CompiledNetwork, seed: int | None, threads: int):
+        self.net = net
+        self.seed = int(net.netlist.seed if seed is None else seed)
+        self.threads = int(threads)
+        if self.threads < 1:
+            raise EngineError(f"threads: must be >= 1 (got {threads})")
+        self.phases: list[Phase] = []
+
+    def _allocate(self, x, sample_ids) -> tuple[int, int, int]:
+        """Clamp inputs ``x`` and allocate zeroed state; returns (B, N, layers)."""
+        net = self.net
+        self.x = check_input(x, net.sizes[0])
+        B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
+        self.batch = B
+        ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
+        if ids.shape != (B,):
+            raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
+        self.seeds = sample_seeds(self.seed, ids)
+        z = lambda: np.zeros((B, N))  # noqa: E731
+        self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
+        self.eps = z()
+        self.osa = [z(), z(), z(), z()]                 # theta, beta, delta, lamb
+        self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
+        self.ev = np.zeros((B, N), dtype=np.int32)      # per-layer event lists of the last step
+        self.y = np.zeros((B, net.sizes[-1]))
+        self.phases = []
+        return B, N, L1
+
+    def state(self, pop) -> np.ndarray:
+        """Copy of the states s of a population (B, n); the input layer returns x."""
+        l = self.net.layer(pop)
+        if l == 0:
+            return self.x.copy()
+        return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
+
+
 ENGINES: dict[str, type] = {}
 
 

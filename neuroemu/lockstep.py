@@ -11,12 +11,11 @@ import numpy as np
 
 from . import kernels as K
 from .compile import CompiledNetwork
-from .engine import Phase, RunResult, check_input, check_run_args, register, sample_seeds
-from .errors import EngineError
+from .engine import Phase, RunResult, SessionBase, check_run_args, register
 
 
 @register("lockstep")
-class LockstepSession:
+class LockstepSession(SessionBase):
     """B samples of one network advancing in lockstep.
 
     ``threads`` > 1 spreads samples over numba threads (opt-in: on a shared machine
@@ -25,39 +24,19 @@ class LockstepSession:
 
     def __init__(self, net: CompiledNetwork, x, *, seed: int | None = None,
                  sample_ids=None, threads: int = 1):
-        self.net = net
-        self.seed = int(net.netlist.seed if seed is None else seed)
-        self.threads = int(threads)
-        if self.threads < 1:
-            raise EngineError(f"threads: must be >= 1 (got {threads})")
-        self.phases: list[Phase] = []
+        super().__init__(net, seed, threads)
         self.reset(x, sample_ids)
 
     # ------------------------------------------------------------------ state
     def reset(self, x, sample_ids=None) -> None:
         """Clamp new inputs and zero every state, clock and statistic."""
-        net = self.net
-        self.x = check_input(x, net.sizes[0])
-        B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
-        self.batch = B
-        ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
-        if ids.shape != (B,):
-            raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
-        self.seeds = sample_seeds(self.seed, ids)
-        z = lambda: np.zeros((B, N))  # noqa: E731
-        self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
-        self.eps = z()
-        self.osa = [z(), z(), z(), z()]  # theta, beta, delta, lamb
-        self.u = np.zeros((B, N), dtype=np.float32)
-        self.ev = np.zeros((B, N), dtype=np.int32)     # per-layer event lists of the last step
-        self.nev = np.zeros((B, L1), dtype=np.int64)   # their lengths
+        B, N, L1 = self._allocate(x, sample_ids)
+        self.nev = np.zeros((B, L1), dtype=np.int64)   # lengths of the event lists
         self.clock = np.zeros(B, dtype=np.int64)
         self.nu = np.ones((B, L1))
-        self.y = np.zeros((B, net.sizes[-1]))
         self.c_spk = np.zeros((B, L1), dtype=np.int64)
         self.c_syn = np.zeros((B, L1 - 1, 2), dtype=np.int64)
         self.c_upd = np.zeros((B, L1, 2), dtype=np.int64)
-        self.phases = []
 
     @property
     def t(self) -> int:
@@ -66,13 +45,6 @@ class LockstepSession:
     def counters(self) -> dict[str, np.ndarray]:
         return {"spikes": self.c_spk.copy(), "syn_events": self.c_syn.copy(),
                 "updates": self.c_upd.copy()}
-
-    def state(self, pop) -> np.ndarray:
-        """Copy of the states s of a population (B, n); the input layer returns x."""
-        l = self.net.layer(pop)
-        if l == 0:
-            return self.x.copy()
-        return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
 
     # ------------------------------------------------------------------ running
     def run(self, steps: int, *, beta: float = 0.0, target=None, name: str | None = None,
