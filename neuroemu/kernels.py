@@ -83,11 +83,27 @@ def deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
     sent a non-zero message (indices within the layer); ``qrow[s_lo + i]`` is sender i's
     message.  Each adds its contiguous fan-out row (float32) into the float32
     accumulator ``urow[u_lo:u_lo + n_dst]``, in sender order: binary senders the row
-    itself, real-valued ones ``float32(q) * row``.  (Slices with 0-based loops are what
-    lets LLVM vectorise the row add.)
+    itself, real-valued ones ``float32(q) * row``.
+
+    Binary rows are added four at a time: ``u = (((u + w_a) + w_b) + w_c) + w_d`` is the
+    same sequence of float32 additions as four passes (no fast-math, so nothing is
+    reassociated), but loads and stores the accumulator once per four rows.  Slices with
+    0-based loops are what lets LLVM vectorise the row adds.
     """
     uu = urow[u_lo:u_lo + n_dst]
-    for k in range(n_ev):
+    k = 0
+    if binary:
+        while k + 4 <= n_ev:
+            i0 = w_lo + ev[s_lo + k] * n_dst
+            i1 = w_lo + ev[s_lo + k + 1] * n_dst
+            i2 = w_lo + ev[s_lo + k + 2] * n_dst
+            i3 = w_lo + ev[s_lo + k + 3] * n_dst
+            w0, w1 = w[i0:i0 + n_dst], w[i1:i1 + n_dst]
+            w2, w3 = w[i2:i2 + n_dst], w[i3:i3 + n_dst]
+            for j in range(n_dst):
+                uu[j] = (((uu[j] + w0[j]) + w1[j]) + w2[j]) + w3[j]
+            k += 4
+    for k in range(k, n_ev):
         i = ev[s_lo + k]
         ww = w[w_lo + i * n_dst:w_lo + (i + 1) * n_dst]
         if binary:
@@ -198,12 +214,13 @@ def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
     elif enc == ENC_STOCHASTIC:
         for j in range(n):
             qq[j] = 1.0 if qq[j] > uniform01(seed, lo + j, t) else 0.0
+    # event list without a branch per neuron (spike patterns are close to random, so a
+    # branch mispredicts often and costs more than the encoder arithmetic)
     ee = ev[lo:hi]
     count = 0
     for j in range(n):
-        if qq[j] != 0.0:
-            ee[count] = j
-            count += 1
+        ee[count] = j
+        count += qq[j] != 0.0
     return count
 
 
@@ -349,112 +366,8 @@ def async_tick(l, lo, hi, t, nu, beta, is_out, out_lo, lp, seed, bias, y, x,
     return encode_neurons(l, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
 
 
+
 # --------------------------------------------------------------------------- EP training
-# A copy of the lockstep step loop specialised for training throughput.  The arithmetic
-# is that of step_sample / encode_neurons, bit for bit; only the event-list construction
-# is branch-free (a spike pattern is close to random, so a branch per neuron mispredicts
-# often and costs more than the whole encoder arithmetic).
-
-@jit
-def encode_neurons_bf(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
-    """:func:`encode_neurons` with a branch-free event list (same results)."""
-    n = hi - lo
-    enc = int(lp[l, LP_ENC])
-    lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
-    cc, qq, mm, pp = src[src_lo:src_lo + n], q[lo:hi], xm[lo:hi], phi[lo:hi]
-    if lp[l, LP_PRED] != 0.0:
-        for j in range(n):
-            c = min(max(cc[j], 0.0), 1.0)
-            qq[j] = (c - (1.0 - lam) * mm[j]) / lam
-            mm[j] = c
-    else:
-        for j in range(n):
-            qq[j] = min(max(cc[j], 0.0), 1.0)
-    if enc == ENC_SIGMA_DELTA:
-        for j in range(n):
-            p = pp[j] + qq[j]
-            qj = 1.0 if p > 0.5 else 0.0
-            pp[j] = p - qj
-            qq[j] = qj
-    elif enc == ENC_STOCHASTIC:
-        for j in range(n):
-            qq[j] = 1.0 if qq[j] > uniform01(seed, lo + j, t) else 0.0
-    ee = ev[lo:hi]
-    count = 0
-    for j in range(n):
-        ee[count] = j
-        count += qq[j] != 0.0
-    return count
-
-
-@jit
-def deliver4(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
-    """:func:`deliver` with binary senders' rows added four at a time.
-
-    ``u = (((u + w_a) + w_b) + w_c) + w_d`` is the same sequence of float32 additions as
-    four passes (no fast-math, so nothing is reassociated) -- bit-identical -- but loads
-    and stores the accumulator once per four rows instead of once per row.
-    """
-    if not binary or n_ev < 4:
-        deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo)
-        return
-    uu = urow[u_lo:u_lo + n_dst]
-    k = 0
-    while k + 4 <= n_ev:
-        i0 = w_lo + ev[s_lo + k] * n_dst
-        i1 = w_lo + ev[s_lo + k + 1] * n_dst
-        i2 = w_lo + ev[s_lo + k + 2] * n_dst
-        i3 = w_lo + ev[s_lo + k + 3] * n_dst
-        w0 = w[i0:i0 + n_dst]
-        w1 = w[i1:i1 + n_dst]
-        w2 = w[i2:i2 + n_dst]
-        w3 = w[i3:i3 + n_dst]
-        for j in range(n_dst):
-            uu[j] = (((uu[j] + w0[j]) + w1[j]) + w2[j]) + w3[j]
-        k += 4
-    while k < n_ev:
-        i0 = w_lo + ev[s_lo + k] * n_dst
-        w0 = w[i0:i0 + n_dst]
-        for j in range(n_dst):
-            uu[j] += w0[j]
-        k += 1
-
-
-@jit
-def step_sample_bf(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
-                   s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                   c_spk, c_syn, c_upd):
-    """:func:`step_sample` with :func:`encode_neurons_bf` (same results, same counters)."""
-    L = off.shape[0] - 2
-    for l in range(1, L + 1):
-        lo, hi = off[l], off[l + 1]
-        n_here = hi - lo
-        u[b, lo:hi] = np.float32(0.0)
-        k = nev[b, l - 1]
-        deliver4(q[b], ev[b], off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
-                wf, wf_off[l - 1], n_here, u[b], lo)
-        c_syn[b, l - 1, 0] += k * n_here
-        if l < L:
-            k = nev[b, l + 1]
-            deliver4(q[b], ev[b], off[l + 1], k, lp[l + 1, LP_ENC] != ENC_NONE,
-                    wb, wb_off[l], n_here, u[b], lo)
-            c_syn[b, l, 1] += k * n_here
-    for l in range(1, L + 1):
-        if lp[l, LP_ANNK] == ANN_OSA:
-            nu[b, l] = osa_nu(nu[b, l], lp[l, LP_ANNA])
-        update_neurons(l, off[l], off[l + 1], t, nu[b, l], beta, l == L, off[L], lp,
-                       u[b], bias, y[b], s[b], v[b], a[b], eps_s[b], th[b], ob[b], od[b], ol[b])
-        c_upd[b, l, 0] += off[l + 1] - off[l]
-    for l in range(L + 1):
-        if l == 0:
-            k = encode_neurons_bf(0, 0, off[1], t, lp, seed, x[b], 0, xm[b], phi[b], q[b], ev[b])
-        else:
-            k = encode_neurons_bf(l, off[l], off[l + 1], t, lp, seed, s[b], off[l],
-                                  xm[b], phi[b], q[b], ev[b])
-        nev[b, l] = k
-        c_spk[b, l] += k
-        c_upd[b, l, 1] += off[l + 1] - off[l]
-
 
 def _run_train(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
                s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
@@ -465,9 +378,9 @@ def _run_train(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
     for b in prange(B):
         for k in range(nsteps):
             clock[b] += 1
-            step_sample_bf(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
-                           seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu,
-                           u, c_spk, c_syn, c_upd)
+            step_sample(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
+                        seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu,
+                        u, c_spk, c_syn, c_upd)
 
 
 run_train = njit(**JIT_OPTIONS)(_run_train)
