@@ -103,6 +103,9 @@ def run_main(args) -> int:
     if args.steps < 0:
         raise EngineError(f"--steps: must be a non-negative integer (got {args.steps})")
     trace = getattr(args, "trace", None)
+    if getattr(args, "probe", None) and not trace:
+        raise EngineError(f"--probe: records into a trace; add --trace FILE.h5 "
+                          f"(got --probe {' '.join(args.probe)})")
     if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
         from .traces import run_traced
         result = run_traced(args, cn, x, seed)

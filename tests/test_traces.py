@@ -441,3 +441,9 @@ def test_async_trace_keeps_sub_tick_spike_times(tmp_path):
     times = np.concatenate([tr.spikes(p, as_time=True)[0] for p in tr.populations])
     assert np.any(times % 0.5 != 0)   # sub-tick times really are there
     assert h5py.File(tmp_path / "a.h5")["spikes"][tr.populations[0]].attrs["sorting"] == 0
+
+
+def test_probe_without_trace_is_an_error(capsys):
+    assert cli.main(["run", str(ROOT / "netlists" / "tiny.toml"), "--probe", "hidden"]) == 2
+    assert "--probe: records into a trace; add --trace FILE.h5 (got --probe hidden)" in \
+        capsys.readouterr().err
