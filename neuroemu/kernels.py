@@ -18,6 +18,8 @@ engine runs inside :func:`run_lockstep`, one sample at a time (samples are indep
 optionally spread over threads with ``prange``.
 """
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -304,8 +306,23 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
                         rec_x[r, b, 2, j] = phi[b, j]
 
 
+def _renamed(fn, name: str):
+    """A copy of a Python function under another name.
+
+    numba's on-disk cache names its files after the function and indexes them by
+    signature only, so a serial and a ``parallel=True`` dispatcher built from the same
+    function would share one cache entry (whichever compiled first is what the other
+    loads: a "parallel" kernel running on one thread).  The threaded build therefore
+    compiles a renamed copy, which gets cache files of its own.
+    """
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    out = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    out.__qualname__, out.__doc__ = name, fn.__doc__
+    return out
+
+
 run_lockstep = njit(**JIT_OPTIONS)(_run)
-run_lockstep_parallel = njit(parallel=True, **JIT_OPTIONS)(_run)
+run_lockstep_parallel = njit(parallel=True, **JIT_OPTIONS)(_renamed(_run, "_run_parallel"))
 
 
 # --------------------------------------------------------------------------- async engine
@@ -368,24 +385,6 @@ def async_tick(l, lo, hi, t, nu, beta, is_out, out_lo, lp, seed, bias, y, x,
 
 
 # --------------------------------------------------------------------------- EP training
-
-def _run_train(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
-               s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
-               c_spk, c_syn, c_upd):
-    """:func:`run_lockstep` without recording, for training (bit-identical states,
-    messages and counters); samples spread over threads in the ``parallel`` build."""
-    B = s.shape[0]
-    for b in prange(B):
-        for k in range(nsteps):
-            clock[b] += 1
-            step_sample(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
-                        seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu,
-                        u, c_spk, c_syn, c_upd)
-
-
-run_train = njit(**JIT_OPTIONS)(_run_train)
-run_train_parallel = njit(parallel=True, **JIT_OPTIONS)(_run_train)
-
 
 @jit
 def ep_outer(A, Bm, C, D, out):

@@ -1,0 +1,184 @@
+"""``python -m neuroemu.demo``: classify MNIST digits with the shipped trained spiking network.
+
+Needs no dataset: the trained binary 784-500-10 network ships in ``netlists/``
+(``mnist-binary-trained.h5``, or the ``.toml`` form with ``.npy`` weights) and 300 digits of
+the official MNIST test set ship in ``neuroemu/data/mnist_test_digits.npz``.  Each digit is
+classified the way the network was trained (docs/model.md section 4.5): a free phase of
+100 spiking steps from the zero state -- sigma-delta encoders, predictive coding
+(lambda = 0.275), OSA step sizes -- then ``argmax`` of the output states.
+
+Prints the accuracy and the spikes per digit; with :mod:`neuroemu.energy` present, the
+energy per classified digit on a hardware profile; with :mod:`neuroemu.traces`, writes an
+HDF5 spike trace of a few digits and a raster PNG under ``traces/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import compile as compiler
+from . import engine, netlist
+from .eqprop import Hyper, Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = Path(__file__).resolve().parent / "data" / "mnist_test_digits.npz"
+NETWORKS = ("mnist-binary-trained.h5", "mnist-binary-trained.toml")
+
+
+def find_network() -> Path:
+    for name in NETWORKS:
+        p = ROOT / "netlists" / name
+        if p.exists():
+            return p
+    raise SystemExit(f"demo: no trained network in {ROOT / 'netlists'} "
+                     f"(looked for {', '.join(NETWORKS)})")
+
+
+def load_digits(path=DIGITS):
+    with np.load(path, allow_pickle=False) as z:
+        return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)
+
+
+def classify(trainer: Trainer, x, batch: int = 100):
+    """(predictions, output states, spikes per digit and layer (n, layers))."""
+    preds, outs, spikes = [], [], []
+    for i in range(0, len(x), batch):
+        sess = engine.session(trainer.net, x[i:i + batch], seed=trainer.seed)
+        trainer.advance(sess, trainer.hyper.n_free)
+        out = sess.state(trainer.L)
+        preds.append(out.argmax(1))
+        outs.append(out)
+        spikes.append(sess.c_spk.copy())
+    return np.concatenate(preds), np.concatenate(outs), np.concatenate(spikes)
+
+
+def energy_summary(cn, x, steps, profile_name):
+    from . import energy
+    from . import hardware as hw
+    phases = energy.run_network(cn, x, steps)
+    names, sizes = cn.names, cn.sizes
+    placement = hw.place(sizes)
+    setup = energy.Setup(names, sizes, energy.coding_of(cn.netlist), placement,
+                         hw.route_table(placement, sizes, True))
+    return energy.report(setup, phases, hw.load_profile(profile_name))
+
+
+def raster_png(path, cn, x, label, pred, steps, seed):
+    """Spike raster of one digit's free phase, with the digit and the output states."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sess = engine.session(cn, x[None, :], seed=seed)
+    ph = sess.run(steps, record_spikes=True, record_states=True)
+    spk, st = ph.spikes[:, 0, :], ph.states[:, 0, :]
+    off = cn.off
+    fig = plt.figure(figsize=(10, 8), dpi=100)
+    gs = fig.add_gridspec(3, 4, height_ratios=[1.1, 2.6, 1.4])
+    ax0 = fig.add_subplot(gs[0, 0])
+    ax0.imshow(x.reshape(28, 28), cmap="gray_r")
+    ax0.set_title(f"test digit: label {label}, predicted {pred}", fontsize=9)
+    ax0.axis("off")
+    axc = fig.add_subplot(gs[0, 1:])
+    per_step = [spk[:, off[l]:off[l + 1]].sum(1) for l in range(len(cn.sizes))]
+    for l, name in enumerate(cn.names):
+        axc.plot(np.arange(1, steps + 1), per_step[l], label=f"{name} ({cn.sizes[l]})", lw=1)
+    axc.set_ylabel("spikes per step")
+    axc.legend(fontsize=7, loc="upper right")
+    axc.set_title("spikes sent per step, by population", fontsize=9)
+    ax1 = fig.add_subplot(gs[1, :])
+    n_show = min(120, cn.sizes[1])
+    hid = spk[:, off[1]:off[1] + n_show].T
+    outs = spk[:, off[-2]:off[-1]].T
+    gap = np.zeros((3, steps), dtype=bool)
+    ax1.imshow(np.vstack([hid, gap, outs]), aspect="auto", cmap="Greys", interpolation="nearest",
+               extent=(0.5, steps + 0.5, n_show + 3 + outs.shape[0] - 0.5, -0.5))
+    ax1.axhline(n_show + 1, color="tab:red", lw=0.8)
+    ax1.set_yticks([0, n_show // 2, n_show + 3, n_show + 3 + outs.shape[0] - 1])
+    ax1.set_yticklabels([f"{cn.names[1]} 0", f"{cn.names[1]} {n_show // 2}", f"{cn.names[-1]} 0",
+                         f"{cn.names[-1]} {outs.shape[0] - 1}"], fontsize=7)
+    ax1.set_title(f"spike raster: {cn.names[1]} neurons 0-{n_show - 1} (of {cn.sizes[1]}) above "
+                  f"the red line, the {outs.shape[0]} output neurons below (black = spike)",
+                  fontsize=9)
+    ax2 = fig.add_subplot(gs[2, :])
+    out = st[:, off[-2]:off[-1]]
+    for k in range(out.shape[1]):
+        ax2.plot(np.arange(1, steps + 1), out[:, k], lw=2.0 if k == pred else 0.8,
+                 label=str(k))
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("output state s")
+    ax2.set_xlim(0, steps + 1)
+    ax2.legend(ncol=1, fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               title="class", title_fontsize=7)
+    ax2.set_title("output states (the prediction is the largest at the last step)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return sess.result()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m neuroemu.demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--netlist", help="trained network (default: the shipped one)")
+    ap.add_argument("--digits", type=int, default=300, help="how many bundled digits (max 300)")
+    ap.add_argument("--profile", default="loihi", help="hardware profile for the energy estimate")
+    ap.add_argument("--out-dir", default=str(ROOT / "traces"),
+                    help="where the trace and raster go (default traces/)")
+    ap.add_argument("--no-files", action="store_true", help="write no trace or PNG")
+    args = ap.parse_args(argv)
+
+    path = Path(args.netlist) if args.netlist else find_network()
+    nl = netlist.load(path)
+    cn = compiler.build(nl)
+    hp = Hyper.for_network(cn)
+    trainer = Trainer(cn, hp, seed=nl.seed)
+    x, labels = load_digits()
+    x, labels = x[:args.digits], labels[:args.digits]
+    print(f"network {nl.name} ({'-'.join(map(str, cn.sizes))}) from {path}")
+    if nl.description:
+        print(f"  {nl.description}")
+    print(f"classifying {len(x)} MNIST test digits (official test images 0-{len(x) - 1}) with "
+          f"{hp.n_free} spiking steps each ...")
+    t0 = time.perf_counter()
+    pred, _, spikes = classify(trainer, x)
+    dt = time.perf_counter() - t0
+    acc = float((pred == labels).mean())
+    per_layer = spikes.mean(axis=0)
+    print(f"accuracy {100 * acc:.2f}% ({int((pred != labels).sum())} errors in {len(x)}), "
+          f"{dt:.2f} s ({len(x) / dt:.0f} digits/s)")
+    print(f"spikes per digit: {spikes.sum(1).mean():.0f} in total = "
+          + " + ".join(f"{v:.0f} {n}" for n, v in zip(cn.names, per_layer))
+          + f" (over {hp.n_free} steps; the {cn.sizes[0]} inputs spike too)")
+    wrong = np.nonzero(pred != labels)[0][:10]
+    if len(wrong):
+        print("first misclassified: " + ", ".join(f"#{i} ({labels[i]}->{pred[i]})" for i in wrong))
+
+    if importlib.util.find_spec("neuroemu.energy") is not None:
+        from . import energy
+        rep = energy_summary(cn, x, hp.n_free, args.profile)
+        ratio = rep.get("spike_vs_real_ratio")
+        print(f"energy on profile '{rep['profile']}': {energy.fmt_j(rep['per_inference_j'])} per "
+              f"classified digit"
+              + (f" (the same network sending real-valued words every step: "
+                 f"{energy.fmt_j(rep['real_valued_total_j_per_sample'])}, {1 / ratio:.1f}x)"
+                 if ratio else ""))
+    if not args.no_files:
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        png = out / "demo-raster.png"
+        res = raster_png(png, cn, x[0], int(labels[0]), int(pred[0]), hp.n_free, nl.seed)
+        print(f"wrote {png} (spike raster of test digit #0)")
+        if importlib.util.find_spec("neuroemu.traces") is not None:
+            from . import traces
+            tpath = traces.write(out / "demo-trace.h5", cn, res, x=x[:1])
+            print(f"wrote {tpath} (HDF5 spike trace of digit #0; neuroemu inspect {tpath})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

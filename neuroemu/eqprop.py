@@ -1,0 +1,578 @@
+"""Equilibrium Propagation training (docs/model.md section 4) on top of the engine.
+
+Per minibatch: a free phase of ``n_free`` steps from the zero state (``s-``), then -- without
+resetting anything -- a nudged phase of ``n_nudged`` steps with ``beta' = +-beta`` (the sign
+drawn at random per minibatch) towards the one-hot targets (``s+``).  The weights then move
+by the first-order or the full EP rule computed from the end-of-phase *continuous states*
+(``s_0 = x``), divided by the signed ``beta'``.  The dynamics are whatever the netlist's
+neurons are: real-valued messages for the continuous network, exact spikes (sigma-delta,
+predictive coding, OSA) for the binary one -- every step runs in the lockstep engine's
+numba kernels; nothing here approximates spikes by rates.
+
+Public API::
+
+    trainer = Trainer(compiled, Hyper.for_network(compiled), seed=0, threads=1)
+    stats = trainer.train_batch(x, y)          # one EP update; returns a BatchStats
+    err, spikes = trainer.evaluate(images, labels)
+    grads = ep_update(s_free, s_nudged, beta_signed, rule)   # [(dW_l, db_{l+1}), ...]
+
+CLI: ``neuroemu train NETLIST --dataset mnist --epochs N --out FILE`` (see train_main).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import compile as compile_mod
+from . import engine
+from . import kernels as K
+from .compile import CompiledNetwork
+from .errors import NeuroemuError
+
+RULES = ("first-order", "full")
+
+# The paper's hyper-parameters (docs/model.md section 4 table), chosen by network kind.
+PRESETS = {
+    "continuous": dict(beta=0.5, n_free=20, n_nudged=4, rates=(0.1, 0.05)),
+    "binary": dict(beta=0.5, n_free=100, n_nudged=50, rates=(0.1, 0.05)),
+    "continuous-deep": dict(beta=1.0, n_free=50, n_nudged=8,
+                            rates=(0.128, 0.032, 0.008, 0.002)),
+    "binary-deep": dict(beta=1.0, n_free=100, n_nudged=50,
+                        rates=(0.128, 0.032, 0.008, 0.002)),
+}
+
+
+class TrainError(NeuroemuError, ValueError):
+    """Training options that cannot be honoured (wrong number of rates, bad checkpoint...)."""
+
+
+@dataclass
+class Hyper:
+    """EP hyper-parameters: nudge strength, phase lengths, per-projection rates, rule, batch."""
+
+    beta: float = 0.5
+    n_free: int = 100
+    n_nudged: int = 50
+    rates: tuple[float, ...] = (0.1, 0.05)
+    rule: str = "first-order"
+    batch: int = 20
+
+    @staticmethod
+    def preset_name(net: CompiledNetwork) -> str:
+        kind = "binary" if net.binary else "continuous"
+        return kind + ("-deep" if net.n_layers > 3 else "")
+
+    @classmethod
+    def for_network(cls, net: CompiledNetwork, **overrides) -> "Hyper":
+        """The paper's settings for this kind of network, with ``overrides`` applied
+        (``None`` values are ignored)."""
+        base = dict(PRESETS[cls.preset_name(net)])
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        hp = cls(**base)
+        hp.rates = tuple(float(r) for r in hp.rates)
+        hp.check(net)
+        return hp
+
+    def check(self, net: CompiledNetwork) -> None:
+        n_proj = net.n_layers - 1
+        if len(self.rates) != n_proj:
+            raise TrainError(f"rates: need one learning rate per projection ({n_proj} for "
+                             f"{'-'.join(map(str, net.sizes))}) (got {len(self.rates)}: "
+                             f"{','.join(f'{r:g}' for r in self.rates)})")
+        for r in self.rates:
+            if not math.isfinite(r) or r < 0:
+                raise TrainError(f"rates: must be finite and >= 0 (got {r})")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise TrainError(f"beta: must be a positive number (got {self.beta})")
+        for name in ("n_free", "n_nudged", "batch"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise TrainError(f"{name.replace('n_', 'steps_')}: must be a positive "
+                                 f"integer (got {v!r})")
+        if self.rule not in RULES:
+            raise TrainError(f"rule: must be one of {', '.join(RULES)} (got {self.rule!r})")
+
+
+def glorot_weights(sizes, seed: int) -> list[np.ndarray]:
+    """Glorot-uniform ``U(-a, a)``, ``a = sqrt(6 / (n_in + n_out))``, one matrix per projection."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for n0, n1 in zip(sizes[:-1], sizes[1:]):
+        a = math.sqrt(6.0 / (n0 + n1))
+        out.append(rng.uniform(-a, a, size=(n0, n1)))
+    return out
+
+
+def ep_update(s_free, s_nudged, beta_signed: float, rule: str = "first-order"):
+    """The EP update direction (without learning rates) from end-of-phase states.
+
+    ``s_free`` / ``s_nudged``: lists of (B, n_l) continuous states, layer 0 = the input x.
+    Returns ``[(dW_l, db_{l+1}) for each projection l]`` with (model.md section 4)
+
+    - first-order: ``dW_l = (1/beta') (1/B) [s-_l^T (s+_{l+1} - s-_{l+1}) + (s+_l - s-_l)^T s-_{l+1}]``
+    - full:        ``dW_l = (1/beta') (1/B) [rho(s+_l)^T rho(s+_{l+1}) - rho(s-_l)^T rho(s-_{l+1})]``
+    - ``db_{l+1} = (1/beta') mean_B (s+_{l+1} - s-_{l+1})``.
+
+    For small beta this approximates minus the gradient of the mean cost at the fixed point.
+    """
+    B = s_free[0].shape[0]
+    out = []
+    for l in range(len(s_free) - 1):
+        a0, a1 = s_free[l], s_free[l + 1]
+        b0, b1 = s_nudged[l], s_nudged[l + 1]
+        dw = np.empty((a0.shape[1], a1.shape[1]))
+        f64 = lambda z: np.ascontiguousarray(z, dtype=np.float64)  # noqa: E731
+        if rule == "full":
+            r = lambda s: f64(np.clip(s, 0.0, 1.0))  # noqa: E731
+            K.ep_outer(r(b0), r(b1), -r(a0), r(a1), dw)
+        else:
+            K.ep_outer(f64(a0), f64(b1 - a1), f64(b0 - a0), f64(a1), dw)
+        dw /= beta_signed * B
+        db = (b1 - a1).mean(axis=0) / beta_signed
+        out.append((dw, db))
+    return out
+
+
+@dataclass
+class BatchStats:
+    loss: float          # mean over the batch of ||y - s_L||^2 at the end of the free phase
+    errors: int          # misclassified samples (argmax of the free-phase output)
+    spikes: float        # messages sent per sample during the free phase (all layers)
+    beta: float          # the signed beta' used
+
+
+class Trainer:
+    """Holds a compiled network and trains its weights in place with EP.
+
+    Master weights are float64; after each update they are copied (as float32) into the
+    compiled network, which is what the engine runs.
+    """
+
+    def __init__(self, net: CompiledNetwork, hyper: Hyper, *, seed: int = 0, threads: int = 1,
+                 engine_name: str = "lockstep"):
+        hyper.check(net)
+        self.net = net
+        self.hyper = hyper
+        self.threads = int(threads)
+        self.engine_name = engine_name
+        self.rng = np.random.default_rng(seed)
+        self.L = net.n_layers - 1
+        self.W = [net.weights(l).astype(np.float64) for l in range(self.L)]
+        self.b = [net.biases(l).astype(np.float64).copy() for l in range(net.n_layers)]
+        self.seed = int(seed)
+        self._batches = 0
+
+    # ------------------------------------------------------------------ weights
+    def set_params(self, W, b=None) -> None:
+        for l, w in enumerate(W):
+            self.W[l] = np.array(w, dtype=np.float64)
+            self.net.set_weights(l, self.W[l].astype(np.float32))
+        if b is not None:
+            for l, bb in enumerate(b):
+                self.b[l] = np.array(bb, dtype=np.float64)
+                self.net.biases(l)[:] = self.b[l]
+
+    def _session(self, x, sample_ids=None):
+        return engine.session(self.net, x, engine=self.engine_name, threads=self.threads,
+                              seed=self.seed, sample_ids=sample_ids)
+
+    def _states(self, sess, x):
+        return [x] + [sess.state(l) for l in range(1, self.L + 1)]
+
+    # ------------------------------------------------------------------ training
+    def advance(self, sess, steps: int, beta: float = 0.0, target=None) -> np.ndarray:
+        """Advance a session ``steps`` steps (nothing recorded); returns the spikes per
+        sample sent meanwhile."""
+        ph = sess.run(steps, beta=beta, target=target)
+        return ph.counters["spikes"].sum(axis=1)
+
+    def phases(self, x, y, beta_signed: float):
+        """Free then nudged phase on one batch; returns (s_free, s_nudged, free-phase
+        spikes per sample)."""
+        hp = self.hyper
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        sess = self._session(x, np.arange(len(x)) + self._batches * len(x))
+        spikes = self.advance(sess, hp.n_free)
+        s_free = self._states(sess, x)
+        self.advance(sess, hp.n_nudged, beta_signed, y)
+        s_nudged = self._states(sess, x)
+        return s_free, s_nudged, spikes
+
+    def train_batch(self, x, y) -> BatchStats:
+        """One EP step: free phase, nudged phase with a random sign, weight update."""
+        hp = self.hyper
+        beta_signed = hp.beta if self.rng.random() < 0.5 else -hp.beta
+        s_free, s_nudged, spikes = self.phases(x, y, beta_signed)
+        grads = ep_update(s_free, s_nudged, beta_signed, hp.rule)
+        net = self.net
+        for l, (dw, db) in enumerate(grads):
+            # W += rate * dW, and float32(W) into the compiled network (both orientations)
+            K.ep_apply(self.W[l], dw, hp.rates[l], net.wf, net.wf_off[l], net.wb, net.wb_off[l])
+            self.b[l + 1] += hp.rates[l] * db
+            net.biases(l + 1)[:] = self.b[l + 1]
+        self._batches += 1
+        out = s_free[-1]
+        y = np.asarray(y)
+        return BatchStats(loss=float(((y - out) ** 2).sum(axis=1).mean()),
+                          errors=int((out.argmax(1) != y.argmax(1)).sum()),
+                          spikes=float(spikes.mean()),
+                          beta=beta_signed)
+
+    # ------------------------------------------------------------------ evaluation
+    def predict(self, x):
+        """Free phase of ``n_free`` steps from zero; returns (argmax, output states, spikes
+        per sample (B,) summed over all layers)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        sess = self._session(x)
+        spikes = self.advance(sess, self.hyper.n_free)
+        out = sess.state(self.L)
+        return out.argmax(1), out, spikes
+
+    def evaluate(self, images, labels, batch: int = 100, progress=None):
+        """Classification error (fraction) and mean messages (spikes) per classified sample."""
+        wrong, spikes = 0, 0.0
+        for i in range(0, len(images), batch):
+            pred, _, spk = self.predict(images[i:i + batch])
+            wrong += int((pred != labels[i:i + batch]).sum())
+            spikes += float(spk.sum())
+            if progress is not None:
+                progress.update(len(pred))
+        n = max(len(images), 1)
+        return wrong / n, spikes / n
+
+
+# ---------------------------------------------------------------------------- files
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
+                 description: str = "", provenance: dict | None = None) -> Path:
+    """Write the compiled network's current weights and biases as a netlist.
+
+    ``.h5``: through :mod:`neuroemu.netlist_h5` (self-contained).  Otherwise a TOML file
+    with every weight matrix and bias vector in a float32/float64 ``.npy`` file beside it
+    (``{ file = "..." }``), which :func:`neuroemu.netlist.load` reads back exactly.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nl = net.netlist
+    name = name or f"{nl.name}-trained"
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        try:
+            from . import netlist_h5
+        except ModuleNotFoundError:
+            raise TrainError(f"{path}: cannot write HDF5 netlists in this build "
+                             "(neuroemu.netlist_h5 is missing); use a .toml output") from None
+        import dataclasses
+        renamed = dataclasses.replace(nl, name=name, description=description or name)
+        return netlist_h5.save(
+            renamed, path,
+            weights=[net.weights(l).astype(np.float64) for l in range(net.n_layers - 1)],
+            biases=[None] + [net.biases(l).copy() for l in range(1, net.n_layers)])
+    stem = path.stem
+    lines = [f"# {description or name}", "# written by neuroemu train (docs/training.md)"]
+    for k, v in (provenance or {}).items():
+        lines.append(f"# {k}: {v}")
+    lines += ["", "[network]", f"name = {_toml_value(name)}", f"seed = {nl.seed}",
+              f"description = {_toml_value(description or name)}", ""]
+    for l, pop in enumerate(nl.populations):
+        lines += ["[[population]]", f"name = {_toml_value(pop.name)}", f"size = {pop.size}",
+                  f"role = {_toml_value(pop.role)}",
+                  f"neuron = {_toml_value(pop.neuron.as_dict())}"]
+        if l > 0:
+            fname = f"{stem}.{pop.name}.bias.npy"
+            np.save(path.parent / fname, np.asarray(net.biases(l), dtype=np.float64))
+            lines.append(f"bias = {{ file = {_toml_value(fname)} }}")
+        lines.append("")
+    for l, pr in enumerate(nl.projections):
+        fname = f"{stem}.{pr.pre}-{pr.post}.weights.npy"
+        np.save(path.parent / fname, np.ascontiguousarray(net.weights(l), dtype=np.float32))
+        lines += ["[[projection]]", f"pre = {_toml_value(pr.pre)}",
+                  f"post = {_toml_value(pr.post)}",
+                  f"weights = {{ file = {_toml_value(fname)} }}", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"W{l}": w for l, w in enumerate(trainer.W)}
+    arrays.update({f"b{l}": b for l, b in enumerate(trainer.b)})
+    meta = {"epoch": epoch, "history": history, "settings": settings,
+            "hyper": asdict(trainer.hyper), "batches": trainer._batches,
+            "rng": trainer.rng.bit_generator.state}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+
+
+def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
+    """Restore weights, biases, RNG and counters; returns (epochs done, history, settings)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            W = [z[f"W{l}"] for l in range(trainer.L)]
+            b = [z[f"b{l}"] for l in range(trainer.L + 1)]
+    except FileNotFoundError:
+        raise TrainError(f"{path}: checkpoint not found") from None
+    except (OSError, KeyError, ValueError) as exc:
+        raise TrainError(f"{path}: not a neuroemu training checkpoint ({exc})") from None
+    for l, w in enumerate(W):
+        if w.shape != trainer.W[l].shape:
+            raise TrainError(f"{path}: W{l}: shape {w.shape} does not match the netlist's "
+                             f"{trainer.W[l].shape}")
+    trainer.set_params(W, b)
+    trainer.rng.bit_generator.state = meta["rng"]
+    trainer._batches = int(meta["batches"])
+    return int(meta["epoch"]), list(meta["history"]), dict(meta.get("settings", {}))
+
+
+def plot_learning_curve(history: list, path, title: str, paper: float | None = None) -> None:
+    """Training and validation error per epoch (log scale), the final test error as a star,
+    and optionally the paper's test error as a dotted line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    ax.plot(ep, [100 * h["train_error"] for h in history], "o-", ms=4,
+            label="training error (each minibatch's free phase, before its update)")
+    ax.plot(ep, [100 * h["val_error"] for h in history], "s-", ms=4,
+            label="validation error (images held out of the training set)")
+    for h in history:
+        if h.get("test_error") is not None:
+            ax.plot([h["epoch"]], [100 * h["test_error"]], "r*", ms=13,
+                    label=f"official test error after epoch {h['epoch']}: "
+                          f"{100 * h['test_error']:.2f}%")
+    if paper is not None:
+        ax.axhline(paper, color="k", ls=":", lw=1, label=f"paper's test error ({paper}%)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("classification error (%, log scale)")
+    ax.set_yscale("log")
+    vals = [100 * h[k] for h in history for k in ("train_error", "val_error", "test_error")
+            if h.get(k)] + ([paper] if paper else [])
+    if vals:
+        lo, hi = min(vals), max(vals)
+        ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 50,
+                             70, 100) if lo / 1.3 <= t <= hi * 1.3]
+        ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7.5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# The paper's official-test errors (docs/model.md section 4), drawn on learning curves.
+PAPER_TEST_ERROR = {("binary", "mnist"): 2.37, ("continuous", "mnist"): 2.51,
+                    ("binary-deep", "mnist"): 3.65, ("continuous-deep", "mnist"): 2.42}
+
+
+# ---------------------------------------------------------------------------- CLI
+
+EXAMPLE = """example:
+  neuroemu train netlists/mnist-binary.toml --dataset mnist --epochs 25 \\
+      --out runs/mnist-binary-trained.toml
+  (--resume CKPT continues a run; --epochs N counts from the start of the run)
+
+defaults by network kind (the paper's, docs/model.md section 4; override with the options):
+  continuous       784-500-10           beta 0.5, steps 20/4,  rates 0.1,0.05
+  binary           784-500-10           beta 0.5, steps 100/50, rates 0.1,0.05
+  continuous-deep  784-500-500-500-10   beta 1.0, steps 50/8,  rates 0.128,0.032,0.008,0.002
+  binary-deep      784-500-500-500-10   beta 1.0, steps 100/50, rates 0.128,0.032,0.008,0.002
+  (binary = every population spikes; deep = more than one hidden layer; rule first-order,
+  minibatch 20)"""
+
+
+def _rates(text):
+    try:
+        return tuple(float(r) for r in text.split(","))
+    except ValueError:
+        raise TrainError(f"--rates: must be comma-separated numbers (got {text!r})") from None
+
+
+def add_train_arguments(p) -> None:
+    p.epilog = EXAMPLE
+    p.add_argument("netlist", help="netlist (.toml or .h5): topology, neuron components, "
+                   "initial weights")
+    p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist (default mnist)")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (default: $NEUROEMU_DATA or "
+                   "../shared/datasets)")
+    p.add_argument("--epochs", type=int, default=1, help="epochs to train (default 1)")
+    p.add_argument("--out", metavar="FILE", help="trained netlist to write (.toml + .npy "
+                   "files, or .h5); default <netlist name>-trained.toml")
+    g = p.add_argument_group("hyper-parameters (defaults: the paper's, by network kind)")
+    g.add_argument("--beta", type=float, help="nudge strength (sign drawn per minibatch)")
+    g.add_argument("--steps-free", type=int, dest="n_free", help="free-phase steps")
+    g.add_argument("--steps-nudged", type=int, dest="n_nudged", help="nudged-phase steps")
+    g.add_argument("--rates", type=_rates, help="learning rates per projection, e.g. 0.1,0.05")
+    g.add_argument("--rule", choices=RULES, default="first-order", help="EP update rule")
+    g.add_argument("--batch", type=int, default=20, help="minibatch size (default 20)")
+    g.add_argument("--init", choices=("netlist", "glorot"), default="netlist",
+                   help="initial weights: the netlist's, or fresh Glorot (zero biases)")
+    p.add_argument("--validation", type=int, default=10000,
+                   help="validation images carved from the end of the training set")
+    p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument("--val-limit", type=int, help="evaluate on the first N validation images")
+    p.add_argument("--shuffle", action="store_true",
+                   help="shuffle the training images each epoch (default: file order)")
+    p.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
+    p.add_argument("--seed", type=int, default=0, help="seed of the +-beta signs and shuffling")
+    p.add_argument("--threads", type=int, default=1, help="numba threads (opt-in, default 1)")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint written every epoch "
+                   "(default <out>.ckpt.npz)")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    p.add_argument("--plot", metavar="PNG", help="learning curve (default <out>-curve.png)")
+
+
+def _load_data(args):
+    from . import datasets
+    full = datasets.load(args.dataset, data_dir=args.data, split="train")
+    fit, val = datasets.train_validation_split(full, n_validation=args.validation)
+    test = None if args.no_test else datasets.load(args.dataset, data_dir=args.data,
+                                                   split="test")
+    return fit, val, test
+
+
+def train_main(args) -> int:
+    from . import netlist as netlist_mod
+    from tqdm import tqdm
+    quiet = not sys.stderr.isatty()
+    if args.epochs < 0:
+        raise TrainError(f"--epochs: must be >= 0 (got {args.epochs})")
+    nl = netlist_mod.load(args.netlist)
+    net = compile_mod.build(nl)
+    hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free, n_nudged=args.n_nudged,
+                           rates=args.rates, rule=args.rule, batch=args.batch)
+    fit, val, test = _load_data(args)
+    if args.train_limit:
+        fit = replace(fit, images=fit.images[:args.train_limit], labels=fit.labels[:args.train_limit])
+    if args.val_limit:
+        val = replace(val, images=val.images[:args.val_limit], labels=val.labels[:args.val_limit])
+    if fit.images.shape[1] != net.sizes[0] or net.sizes[-1] != 10:
+        raise TrainError(f"{args.netlist}: the network is {'-'.join(map(str, net.sizes))} but "
+                         f"{args.dataset} needs {fit.images.shape[1]} inputs and 10 outputs")
+    from .datasets import one_hot
+    out = Path(args.out or f"{nl.name}-trained.toml")
+    ckpt = Path(args.checkpoint or out.with_name(out.stem + ".ckpt.npz"))
+    plot = Path(args.plot or out.with_name(out.stem + "-curve.png"))
+    trainer = Trainer(net, hp, seed=args.seed, threads=args.threads)
+    if args.init == "glorot":
+        trainer.set_params(glorot_weights(net.sizes, args.seed),
+                           [np.zeros(n) for n in net.sizes])
+    settings = {"netlist": str(args.netlist), "dataset": args.dataset, "seed": args.seed,
+                "shuffle": args.shuffle, "n_train": len(fit), "n_val": len(val),
+                "command": " ".join(sys.argv)}
+    start, history = 0, []
+    if args.resume:
+        start, history, _ = load_checkpoint(args.resume, trainer)
+        print(f"resumed from {args.resume} after epoch {start}")
+    print(f"training {nl.name} ({'-'.join(map(str, net.sizes))}, "
+          f"{Hyper.preset_name(net)}) on {args.dataset}: {len(fit)} train / {len(val)} "
+          f"validation images; beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
+          f"rates={','.join(f'{r:g}' for r in hp.rates)} rule={hp.rule} batch={hp.batch} "
+          f"threads={args.threads}", flush=True)
+    y_fit = one_hot(fit.labels)
+    order_rng = np.random.default_rng(args.seed + 1)
+    for _ in range(start):  # keep the shuffles of a resumed run identical
+        if args.shuffle:
+            order_rng.permutation(len(fit))
+    for epoch in range(start + 1, args.epochs + 1):
+        order = order_rng.permutation(len(fit)) if args.shuffle else np.arange(len(fit))
+        t0 = time.perf_counter()
+        wrong = seen = 0
+        loss = spk = 0.0
+        nb = len(fit) // hp.batch
+        with tqdm(total=nb * hp.batch, desc=f"epoch {epoch}/{args.epochs}", unit="img",
+                  disable=quiet, leave=False) as bar:
+            for k in range(nb):
+                idx = order[k * hp.batch:(k + 1) * hp.batch]
+                st = trainer.train_batch(fit.images[idx], y_fit[idx])
+                wrong += st.errors
+                seen += len(idx)
+                loss += st.loss * len(idx)
+                spk += st.spikes * len(idx)
+                bar.update(len(idx))
+                if k % 50 == 0:
+                    bar.set_postfix(err=f"{100 * wrong / seen:.2f}%", loss=f"{loss / seen:.3f}")
+                if quiet and k and k % 500 == 0:  # a log file still shows progress
+                    print(f"  epoch {epoch}: {seen}/{nb * hp.batch} images, running train error "
+                          f"{100 * wrong / seen:.2f}%, {time.perf_counter() - t0:.0f} s",
+                          flush=True)
+                if not np.isfinite(trainer.W[0]).all():
+                    raise TrainError(f"training diverged at epoch {epoch}, minibatch {k} "
+                                     f"(non-finite weights); lower --rates")
+        t_train = time.perf_counter() - t0
+        with tqdm(total=len(val), desc="validation", unit="img", disable=quiet,
+                  leave=False) as bar:
+            val_err, val_spk = trainer.evaluate(val.images, val.labels, progress=bar)
+        rec = {"epoch": epoch, "train_error": wrong / max(seen, 1), "train_loss": loss / max(seen, 1),
+               "train_spikes_per_sample": spk / max(seen, 1), "val_error": val_err,
+               "val_spikes_per_sample": val_spk, "train_seconds": t_train,
+               "wall_seconds": time.perf_counter() - t0,
+               "samples_per_second": seen / t_train if t_train > 0 else None}
+        history.append(rec)
+        print(f"epoch {epoch}: train error {100 * rec['train_error']:.2f}% "
+              f"(loss {rec['train_loss']:.4f}), validation error {100 * val_err:.2f}%, "
+              f"{val_spk:.0f} spikes/sample, {t_train:.0f} s training "
+              f"({rec['samples_per_second']:.0f} samples/s), {rec['wall_seconds']:.0f} s total",
+              flush=True)
+        save_checkpoint(ckpt, trainer, epoch, history, settings)
+        save_netlist(net, out, description=f"{nl.name} trained with EP for {epoch} epochs "
+                     f"on {args.dataset}", provenance={"validation error": f"{val_err:.4f}"})
+    if test is not None and history:
+        t0 = time.perf_counter()
+        with tqdm(total=len(test), desc="test", unit="img", disable=quiet, leave=False) as bar:
+            test_err, test_spk = trainer.evaluate(test.images, test.labels, progress=bar)
+        history[-1]["test_error"] = test_err
+        history[-1]["test_spikes_per_sample"] = test_spk
+        print(f"test error {100 * test_err:.2f}% on {len(test)} official test images, "
+              f"{test_spk:.0f} spikes/sample ({time.perf_counter() - t0:.0f} s)", flush=True)
+        save_checkpoint(ckpt, trainer, history[-1]["epoch"], history, settings)
+    if history:
+        total = sum(h["wall_seconds"] for h in history)
+        last = history[-1]
+        desc = (f"{nl.name} trained with EP for {last['epoch']} epochs on {args.dataset}: "
+                f"validation error {100 * last['val_error']:.2f}%"
+                + (f", test error {100 * last['test_error']:.2f}%"
+                   if last.get("test_error") is not None else ""))
+        save_netlist(net, out, description=desc,
+                     provenance={"command": settings["command"], "wall seconds": f"{total:.0f}",
+                                 "hyper": json.dumps(asdict(hp))})
+        hist_path = out.with_name(out.stem + "-history.json")
+        hist_path.write_text(json.dumps({"settings": settings, "hyper": asdict(hp),
+                                         "history": history}, indent=1))
+        kind = Hyper.preset_name(net)
+        plot_learning_curve(
+            history, plot, f"EP training of {nl.name} ({'-'.join(map(str, net.sizes))}, {kind}) "
+            f"on {args.dataset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, rates "
+            f"{','.join(f'{r:g}' for r in hp.rates)}, batch {hp.batch}",
+            PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None)
+        print(f"wrote {out}, {ckpt}, {plot}, {hist_path}; wall time {total:.0f} s")
+    return 0
