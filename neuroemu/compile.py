@@ -5,7 +5,9 @@ computes in float32; halving the bytes per spike halves the memory traffic of de
 neuron states and all other arithmetic are float64; counters are int64.  The
 weights of projection ``l`` (layer l -> l+1) are stored twice, as ``W_l`` and ``W_l^T``,
 both row-major, so that a spike always adds one contiguous fan-out row (the price is
-twice the weight memory, which buys vectorised delivery in both directions).
+twice the weight memory, which buys vectorised delivery in both directions).  The one
+exception is ``W_0^T``: the clamped input layer receives nothing, so that copy is not
+kept (``wb_off[0] == -1``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ class CompiledNetwork:
     lp: np.ndarray       # float64 (L+1, LP_COUNT): per-layer component kinds and parameters
     wf: np.ndarray       # float32: W_0, W_1, ... row-major, concatenated
     wf_off: np.ndarray   # int64 (L,)
-    wb: np.ndarray       # float32: W_0^T, W_1^T, ... row-major, concatenated
-    wb_off: np.ndarray   # int64 (L,)
+    wb: np.ndarray       # float32: W_1^T, W_2^T, ... row-major, concatenated (no W_0^T)
+    wb_off: np.ndarray   # int64 (L,); -1 for projection 0
     bias: np.ndarray     # float64 (N,), zeros for the input layer
 
     @property
@@ -63,7 +65,8 @@ class CompiledNetwork:
         """Replace W_l in both stored orientations (used by training)."""
         n0, n1 = self.sizes[l], self.sizes[l + 1]
         self.wf[self.wf_off[l]:self.wf_off[l] + n0 * n1] = w.reshape(-1)
-        self.wb[self.wb_off[l]:self.wb_off[l] + n0 * n1] = w.T.reshape(-1)
+        if self.wb_off[l] >= 0:
+            self.wb[self.wb_off[l]:self.wb_off[l] + n0 * n1] = w.T.reshape(-1)
 
     def biases(self, l: int) -> np.ndarray:
         return self.bias[self.off[l]:self.off[l + 1]]
@@ -101,10 +104,12 @@ def build(net: Netlist) -> CompiledNetwork:
     w_off = np.zeros(len(counts), dtype=np.int64)
     w_off[1:] = np.cumsum(counts)[:-1]
     wf = np.empty(int(counts.sum()), dtype=np.float32)
-    wb = np.empty_like(wf)
+    wb = np.empty(int(counts[1:].sum()), dtype=np.float32)
+    wb_off = w_off - counts[0]
+    wb_off[0] = -1
     bias = np.concatenate([p.bias for p in net.populations]).astype(np.float64)
     cn = CompiledNetwork(net, tuple(p.name for p in net.populations), off, lp, wf, w_off,
-                         wb, w_off.copy(), bias)
+                         wb, wb_off, bias)
     for l, pr in enumerate(net.projections):
         cn.set_weights(l, pr.weights)
     return cn

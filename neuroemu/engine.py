@@ -138,14 +138,21 @@ class SessionBase:
         if ids.shape != (B,):
             raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
         self.seeds = sample_seeds(self.seed, ids)
+        self.phases = []
+        self.y = np.zeros((B, net.sizes[-1]))   # (run() may point it at the caller's target)
+        if getattr(self, "s", None) is not None and self.s.shape == (B, N):
+            # a reset with the same batch size: zero the buffers in place (allocating
+            # ~13 fresh (B, N) arrays per minibatch costs page faults, not just time)
+            for arr in (self.s, self.v, self.a, self.phi, self.xm, self.q, self.eps,
+                        *self.osa, self.u, self.ev):
+                arr.fill(0)
+            return B, N, L1
         z = lambda: np.zeros((B, N))  # noqa: E731
         self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
         self.eps = z()
         self.osa = [z(), z(), z(), z()]                 # theta, beta, delta, lamb
         self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
         self.ev = np.zeros((B, N), dtype=np.int32)      # per-layer event lists of the last step
-        self.y = np.zeros((B, net.sizes[-1]))
-        self.phases = []
         return B, N, L1
 
     def state(self, pop) -> np.ndarray:

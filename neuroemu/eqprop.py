@@ -110,6 +110,10 @@ def glorot_weights(sizes, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _f64(z):
+    return np.ascontiguousarray(z, dtype=np.float64)
+
+
 def ep_update(s_free, s_nudged, beta_signed: float, rule: str = "first-order"):
     """The EP update direction (without learning rates) from end-of-phase states.
 
@@ -128,12 +132,11 @@ def ep_update(s_free, s_nudged, beta_signed: float, rule: str = "first-order"):
         a0, a1 = s_free[l], s_free[l + 1]
         b0, b1 = s_nudged[l], s_nudged[l + 1]
         dw = np.empty((a0.shape[1], a1.shape[1]))
-        f64 = lambda z: np.ascontiguousarray(z, dtype=np.float64)  # noqa: E731
         if rule == "full":
-            r = lambda s: f64(np.clip(s, 0.0, 1.0))  # noqa: E731
+            r = lambda s: _f64(np.clip(s, 0.0, 1.0))  # noqa: E731
             K.ep_outer(r(b0), r(b1), -r(a0), r(a1), dw)
         else:
-            K.ep_outer(f64(a0), f64(b1 - a1), f64(b0 - a0), f64(a1), dw)
+            K.ep_outer(_f64(a0), _f64(b1 - a1), _f64(b0 - a0), _f64(a1), dw)
         dw /= beta_signed * B
         db = (b1 - a1).mean(axis=0) / beta_signed
         out.append((dw, db))
@@ -168,6 +171,7 @@ class Trainer:
         self.b = [net.biases(l).astype(np.float64).copy() for l in range(net.n_layers)]
         self.seed = int(seed)
         self._batches = 0
+        self._sess = None           # reused from minibatch to minibatch (same batch size)
 
     # ------------------------------------------------------------------ weights
     def set_params(self, W, b=None) -> None:
@@ -180,8 +184,16 @@ class Trainer:
                 self.net.biases(l)[:] = self.b[l]
 
     def _session(self, x, sample_ids=None):
-        return engine.session(self.net, x, engine=self.engine_name, threads=self.threads,
-                              seed=self.seed, sample_ids=sample_ids)
+        """A session clamped to ``x``: the previous one reset in place if the batch size
+        matches (zeroing buffers is cheaper than allocating them), else a new one."""
+        sess = self._sess
+        if sess is not None and sess.batch == len(x):
+            sess.reset(x, sample_ids)
+            return sess
+        self._sess = engine.session(self.net, x, engine=self.engine_name,
+                                    threads=self.threads, seed=self.seed,
+                                    sample_ids=sample_ids)
+        return self._sess
 
     def _states(self, sess, x):
         return [x] + [sess.state(l) for l in range(1, self.L + 1)]
@@ -210,13 +222,7 @@ class Trainer:
         hp = self.hyper
         beta_signed = hp.beta if self.rng.random() < 0.5 else -hp.beta
         s_free, s_nudged, spikes = self.phases(x, y, beta_signed)
-        grads = ep_update(s_free, s_nudged, beta_signed, hp.rule)
-        net = self.net
-        for l, (dw, db) in enumerate(grads):
-            # W += rate * dW, and float32(W) into the compiled network (both orientations)
-            K.ep_apply(self.W[l], dw, hp.rates[l], net.wf, net.wf_off[l], net.wb, net.wb_off[l])
-            self.b[l + 1] += hp.rates[l] * db
-            net.biases(l + 1)[:] = self.b[l + 1]
+        self.apply_update(s_free, s_nudged, beta_signed)
         self._batches += 1
         out = s_free[-1]
         y = np.asarray(y)
@@ -224,6 +230,30 @@ class Trainer:
                           errors=int((out.argmax(1) != y.argmax(1)).sum()),
                           spikes=float(spikes.mean()),
                           beta=beta_signed)
+
+    def apply_update(self, s_free, s_nudged, beta_signed: float) -> None:
+        """``W_l += rate_l * dW_l`` and ``b += rate_l * db`` with :func:`ep_update`'s
+        direction, bit for bit, and the new float32 weights into the compiled network.
+
+        The weight part runs in one fused kernel per projection (threaded when the
+        trainer is), which skips the rows of silent input pixels instead of building
+        the (n_l, n_l+1) update matrix."""
+        hp, net = self.hyper, self.net
+        step = K.ep_step_parallel if self.threads > 1 else K.ep_step
+        B = s_free[0].shape[0]
+        for l in range(self.L):
+            a0, a1 = _f64(s_free[l]), _f64(s_free[l + 1])
+            b0, b1 = _f64(s_nudged[l]), _f64(s_nudged[l + 1])
+            if hp.rule == "full":
+                r = lambda s: _f64(np.clip(s, 0.0, 1.0))  # noqa: E731
+                terms = (r(b0), r(b1), -r(a0), r(a1))
+            else:
+                terms = (a0, _f64(b1 - a1), _f64(b0 - a0), a1)
+            with K.threads(self.threads):
+                step(*terms, beta_signed * B, hp.rates[l], self.W[l], net.wf,
+                     int(net.wf_off[l]), net.wb, int(net.wb_off[l]))
+            self.b[l + 1] += hp.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
+            net.biases(l + 1)[:] = self.b[l + 1]
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, x):

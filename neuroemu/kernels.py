@@ -10,7 +10,8 @@ layer ``l`` at columns ``off[l]:off[l+1]``) and per-layer parameter arrays of le
 Weights are float32 (as in the original implementation) and so is the accumulator of
 delivered input ``u``; everything a neuron computes from it is float64.  Weights are two
 flat buffers: ``wf`` holds ``W_l`` row-major (row i = fan-out of neuron i
-of layer l to layer l+1), ``wb`` holds ``W_l^T`` row-major (fan-out of layer l+1 to l), so
+of layer l to layer l+1), ``wb`` holds ``W_l^T`` row-major (fan-out of layer l+1 to l; none
+for l = 0, as the clamped input receives nothing), so
 that spike delivery always adds contiguous rows.
 
 Semantics follow docs/model.md section 3 exactly; the whole step loop of the lockstep
@@ -185,19 +186,17 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
 
 
 @jit
-def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
-    """Encoders of neurons [lo, hi) of layer l of one sample (1-D rows), at step t.
+def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq):
+    """The encoder chain of layer l at step t on n contiguous values (0-based arrays).
 
-    ``src[src_lo:src_lo + hi - lo]`` are the values to send before rho (the states, or
-    the clamped input for layer 0).  Writes the message q(t) (0/1 for spiking encoders,
-    the real value for ``none``), lists the senders of non-zero messages (indices within
-    the layer, increasing) in ``ev[lo:lo + count]``, and returns that count.  ``q`` first
-    receives the quantizer input c.
+    ``cc[:n]`` are the values to send before rho, ``mm`` the predictive memories, ``pp``
+    the sigma-delta residues; ``qq[:n]`` receives the messages (0/1 for spiking encoders,
+    the real value for ``none``).  A neuron's global id (which keys the stochastic
+    encoder's random numbers) is ``ids[j]`` if ``ids`` is non-empty, else ``id_lo + j``.
     """
-    n = hi - lo
     enc = int(lp[l, LP_ENC])
     lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
-    cc, qq, mm, pp = src[src_lo:src_lo + n], q[lo:hi], xm[lo:hi], phi[lo:hi]
+    cc, qq, mm, pp = cc[:n], qq[:n], mm[:n], pp[:n]
     # quantizer input c (predictive wrapper: c = (x_t - (1 - lam) x_{t-1}) / lam)
     if lp[l, LP_PRED] != 0.0:
         for j in range(n):
@@ -214,10 +213,32 @@ def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
             pp[j] = p - qj
             qq[j] = qj
     elif enc == ENC_STOCHASTIC:
-        for j in range(n):
-            qq[j] = 1.0 if qq[j] > uniform01(seed, lo + j, t) else 0.0
+        if ids.shape[0] > 0:
+            for j in range(n):
+                qq[j] = 1.0 if qq[j] > uniform01(seed, ids[j], t) else 0.0
+        else:
+            for j in range(n):
+                qq[j] = 1.0 if qq[j] > uniform01(seed, id_lo + j, t) else 0.0
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+@jit
+def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
+    """Encoders of neurons [lo, hi) of layer l of one sample (1-D rows), at step t.
+
+    ``src[src_lo:src_lo + hi - lo]`` are the values to send before rho (the states, or
+    the clamped input for layer 0).  Writes the message q(t) (0/1 for spiking encoders,
+    the real value for ``none``), lists the senders of non-zero messages (indices within
+    the layer, increasing) in ``ev[lo:lo + count]``, and returns that count.
+    """
+    n = hi - lo
+    quantize(l, t, lp, seed, _NO_IDS, lo, n, src[src_lo:src_lo + n], xm[lo:hi], phi[lo:hi],
+             q[lo:hi])
     # event list without a branch per neuron (spike patterns are close to random, so a
     # branch mispredicts often and costs more than the encoder arithmetic)
+    qq = q[lo:hi]
     ee = ev[lo:hi]
     count = 0
     for j in range(n):
@@ -227,9 +248,52 @@ def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
 
 
 @jit
+def pack_clamped(n, x, xm, phi, q, ids, px, pm, pp):
+    """Pack the clamped layer's live neurons (indices into ``ids``, values into px/pm/pp).
+
+    A neuron whose clamped value clips to 0 and whose predictive memory, residue and last
+    message are all 0 sends nothing, ever: every encoder maps c = 0 with zero memory and
+    residue to the message 0 and leaves them at 0.  Only the others need encoding, which
+    for an image (mostly black pixels) is a fraction of the layer.  Returns their count.
+    """
+    k = 0
+    for j in range(n):
+        if min(max(x[j], 0.0), 1.0) != 0.0 or xm[j] != 0.0 or phi[j] != 0.0 or q[j] != 0.0:
+            ids[k] = j
+            px[k] = x[j]
+            pm[k] = xm[j]
+            pp[k] = phi[j]
+            k += 1
+    return k
+
+
+@jit
+def unpack_clamped(k, ids, pm, pp, xm, phi):
+    """Write the packed memories and residues back into the layer's rows."""
+    for i in range(k):
+        xm[ids[i]] = pm[i]
+        phi[ids[i]] = pp[i]
+
+
+@jit
+def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev):
+    """:func:`encode_neurons` for the clamped layer 0, on its packed live neurons: the
+    same arithmetic, the messages scattered into ``q``, the event list (increasing, as
+    ``ids`` is) into ``ev[0:count]``.  Returns the count."""
+    quantize(0, t, lp, seed, ids, 0, k, px, pm, pp, pq)
+    count = 0
+    for i in range(k):
+        j = ids[i]
+        q[j] = pq[i]
+        ev[count] = j
+        count += pq[i] != 0.0
+    return count
+
+
+@jit
 def step_sample(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
                 s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                c_spk, c_syn, c_upd):
+                c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq):
     """One synchronous step t of sample b (model.md section 3), in place.
 
     ``q``/``ev``/``nev`` hold the messages of step t-1 on entry (the message values, the
@@ -264,7 +328,7 @@ def step_sample(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
     # 3. encoders of every layer, the clamped input included
     for l in range(L + 1):
         if l == 0:
-            k = encode_neurons(0, 0, off[1], t, lp, seed, x[b], 0, xm[b], phi[b], q[b], ev[b])
+            k = encode_packed(t, lp, seed, k0, ids, px, pm, pp, pq, q[b], ev[b])
         else:
             k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s[b], off[l],
                                xm[b], phi[b], q[b], ev[b])
@@ -285,12 +349,16 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
     """
     B = s.shape[0]
     N = s.shape[1]
+    n0 = off[1]
     for b in prange(B):
+        ids = np.empty(n0, dtype=np.int64)
+        px, pm, pp, pq = np.empty(n0), np.empty(n0), np.empty(n0), np.empty(n0)
+        k0 = pack_clamped(n0, x[b], xm[b], phi[b], q[b], ids, px, pm, pp)
         for k in range(nsteps):
             clock[b] += 1
             step_sample(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
                         seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                        c_spk, c_syn, c_upd)
+                        c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq)
             if (k + 1) % rec_every == 0:
                 r = (k + 1) // rec_every - 1
                 if r < rec_q.shape[0]:
@@ -300,10 +368,12 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
                     for j in range(N):
                         rec_s[r, b, j] = s[b, j]
                 if r < rec_x.shape[0]:
+                    unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
                     for j in range(N):
                         rec_x[r, b, 0, j] = v[b, j]
                         rec_x[r, b, 1, j] = eps_s[b, j]
                         rec_x[r, b, 2, j] = phi[b, j]
+        unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
 
 
 def _renamed(fn, name: str):
@@ -319,6 +389,31 @@ def _renamed(fn, name: str):
     out = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
     out.__qualname__, out.__doc__ = name, fn.__doc__
     return out
+
+
+class threads:
+    """``with threads(n):`` -- numba's thread count set to ``n`` (at most
+    NUMBA_NUM_THREADS) around a call of a ``*_parallel`` kernel, restored afterwards,
+    with ``prange`` iterations handed out one at a time (samples differ in cost, so
+    dynamic scheduling balances threads better than equal contiguous blocks)."""
+
+    def __init__(self, n: int, chunk: int = 1):
+        self.n, self.chunk = int(n), int(chunk)
+
+    def __enter__(self):
+        if self.n > 1:
+            import numba
+            self.prev = numba.get_num_threads()
+            self.prev_chunk = numba.get_parallel_chunksize()
+            numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+            numba.set_parallel_chunksize(self.chunk)
+        return self
+
+    def __exit__(self, *exc):
+        if self.n > 1:
+            import numba
+            numba.set_num_threads(self.prev)
+            numba.set_parallel_chunksize(self.prev_chunk)
 
 
 run_lockstep = njit(**JIT_OPTIONS)(_run)
@@ -414,22 +509,49 @@ def ep_outer(A, Bm, C, D, out):
                     row[j] += cc * dd[j]
 
 
-@jit
-def ep_apply(W, dW, rate, wf, wf_lo, wb, wb_lo):
-    """One SGD step of a projection's weights: ``W += rate * dW`` on the float64 master
-    (``rate * dW`` rounded first, as NumPy's ``W += rate * dW``), then ``float32(W)`` into
-    both stored orientations of the compiled network (``wf`` row-major, ``wb`` transposed)
-    -- what :meth:`CompiledNetwork.set_weights` does, in one pass and without temporaries."""
-    n0, n1 = W.shape
-    for i in range(n0):
+def _ep_step(A, Bm, C, D, scale, rate, W, wf, wf_lo, wb, wb_lo):
+    """One SGD step of a projection's weights from the EP update, fused and row by row.
+
+    For each row i: ``dW[i] = (A^T Bm + C^T D)[i] / scale`` summed exactly as
+    :func:`ep_outer` does, then ``W[i] += rate * dW[i]`` on the float64 master, and
+    ``float32(W[i])`` into the compiled network's ``wf`` (row-major) and, when ``wb_lo``
+    >= 0, its transposed copy ``wb`` -- element for element the arithmetic of
+    :func:`ep_outer`, NumPy's ``dW /= scale`` and ``W += rate * dW``, without the
+    (n0, n1) temporaries.  Rows whose A and C columns are all zero (silent input pixels:
+    most of an image) have dW = 0 and are left as they are.  Rows are independent, so
+    the threaded build gives the same bits.
+    """
+    nb, n0 = A.shape
+    n1 = Bm.shape[1]
+    for i in prange(n0):
+        live = False
+        for b in range(nb):
+            if A[b, i] != 0.0 or C[b, i] != 0.0:
+                live = True
+        if not live:
+            continue
+        acc = np.zeros(n1)
+        for b in range(nb):
+            ca = A[b, i]
+            if ca != 0.0:
+                bb = Bm[b]
+                for j in range(n1):
+                    acc[j] += ca * bb[j]
+            cc = C[b, i]
+            if cc != 0.0:
+                dd = D[b]
+                for j in range(n1):
+                    acc[j] += cc * dd[j]
         wrow = W[i]
-        drow = dW[i]
         base = wf_lo + i * n1
         for j in range(n1):
-            w = wrow[j] + rate * drow[j]
+            w = wrow[j] + rate * (acc[j] / scale)
             wrow[j] = w
             wf[base + j] = np.float32(w)
-    for j in range(n1):
-        base = wb_lo + j * n0
-        for i in range(n0):
-            wb[base + i] = wf[wf_lo + i * n1 + j]
+        if wb_lo >= 0:
+            for j in range(n1):
+                wb[wb_lo + j * n0 + i] = wf[base + j]
+
+
+ep_step = njit(**JIT_OPTIONS)(_ep_step)
+ep_step_parallel = njit(parallel=True, **JIT_OPTIONS)(_renamed(_ep_step, "_ep_step_parallel"))

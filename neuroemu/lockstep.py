@@ -79,14 +79,8 @@ class LockstepSession(SessionBase):
         if self.threads == 1:
             K.run_lockstep(*args, every, rq, rs, rx)
             return
-        import numba
-        n = min(self.threads, numba.config.NUMBA_NUM_THREADS)
-        prev = numba.get_num_threads()
-        numba.set_num_threads(n)
-        try:
+        with K.threads(self.threads):
             K.run_lockstep_parallel(*args, every, rq, rs, rx)
-        finally:
-            numba.set_num_threads(prev)
 
     def result(self, **metadata) -> RunResult:
         net = self.net

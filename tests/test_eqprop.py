@@ -57,6 +57,40 @@ def test_ep_update_matches_the_written_formulas():
                                        rtol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rule", ["first-order", "full"])
+def test_trainer_update_is_the_rule_applied_to_the_weights(rule, threads):
+    """The fused training update (row skipping, threads) against the plain one:
+    ``W += rate * dW`` with dW from ep_update, ``b += rate * db``, and float32(W) in
+    both orientations of the compiled network -- bit for bit."""
+    rng = np.random.default_rng(3)
+    sizes, B, beta = (12, 7, 5, 3), 4, -0.5
+    sf = [rng.uniform(-0.2, 1.2, (B, n)) for n in sizes]
+    sn = [rng.uniform(-0.2, 1.2, (B, n)) for n in sizes]
+    sf[0][:, ::3] = 0.0            # silent inputs: rows the fused update skips
+    sf[0][1, 1] = 0.0
+    sn[0] = sf[0]
+    net = build(make_netlist(sizes, BINARY, seed=1, bias=0.1))
+    tr = Trainer(net, Hyper(rates=(0.1, 0.05, 0.02), rule=rule), threads=threads)
+    W0 = [w.copy() for w in tr.W]
+    b0 = [b.copy() for b in tr.b]
+    tr.apply_update(sf, sn, beta)
+    for l, (dw, db) in enumerate(ep_update(sf, sn, beta, rule)):
+        want = W0[l] + tr.hyper.rates[l] * dw
+        assert np.array_equal(tr.W[l], want)
+        assert np.array_equal(net.weights(l), want.astype(np.float32))
+        if l > 0:
+            n0, n1 = want.shape
+            wb = net.wb[net.wb_off[l]:net.wb_off[l] + n0 * n1].reshape(n1, n0)
+            assert np.array_equal(wb, want.T.astype(np.float32))
+        assert np.array_equal(tr.b[l + 1], b0[l + 1] + tr.hyper.rates[l] * db)
+        assert np.array_equal(net.biases(l + 1), tr.b[l + 1])
+    silent = (sf[0] == 0).all(axis=0)
+    assert silent.any() and not silent.all()
+    assert np.array_equal(tr.W[0][silent], W0[0][silent])
+    assert (tr.W[0][~silent] != W0[0][~silent]).any(axis=1).all()
+
+
 @pytest.mark.parametrize("rule", ["first-order", "full"])
 def test_small_beta_update_is_minus_the_gradient_of_the_loss(rule):
     """EP on a tiny continuous network vs central finite differences of the cost at the
@@ -271,3 +305,15 @@ def test_two_threads_train_identically():
     assert out[0][1] == out[1][1]
     for a, b in zip(out[0][0], out[1][0]):
         assert np.array_equal(a, b)
+
+
+def test_minibatches_leave_the_callers_arrays_alone():
+    """The trainer reuses one session between minibatches; resetting it must not zero
+    (or otherwise touch) the inputs and targets the caller passed in."""
+    sizes = (16, 9, 4)
+    x, y = _problem(sizes, 6, 3)
+    x0, y0 = x.copy(), y.copy()
+    tr = Trainer(build(make_netlist(sizes, BINARY, seed=5)), Hyper(n_free=20, n_nudged=10))
+    for _ in range(3):
+        tr.train_batch(x, y)
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)
