@@ -142,10 +142,14 @@ class SessionBase:
         self.y = np.zeros((B, net.sizes[-1]))   # (run() may point it at the caller's target)
         if getattr(self, "s", None) is not None and self.s.shape == (B, N):
             # a reset with the same batch size: zero the buffers in place (allocating
-            # ~13 fresh (B, N) arrays per minibatch costs page faults, not just time)
-            for arr in (self.s, self.v, self.a, self.phi, self.xm, self.q, self.eps,
-                        *self.osa, self.u, self.ev):
+            # ~13 fresh (B, N) arrays per minibatch costs page faults, not just time).
+            # Neuron state of the clamped layer is never written, so stays zero; event
+            # lists are only read up to their lengths, which the sessions reset.
+            n0 = int(net.off[1])
+            for arr in (self.phi, self.xm, self.q):
                 arr.fill(0)
+            for arr in (self.s, self.v, self.a, self.eps, *self.osa, self.u):
+                arr[:, n0:] = 0
             return B, N, L1
         z = lambda: np.zeros((B, N))  # noqa: E731
         self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()

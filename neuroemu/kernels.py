@@ -291,50 +291,52 @@ def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev):
 
 
 @jit
-def step_sample(b, t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
+def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
                 s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
                 c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq):
-    """One synchronous step t of sample b (model.md section 3), in place.
+    """One synchronous step t of one sample (model.md section 3), in place.
 
+    Every array is that sample's own: rows (x, y, s, v, ..., u) and per-layer vectors.
     ``q``/``ev``/``nev`` hold the messages of step t-1 on entry (the message values, the
-    per-layer event lists and their lengths) and those of step t on exit.
-    Counters (exact integers, per sample): ``c_spk[b, l]`` non-zero messages sent by layer
-    l; ``c_syn[b, p, 0]`` synaptic events of projection p upwards (layer p -> p+1) and
-    ``c_syn[b, p, 1]`` downwards (p+1 -> p); ``c_upd[b, l, 0]`` state updates (each runs
-    the decoder and the annealer) and ``c_upd[b, l, 1]`` encoder updates.
+    per-layer event lists and their lengths) and those of step t on exit; ``nu`` the
+    layers' OSA nu.  Counters (exact integers): ``c_spk[l]`` non-zero messages sent by
+    layer l; ``c_syn[p, 0]`` synaptic events of projection p upwards (layer p -> p+1)
+    and ``c_syn[p, 1]`` downwards (p+1 -> p); ``c_upd[l, 0]`` state updates (each runs
+    the decoder and the annealer) and ``c_upd[l, 1]`` encoder updates.
+    The clamped layer 0 is encoded from its ``k0`` packed live neurons (see
+    :func:`pack_clamped`; ``xm``/``phi`` of layer 0 are stale until unpacked).
     """
     L = off.shape[0] - 2
     # 1. delivery of q(t-1) into u(t) for every non-input layer
     for l in range(1, L + 1):
         lo, hi = off[l], off[l + 1]
         n_here = hi - lo
-        u[b, lo:hi] = np.float32(0.0)
-        k = nev[b, l - 1]
-        deliver(q[b], ev[b], off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
-                wf, wf_off[l - 1], n_here, u[b], lo)
-        c_syn[b, l - 1, 0] += k * n_here
+        u[lo:hi] = np.float32(0.0)
+        k = nev[l - 1]
+        deliver(q, ev, off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
+                wf, wf_off[l - 1], n_here, u, lo)
+        c_syn[l - 1, 0] += k * n_here
         if l < L:
-            k = nev[b, l + 1]
-            deliver(q[b], ev[b], off[l + 1], k, lp[l + 1, LP_ENC] != ENC_NONE,
-                    wb, wb_off[l], n_here, u[b], lo)
-            c_syn[b, l, 1] += k * n_here
+            k = nev[l + 1]
+            deliver(q, ev, off[l + 1], k, lp[l + 1, LP_ENC] != ENC_NONE,
+                    wb, wb_off[l], n_here, u, lo)
+            c_syn[l, 1] += k * n_here
     # 2. decoders, step sizes, states
     for l in range(1, L + 1):
         if lp[l, LP_ANNK] == ANN_OSA:
-            nu[b, l] = osa_nu(nu[b, l], lp[l, LP_ANNA])
-        update_neurons(l, off[l], off[l + 1], t, nu[b, l], beta, l == L, off[L], lp,
-                       u[b], bias, y[b], s[b], v[b], a[b], eps_s[b], th[b], ob[b], od[b], ol[b])
-        c_upd[b, l, 0] += off[l + 1] - off[l]
+            nu[l] = osa_nu(nu[l], lp[l, LP_ANNA])
+        update_neurons(l, off[l], off[l + 1], t, nu[l], beta, l == L, off[L], lp,
+                       u, bias, y, s, v, a, eps_s, th, ob, od, ol)
+        c_upd[l, 0] += off[l + 1] - off[l]
     # 3. encoders of every layer, the clamped input included
     for l in range(L + 1):
         if l == 0:
-            k = encode_packed(t, lp, seed, k0, ids, px, pm, pp, pq, q[b], ev[b])
+            k = encode_packed(t, lp, seed, k0, ids, px, pm, pp, pq, q, ev)
         else:
-            k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s[b], off[l],
-                               xm[b], phi[b], q[b], ev[b])
-        nev[b, l] = k
-        c_spk[b, l] += k
-        c_upd[b, l, 1] += off[l + 1] - off[l]
+            k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s, off[l], xm, phi, q, ev)
+        nev[l] = k
+        c_spk[l] += k
+        c_upd[l, 1] += off[l + 1] - off[l]
 
 
 def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
@@ -346,6 +348,11 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
     Recording: every ``rec_every`` steps, row k of ``rec_q`` / ``rec_s`` (B, N) and
     ``rec_x`` (B, 3, N: decoded input v, step size eps, encoder residue phi) receives the
     values after that step, for the buffers with a non-zero first dimension.
+
+    Each sample runs on private copies of its small per-layer arrays (clock, event-list
+    lengths, OSA nu, counters), written back at the end: in the (B, layers) arrays
+    neighbouring samples share cache lines, which threads would otherwise fight over
+    every step.
     """
     B = s.shape[0]
     N = s.shape[1]
@@ -354,19 +361,24 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
         ids = np.empty(n0, dtype=np.int64)
         px, pm, pp, pq = np.empty(n0), np.empty(n0), np.empty(n0), np.empty(n0)
         k0 = pack_clamped(n0, x[b], xm[b], phi[b], q[b], ids, px, pm, pp)
+        nev_b, nu_b = nev[b].copy(), nu[b].copy()
+        spk_b, syn_b, upd_b = c_spk[b].copy(), c_syn[b].copy(), c_upd[b].copy()
+        t = clock[b]
+        sb, qb = s[b], q[b]
         for k in range(nsteps):
-            clock[b] += 1
-            step_sample(b, clock[b], beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias,
-                        seeds[b], s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                        c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq)
+            t += 1
+            step_sample(t, beta, x[b], y[b], off, lp, wf, wf_off, wb, wb_off, bias, seeds[b],
+                        sb, v[b], a[b], phi[b], xm[b], qb, ev[b], nev_b, eps_s[b], th[b],
+                        ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b,
+                        k0, ids, px, pm, pp, pq)
             if (k + 1) % rec_every == 0:
                 r = (k + 1) // rec_every - 1
                 if r < rec_q.shape[0]:
                     for j in range(N):
-                        rec_q[r, b, j] = q[b, j] != 0.0
+                        rec_q[r, b, j] = qb[j] != 0.0
                 if r < rec_s.shape[0]:
                     for j in range(N):
-                        rec_s[r, b, j] = s[b, j]
+                        rec_s[r, b, j] = sb[j]
                 if r < rec_x.shape[0]:
                     unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
                     for j in range(N):
@@ -374,6 +386,9 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
                         rec_x[r, b, 1, j] = eps_s[b, j]
                         rec_x[r, b, 2, j] = phi[b, j]
         unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
+        clock[b] = t
+        nev[b], nu[b] = nev_b, nu_b
+        c_spk[b], c_syn[b], c_upd[b] = spk_b, syn_b, upd_b
 
 
 def _renamed(fn, name: str):
@@ -524,24 +539,37 @@ def _ep_step(A, Bm, C, D, scale, rate, W, wf, wf_lo, wb, wb_lo):
     nb, n0 = A.shape
     n1 = Bm.shape[1]
     for i in prange(n0):
-        live = False
+        # the non-zero terms of row i in summation order: (coefficient, row of Bm or D)
+        coef = np.empty(2 * nb)
+        src = np.empty(2 * nb, dtype=np.int64)
+        m = 0
         for b in range(nb):
-            if A[b, i] != 0.0 or C[b, i] != 0.0:
-                live = True
-        if not live:
+            if A[b, i] != 0.0:
+                coef[m], src[m] = A[b, i], b
+                m += 1
+            if C[b, i] != 0.0:
+                coef[m], src[m] = C[b, i], nb + b
+                m += 1
+        if m == 0:
             continue
+        # acc = (((0 + c0 r0) + c1 r1) + ...), four terms per pass over acc: the same
+        # additions in the same order as one pass per term
         acc = np.zeros(n1)
-        for b in range(nb):
-            ca = A[b, i]
-            if ca != 0.0:
-                bb = Bm[b]
-                for j in range(n1):
-                    acc[j] += ca * bb[j]
-            cc = C[b, i]
-            if cc != 0.0:
-                dd = D[b]
-                for j in range(n1):
-                    acc[j] += cc * dd[j]
+        k = 0
+        while k + 4 <= m:
+            r0 = Bm[src[k]] if src[k] < nb else D[src[k] - nb]
+            r1 = Bm[src[k + 1]] if src[k + 1] < nb else D[src[k + 1] - nb]
+            r2 = Bm[src[k + 2]] if src[k + 2] < nb else D[src[k + 2] - nb]
+            r3 = Bm[src[k + 3]] if src[k + 3] < nb else D[src[k + 3] - nb]
+            c0, c1, c2, c3 = coef[k], coef[k + 1], coef[k + 2], coef[k + 3]
+            for j in range(n1):
+                acc[j] = (((acc[j] + c0 * r0[j]) + c1 * r1[j]) + c2 * r2[j]) + c3 * r3[j]
+            k += 4
+        for k in range(k, m):
+            r0 = Bm[src[k]] if src[k] < nb else D[src[k] - nb]
+            c0 = coef[k]
+            for j in range(n1):
+                acc[j] += c0 * r0[j]
         wrow = W[i]
         base = wf_lo + i * n1
         for j in range(n1):
