@@ -17,6 +17,7 @@ shared: look at the spread, printed in the table); the JSON lines also carry the
 repeat (``best``), which is what the code does when nothing else runs.
 
     .venv/bin/python benchmarks/bench_train.py [--batches 25] [--repeats 3]
+    .venv/bin/python benchmarks/bench_train.py --stages     # where a minibatch's time goes
 """
 
 from __future__ import annotations
@@ -141,6 +142,28 @@ def timed(fn, n):
     return time.perf_counter() - t0
 
 
+def stages(trainer, X, Y, B, n):
+    """Mean ms per minibatch of each stage of Trainer.train_batch, over n minibatches."""
+    hp = trainer.hyper
+    T = dict.fromkeys(("reset", "free phase", "nudged phase", "weight update"), 0.0)
+    for i in range(n):
+        x, y = np.ascontiguousarray(X[i * B:(i + 1) * B]), Y[i * B:(i + 1) * B]
+        t0 = time.perf_counter()
+        sess = trainer._session(x, np.arange(B) + i * B)
+        t1 = time.perf_counter()
+        trainer.advance(sess, hp.n_free)
+        s_free = trainer._states(sess, x)
+        t2 = time.perf_counter()
+        trainer.advance(sess, hp.n_nudged, 0.5, y)
+        s_nudged = trainer._states(sess, x)
+        t3 = time.perf_counter()
+        trainer.apply_update(s_free, s_nudged, 0.5)
+        t4 = time.perf_counter()
+        for k, dt in zip(T, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            T[k] += dt
+    return {k: 1e3 * v / n for k, v in T.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=25, help="minibatches per timing")
@@ -148,6 +171,8 @@ def main(argv=None) -> int:
                     help="minibatches per timing of the NumPy baseline")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", metavar="FILE", help="also append the JSON lines to FILE")
+    ap.add_argument("--stages", action="store_true",
+                    help="only time the stages of a training step (ms per minibatch)")
     args = ap.parse_args(argv)
 
     ds = datasets.load("mnist")
@@ -160,6 +185,18 @@ def main(argv=None) -> int:
     def make(threads=1):
         net = C.build(nl)
         return eqprop.Trainer(net, eqprop.Hyper.for_network(net), seed=0, threads=threads)
+
+    if args.stages:
+        print("ms per minibatch of 20 (mean of --batches minibatches, after 3 warm-up ones)")
+        for threads in (1, 2):
+            tr = make(threads)
+            for i in range(3):
+                tr.train_batch(X[i * B:(i + 1) * B], Y[i * B:(i + 1) * B])
+            T = stages(tr, X, Y, B, args.batches)
+            print(f"  {threads} thread{'s' if threads > 1 else ''}: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in T.items())
+                  + f"; total {sum(T.values()):.2f} -> {B * 1e3 / sum(T.values()):.0f} samples/s")
+        return 0
 
     # exactness: one thread and two threads train bit for bit alike
     one, two = make(1), make(2)

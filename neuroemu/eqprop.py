@@ -114,6 +114,15 @@ def _f64(z):
     return np.ascontiguousarray(z, dtype=np.float64)
 
 
+def _ep_terms(a0, a1, b0, b1, rule: str):
+    """(A, B, C, D) with ``A^T B + C^T D`` = the rule's sum over the batch (float64,
+    C-contiguous): free states ``a``, nudged states ``b`` of layers l and l+1."""
+    if rule == "full":
+        r = lambda s: _f64(np.clip(s, 0.0, 1.0))  # noqa: E731
+        return r(b0), r(b1), -r(a0), r(a1)
+    return _f64(a0), _f64(b1 - a1), _f64(b0 - a0), _f64(a1)
+
+
 def ep_update(s_free, s_nudged, beta_signed: float, rule: str = "first-order"):
     """The EP update direction (without learning rates) from end-of-phase states.
 
@@ -132,11 +141,7 @@ def ep_update(s_free, s_nudged, beta_signed: float, rule: str = "first-order"):
         a0, a1 = s_free[l], s_free[l + 1]
         b0, b1 = s_nudged[l], s_nudged[l + 1]
         dw = np.empty((a0.shape[1], a1.shape[1]))
-        if rule == "full":
-            r = lambda s: _f64(np.clip(s, 0.0, 1.0))  # noqa: E731
-            K.ep_outer(r(b0), r(b1), -r(a0), r(a1), dw)
-        else:
-            K.ep_outer(_f64(a0), _f64(b1 - a1), _f64(b0 - a0), _f64(a1), dw)
+        K.ep_outer(*_ep_terms(a0, a1, b0, b1, rule), dw)
         dw /= beta_signed * B
         db = (b1 - a1).mean(axis=0) / beta_signed
         out.append((dw, db))
@@ -242,13 +247,8 @@ class Trainer:
         step = K.ep_step_parallel if self.threads > 1 else K.ep_step
         B = s_free[0].shape[0]
         for l in range(self.L):
-            a0, a1 = _f64(s_free[l]), _f64(s_free[l + 1])
-            b0, b1 = _f64(s_nudged[l]), _f64(s_nudged[l + 1])
-            if hp.rule == "full":
-                r = lambda s: _f64(np.clip(s, 0.0, 1.0))  # noqa: E731
-                terms = (r(b0), r(b1), -r(a0), r(a1))
-            else:
-                terms = (a0, _f64(b1 - a1), _f64(b0 - a0), a1)
+            a1, b1 = s_free[l + 1], s_nudged[l + 1]
+            terms = _ep_terms(s_free[l], a1, s_nudged[l], b1, hp.rule)
             with K.threads(self.threads):
                 step(*terms, beta_signed * B, hp.rates[l], self.W[l], net.wf,
                      int(net.wf_off[l]), net.wb, int(net.wb_off[l]))
