@@ -249,7 +249,7 @@ class Trainer:
         for l in range(self.L):
             a1, b1 = s_free[l + 1], s_nudged[l + 1]
             terms = _ep_terms(s_free[l], a1, s_nudged[l], b1, hp.rule)
-            with K.threads(self.threads):
+            with K.threads(self.threads, chunk=0):      # rows cost alike: static blocks
                 step(*terms, beta_signed * B, hp.rates[l], self.W[l], net.wf,
                      int(net.wf_off[l]), net.wb, int(net.wb_off[l]))
             self.b[l + 1] += hp.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
