@@ -127,9 +127,12 @@ class NumpyEP:
         s_free = [s.copy() for s in self.s]
         self.run(hp.n_nudged, beta_signed, y)
         s_nudged = [s.copy() for s in self.s]
-        for l, (dw, db) in enumerate(eqprop.ep_update(s_free, s_nudged, beta_signed, hp.rule)):
+        B = len(x)
+        for l in range(self.L):   # first-order rule as BLAS matrix products
+            a0, a1, b0, b1 = s_free[l], s_free[l + 1], s_nudged[l], s_nudged[l + 1]
+            dw = (a0.T @ (b1 - a1) + (b0 - a0).T @ a1) / (beta_signed * B)
             self.W[l] += hp.rates[l] * dw
-            self.b[l + 1] += hp.rates[l] * db
+            self.b[l + 1] += hp.rates[l] * (b1 - a1).mean(axis=0) / beta_signed
         return s_free
 
 
