@@ -30,7 +30,7 @@ SUBCOMMANDS = {
     "inspect": ("neuroemu.inspect", "summarise and draw an HDF5 spike trace"),
     "convert": ("neuroemu.netlist_h5", "convert a netlist between TOML and HDF5"),
     "energy": ("neuroemu.energy", "estimate communication energy on a hardware profile"),
-    "train": ("neuroemu.eqprop", "train a network with Equilibrium Propagation"),
+    "train": ("neuroemu.traincmd", "train a network with Equilibrium Propagation"),
 }
 
 EPILOG = """examples:
