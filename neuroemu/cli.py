@@ -29,7 +29,7 @@ SUBCOMMANDS = {
     "converge": ("neuroemu.converge", "the paper's Fig. 2 convergence experiment"),
     "inspect": ("neuroemu.inspect", "summarise and draw an HDF5 spike trace"),
     "convert": ("neuroemu.netlist_h5", "convert a netlist between TOML and HDF5"),
-    "energy": ("neuroemu.energy", "estimate communication energy on a hardware profile"),
+    "energy": ("neuroemu.energycmd", "estimate communication energy on a hardware profile"),
     "train": ("neuroemu.traincmd", "train a network with Equilibrium Propagation"),
 }
 
