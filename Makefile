@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/python -m neuroemu.demo
+	$(VENV)/bin/neuroemu demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroemu import compile as compiler
-from neuroemu import engine, netlist
+from neuroemu.engines import compiled as compiler
+from neuroemu import engines
+from neuroemu import describe
 from neuroemu.errors import NeuroemuError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ CONFIGS = {
 
 def inputs(batch: int) -> tuple[np.ndarray, np.ndarray, str]:
     try:
-        from neuroemu import datasets
+        from neuroemu.learn import datasets
         ds = datasets.load("mnist", split="test")
         return ds.images[:batch], np.eye(10)[ds.labels[:batch]], "MNIST test digits"
     except (NeuroemuError, OSError):
@@ -55,7 +56,7 @@ def inputs(batch: int) -> tuple[np.ndarray, np.ndarray, str]:
 def timed(net, x, y, engine_name, repeat, **kw):
     best, sess = float("inf"), None
     for _ in range(repeat):
-        sess = engine.session(net, x, engine=engine_name, seed=1, **kw)
+        sess = engines.session(net, x, engine=engine_name, seed=1, **kw)
         t = time.perf_counter()
         sess.run(100)
         sess.run(50, beta=0.5, target=y)
@@ -68,11 +69,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    net = compiler.build(netlist.load(ROOT / "netlists" / "mnist-binary.toml"))
+    net = compiler.build(describe.load(ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml"))
     x, y, what = inputs(args.batch)
     # warm-up (numba compile / cache load) on one sample
-    engine.session(net, x[:1], engine="lockstep").run(2)
-    engine.session(net, x[:1], engine="async").run(2)
+    engines.session(net, x[:1], engine="lockstep").run(2)
+    engines.session(net, x[:1], engine="async").run(2)
     t_lock, lock = timed(net, x, y, "lockstep", args.repeat)
     spikes = int(lock.counters()["spikes"].sum())
     base = spikes / t_lock

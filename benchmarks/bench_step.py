@@ -16,9 +16,10 @@ import argparse
 import common  # noqa: F401  (sets single-threaded BLAS before numpy loads)
 import numpy as np
 
-from neuroemu import compile as compiler
-from neuroemu import engine, netlist
-from neuroemu import kernels as K
+from neuroemu.engines import compiled as compiler
+from neuroemu import engines
+from neuroemu import describe
+from neuroemu.engines import kernels as K
 
 NEURON = {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
           "lam": {"kind": "constant", "value": 0.275}, "eps": {"kind": "osa", "nu_bar": 0.0346}}
@@ -29,7 +30,7 @@ def network(sizes):
     raw = {"network": {"name": "bench", "seed": 1}, "neuron": NEURON,
            "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
            "projection": [{"pre": a, "post": b} for a, b in zip(names[:-1], names[1:])]}
-    return compiler.build(netlist.from_dict(raw, path="<bench>"))
+    return compiler.build(describe.from_dict(raw, path="<bench>"))
 
 
 def mnist_like(B, rng):
@@ -98,7 +99,7 @@ def main():
              ("step_500-500-10_b20", (500, 500, 10), rng.random((20, 500)))]
     for name, sizes, x in cases:
         cn = network(sizes)
-        sess = engine.session(cn, x)
+        sess = engines.session(cn, x)
         sess.run(20)  # compile, and leave the start-up transient
 
         def ours():
@@ -120,7 +121,7 @@ def main():
                 input_spike_fraction=round(spikes_in / sizes[0], 3))
         rep.add(name.replace("step_", "synevents_"), events / t_ours, "events/s", threads=1)
         if args.threads > 1 and x.shape[0] > 1:
-            sess2 = engine.session(cn, x, threads=args.threads)
+            sess2 = engines.session(cn, x, threads=args.threads)
             sess2.run(20)
             t2 = common.best_of(lambda: sess2.run(args.steps), args.repeats) / args.steps
             rep.add(f"{name}_{args.threads}threads", t2 * 1e6, "us", t_ours * 1e6, t_ours / t2,

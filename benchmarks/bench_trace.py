@@ -1,6 +1,6 @@
 """Trace writing: throughput in spike events per second, and memory of long traced runs.
 
-* ``trace_write`` (spikes/s): :class:`neuroemu.traces.TraceWriter` turning engine spike records
+* ``trace_write`` (spikes/s): :class:`neuroemu.record.TraceWriter` turning engine spike records
   into SONATA (timestamps, node_ids) datasets -- compressed, checksummed, committed every
   second.  The input is a real spike record of the 784-500-10 binary network (batch 4, 500
   steps, random inputs) appended again and again with advancing clocks until ``--spikes``
@@ -32,22 +32,23 @@ import common
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-NET = ROOT / "netlists" / "mnist-binary.toml"
+NET = ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml"
 
 
 def record():
-    from neuroemu import compile as compiler
-    from neuroemu import engine, netlist
-    cn = compiler.build(netlist.load(NET))
+    from neuroemu.engines import compiled as compiler
+    from neuroemu import engines
+    from neuroemu import describe
+    cn = compiler.build(describe.load(NET))
     x = np.random.default_rng(0).random((4, 784))
-    ph = engine.session(cn, x, seed=1).run(500, record_spikes=True)
+    ph = engines.session(cn, x, seed=1).run(500, record_spikes=True)
     return cn, x, ph
 
 
 def write_trace(path, cn, x, ph, reps):
-    from neuroemu import traces
-    from neuroemu.engine import Phase
-    with traces.TraceWriter(path, cn, x=x) as w:
+    from neuroemu import record
+    from neuroemu.engines import Phase
+    with record.TraceWriter(path, cn, x=x) as w:
         for k in range(reps):
             w.append(Phase("free", k * ph.steps, ph.steps, 0.0, 1, ph.counters, spikes=ph.spikes))
 
@@ -77,12 +78,12 @@ def rss_mb(field="VmRSS") -> float:
 
 def memory_child(path, spikes):
     """Run in a fresh process: write `spikes` events, report the resident-memory growth."""
-    from neuroemu import traces
-    from neuroemu.engine import Phase
+    from neuroemu import record
+    from neuroemu.engines import Phase
     cn, x, ph = record()
     per = int(ph.spikes.sum())
     reps = -(-spikes // per)
-    with traces.TraceWriter(path, cn, x=x) as w:
+    with record.TraceWriter(path, cn, x=x) as w:
         peak = 0.0
         for k in range(reps):
             w.append(Phase("free", k * ph.steps, ph.steps, 0.0, 1, ph.counters, spikes=ph.spikes))
@@ -152,10 +153,10 @@ def main() -> None:
         traced, t_traced = peak_of(cmd + ["--trace", Path(tmp) / "run.h5"])
         long_cmd = ["run", NET, "--batch", "4", "--steps", 4 * args.steps]
         traced4, t_traced4 = peak_of(long_cmd + ["--trace", Path(tmp) / "run4.h5"])
-        from neuroemu import traces
+        from neuroemu import record
         spikes = []
         for name in ("run.h5", "run4.h5"):
-            with traces.open(Path(tmp) / name) as t:
+            with record.open(Path(tmp) / name) as t:
                 spikes.append(sum(t.info(p)["spikes"] for p in t.populations))
         rep.add("run_trace_peak_memory", traced, "MB", baseline=base, ratio=traced / base,
                 steps=args.steps, spikes=spikes[0], seconds=round(t_traced, 2),

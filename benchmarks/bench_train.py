@@ -39,9 +39,11 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neuroemu import compile as C  # noqa: E402
-from neuroemu import datasets, eqprop, netlist  # noqa: E402
-from neuroemu import kernels as K  # noqa: E402
+from neuroemu.engines import compiled as C  # noqa: E402
+from neuroemu.learn import datasets
+from neuroemu.learn import eqprop
+from neuroemu import describe  # noqa: E402
+from neuroemu.engines import kernels as K  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
     n_img = B * max(args.batches, args.baseline_batches)
     X = ds.images[:n_img]
     Y = datasets.one_hot(ds.labels[:n_img])
-    nl = netlist.load(ROOT / "netlists" / "mnist-binary.toml")
+    nl = describe.load(ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml")
 
     def make(threads=1):
         net = C.build(nl)

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neuroemu import compile as compiler
-from neuroemu import engine, netlist
+from neuroemu.engines import compiled as compiler
+from neuroemu import engines
+from neuroemu import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = 100                       # quanta per tick
@@ -95,7 +96,7 @@ def cosine(u, v):
 
 def emulate(net, x, y, eng, hw=None):
     kw = {} if hw is None else {"hardware": hw}
-    sess = engine.session(net, x, engine=eng, seed=1, **kw)
+    sess = engines.session(net, x, engine=eng, seed=1, **kw)
     sess.run(FREE)
     sf = [sess.state(l) for l in range(1, net.n_layers)]
     sess.run(NUDGED, beta=BETA, target=y)
@@ -128,7 +129,7 @@ def main() -> int:
         return 0
     from tqdm import tqdm
 
-    net = compiler.build(netlist.load(ROOT / "netlists" / "fig2.toml"))
+    net = compiler.build(describe.load(ROOT / "neuroemu" / "data" / "netlists" / "fig2.toml"))
     sizes = net.sizes
     settings = [("lockstep", None, None)] + [
         (name, v, {"cluster_size": args.cluster_size, "quanta": Q, **SWEEPS[name][2](v)})

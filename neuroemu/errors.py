@@ -38,6 +38,10 @@ class ProfileError(NeuroemuError, ValueError):
     """A hardware (energy) profile or placement is malformed."""
 
 
+class TrainError(NeuroemuError, ValueError):
+    """Training settings, checkpoints or outputs that cannot be used."""
+
+
 def where(path, field: str) -> str:
     """Format the ``file: field`` prefix used by every message."""
     p = str(path) if path is not None else "<netlist>"

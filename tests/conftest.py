@@ -2,16 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from neuroemu import compile as compiler
-from neuroemu import netlist
+from neuroemu.engines import compiled as compiler
+from neuroemu import describe
 
 ROOT = Path(__file__).resolve().parents[1]
-NETLISTS = ROOT / "netlists"
+NETLISTS = ROOT / "neuroemu" / "data" / "netlists"
 
 
 @pytest.fixture
 def tiny():
-    return netlist.load(NETLISTS / "tiny.toml")
+    return describe.load(NETLISTS / "tiny.toml")
 
 
 def make_netlist(sizes, neuron: dict, seed=0, bias=0.0, gain=1.0, extra=None):
@@ -26,7 +26,7 @@ def make_netlist(sizes, neuron: dict, seed=0, bias=0.0, gain=1.0, extra=None):
         p["bias"] = bias
     if extra:
         raw.update(extra)
-    return netlist.from_dict(raw, path="<test>")
+    return describe.from_dict(raw, path="<test>")
 
 
 def build(net):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import NETLISTS, ROOT, build, make_netlist
-from neuroemu import asyncbus, engine, netlist
+from neuroemu.engines import asyncbus
+from neuroemu import engines
+from neuroemu import describe
 from neuroemu.errors import NetlistError
 
 COMMON = ("spikes", "syn_events", "updates")
@@ -21,7 +23,7 @@ CONT = {"encoder": "none", "predictive": False, "decoder": "identity",
 
 
 def nets():
-    return {"tiny": netlist.load(NETLISTS / "tiny.toml"),
+    return {"tiny": describe.load(NETLISTS / "tiny.toml"),
             "sigma_delta": make_netlist([7, 6, 5, 3], SD, seed=1, bias=0.05, gain=2.0),
             "sd_pred_osa": make_netlist([6, 5, 3], SD_PRED_OSA, seed=2, gain=2.0),
             "stochastic": make_netlist([6, 5, 4, 2], STOCH, seed=3, gain=2.0),
@@ -29,7 +31,7 @@ def nets():
 
 
 def two_phases(net, x, y, engine_name, seed, free=25, nudged=15, **kw):
-    sess = engine.session(net, x, engine=engine_name, seed=seed, **kw)
+    sess = engines.session(net, x, engine=engine_name, seed=seed, **kw)
     rec = dict(record_spikes=True, record_states=True, record_extra=True)
     p1 = sess.run(free, name="free", **rec)
     p2 = sess.run(nudged, beta=0.5, target=y, name="nudged", **rec)
@@ -122,7 +124,7 @@ def test_latency_delays_messages_by_whole_ticks(latency, delay):
     raw = make_netlist([4, 5, 3], CONT, seed=6, bias=0.2, gain=1.5)
     net = build(raw)
     x = np.random.default_rng(2).random(4)
-    sess = engine.session(net, x, engine="async", seed=0,
+    sess = engines.session(net, x, engine="async", seed=0,
                           hardware={"quanta": 100, "bus": {"latency": latency}})
     sess.run(30)
     W = [net.weights(l).copy() for l in range(2)]
@@ -147,7 +149,7 @@ def blocked_net(extra=None):
            "projection": [{"pre": "in", "post": "h", "weights": [[-1.0, -1.0]] * 4},
                           {"pre": "h", "post": "out", "weights": [[-1.0, -1.0]] * 2}],
            "hardware": extra or {}}
-    return build(netlist.from_dict(raw, path="<blocked>"))
+    return build(describe.from_dict(raw, path="<blocked>"))
 
 
 def test_bus_queueing_by_hand():
@@ -155,7 +157,7 @@ def test_bus_queueing_by_hand():
     # with 100 quanta/tick = 20 quanta per batch of 2: the second batch waits 20 quanta.
     n = 12
     net = blocked_net({"cluster_size": 2, "bus": {"bandwidth": 10}})
-    sess = engine.session(net, np.ones(4), engine="async", seed=0)
+    sess = engines.session(net, np.ones(4), engine="async", seed=0)
     ph = sess.run(n)
     c = ph.counters
     assert c["spikes"][0].tolist() == [4 * n, 0, 0]
@@ -176,7 +178,7 @@ def test_late_packets_by_hand():
     # batch B at T+110 (after tick k+1: integrated at k+2, late).
     n = 12
     net = blocked_net({"cluster_size": 2, "bus": {"bandwidth": 10, "latency": 70}})
-    sess = engine.session(net, np.ones(4), engine="async", seed=0)
+    sess = engines.session(net, np.ones(4), engine="async", seed=0)
     c = sess.run(n).counters
     assert c["late"][0].tolist() == [0, 2 * (n - 2), 0]
     assert c["received"][0].tolist() == [0, 2 * (n - 1) + 2 * (n - 2), 0]
@@ -190,7 +192,7 @@ def test_phase_offsets_make_packets_early_by_hand():
     # own tick k exactly when h's offset is larger (then all 4n are early), else on time
     n, seen = 10, set()
     for seed in range(12):
-        sess = engine.session(blocked_net({"clock": {"phase": 50}}), np.ones(4),
+        sess = engines.session(blocked_net({"clock": {"phase": 50}}), np.ones(4),
                               engine="async", seed=seed)
         c = sess.run(n).counters
         ahead = bool(sess.layout.phase[1] > sess.layout.phase[0])
@@ -206,7 +208,7 @@ def test_mesh_hops_by_hand():
     hw = {"cluster_size": 2, "bus": {"topology": "mesh", "latency": 10},
           "mesh": {"width": 3, "height": 2, "placement": [[0, 0], [2, 1], [1, 0], [0, 1]]}}
     net = blocked_net(hw)
-    sess = engine.session(net, np.ones(4), engine="async", seed=0)
+    sess = engines.session(net, np.ones(4), engine="async", seed=0)
     c = sess.run(10).counters
     assert c["packets"][0, 0] == 40
     assert c["hops"][0] == 10 * (2 * 1 + 2 * 2)
@@ -217,7 +219,7 @@ def test_clock_jitter_and_phase_follow_their_definition():
     raw = make_netlist([7, 6, 5, 3], SD, seed=1, gain=2.0, extra={"hardware": hw})
     net = build(raw)
     x = np.random.default_rng(0).random((2, 7))
-    sess = engine.session(net, x, engine="async", seed=9)
+    sess = engines.session(net, x, engine="async", seed=9)
     ph = sess.run(20, record_spikes=True)
     lay = sess.layout
     k = np.arange(1, 21)[:, None, None]
@@ -230,17 +232,17 @@ def test_clock_jitter_and_phase_follow_their_definition():
     lo, hi = ph.clusters[4]
     assert np.all(times[:, :, lo:hi] == ph.tick_times[:, :, 4, None] / 100)
     # the same seed gives the same run; the clock is part of the run's randomness
-    again = engine.session(net, x, engine="async", seed=9).run(20, record_spikes=True)
+    again = engines.session(net, x, engine="async", seed=9).run(20, record_spikes=True)
     assert np.array_equal(again.tick_times, ph.tick_times)
     assert np.array_equal(again.spikes, ph.spikes)
-    other = engine.session(net, x, engine="async", seed=10).run(20, record_spikes=True)
+    other = engines.session(net, x, engine="async", seed=10).run(20, record_spikes=True)
     assert not np.array_equal(other.tick_times, ph.tick_times)
 
 
 def test_phase_barrier_keeps_tick_counts():
     hw = {"cluster_size": 2, "clock": {"drift": 20, "phase": 50, "jitter": 5}}
     raw = make_netlist([4, 3, 2], SD, seed=2, extra={"hardware": hw})
-    sess = engine.session(build(raw), np.full(4, 0.5), engine="async", seed=1)
+    sess = engines.session(build(raw), np.full(4, 0.5), engine="async", seed=1)
     sess.run(15)
     ph = sess.run(10, beta=0.5, target=np.eye(2)[:1], record_spikes=True)
     assert ph.t_start == 15
@@ -296,9 +298,9 @@ def test_bad_hardware_is_a_clear_error(hw, pattern):
            "projection": [{"pre": "a", "post": "b", "weights": {"init": "glorot_uniform"}},
                           {"pre": "b", "post": "c", "weights": {"init": "glorot_uniform"}}],
            "hardware": hw}
-    net = build(netlist.from_dict(raw, path="<bad>"))
+    net = build(describe.from_dict(raw, path="<bad>"))
     with pytest.raises(NetlistError, match=pattern):
-        engine.session(net, np.zeros(4), engine="async")
+        engines.session(net, np.zeros(4), engine="async")
 
 
 def test_other_hardware_keys_are_left_to_other_modules():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuroemu import datasets
-from neuroemu.datasets import (Dataset, load, one_hot, read_idx, resolve_data_dir,
+from neuroemu.learn import datasets
+from neuroemu.learn.datasets import (Dataset, load, one_hot, read_idx, resolve_data_dir,
                                train_validation_split)
 from neuroemu.errors import DataError
 

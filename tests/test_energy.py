@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from neuroemu import compile as compiler
-from neuroemu import energy as E
-from neuroemu import engine, netlist
-from neuroemu import hardware as hw
+from neuroemu.engines import compiled as compiler
+from neuroemu.energy import accounting as E
+from neuroemu import engines
+from neuroemu import describe
+from neuroemu.energy import hardware as hw
 from neuroemu.cli import main as cli_main
 from neuroemu.errors import ProfileError
 
@@ -90,7 +91,7 @@ def setup_for(net, mesh, npc, policy="layer", multicast=True):
 
 def test_hand_network_counts_and_joules(pow2):
     T = 10
-    net = netlist.from_dict(HAND, "<hand>")
+    net = describe.from_dict(HAND, "<hand>")
     phases = E.run_network(compiler.build(net), HAND_X, T)
     rep = E.report(setup_for(net, (2, 2), 2), phases, pow2)
     spikes, spike_pj, real, real_pj = hand_expected(T)
@@ -113,7 +114,7 @@ def test_hand_network_counts_and_joules(pow2):
 def test_training_update_phases_and_weight_updates(pow2):
     # The nudge (beta 0.5, target 1) cannot lift the output over its bias of -5, so the
     # nudged phase continues the free phase's pattern: phases of 10 + 5 steps = 15 steps.
-    net = netlist.from_dict(HAND, "<hand>")
+    net = describe.from_dict(HAND, "<hand>")
     phases = E.run_network(compiler.build(net), HAND_X, 10, nudge_steps=5, beta=0.5,
                            target=np.array([[1.0]]))
     rep = E.report(setup_for(net, (2, 2), 2), phases, pow2)
@@ -197,11 +198,11 @@ def test_hops_equal_brute_force_router(tmp_path, policy, multicast):
         policy = str(tmp_path / "map.npy")
         np.save(policy, core)
     x = np.random.default_rng(2).random((2, 7))
-    res = engine.run(compiler.build(net), x, 17, record_spikes=True)
+    res = engines.run(compiler.build(net), x, 17, record_spikes=True)
     pl = hw.place(sizes, (3, 3), 2, policy)
     routes = hw.route_table(pl, sizes, multicast)
     act = E.activity_from_phase(res.phases[0])
-    c = E.count_events(act, E.coding_of(net), ("input", "h1", "output"), sizes, pl, routes,
+    c = hw.count_events(act, E.coding_of(net), ("input", "h1", "output"), sizes, pl, routes,
                        hw.load_profile("loihi"))
     K = E.KINDS
     packets, ew, ns = brute_force_hops(res.phases[0].spikes, sizes, pl.core, 3, multicast)
@@ -215,16 +216,16 @@ def test_hops_equal_brute_force_router(tmp_path, policy, multicast):
 def test_hops_without_per_neuron_counts_are_flagged_estimates():
     sizes = (7, 5, 3)
     net = random_net(sizes, STOCH)
-    res = engine.run(compiler.build(net), np.full((1, 7), 0.5), 9)
+    res = engines.run(compiler.build(net), np.full((1, 7), 0.5), 9)
     act = E.activity_from_phase(res.phases[0])
     assert act.messages is None
     prof = hw.load_profile("loihi")
     spread = hw.place(sizes, (3, 3), 2, "layer")       # layers span several cores
-    c = E.count_events(act, E.coding_of(net), "abc", sizes, spread,
+    c = hw.count_events(act, E.coding_of(net), "abc", sizes, spread,
                        hw.route_table(spread, sizes), prof)
     assert not c.hops_exact
     whole = hw.place(sizes, (2, 2), 8, "layer")        # one core per layer: hops known
-    c = E.count_events(act, E.coding_of(net), "abc", sizes, whole,
+    c = hw.count_events(act, E.coding_of(net), "abc", sizes, whole,
                        hw.route_table(whole, sizes), prof)
     assert c.hops_exact and c.events.dtype == np.int64
 
@@ -258,7 +259,7 @@ def test_dense_activity_matches_a_run_where_every_message_is_nonzero():
                           {"name": "o", "size": 2, "bias": 0.3}],
            "projection": [{"pre": "i", "post": "h", "weights": np.full((3, 4), 0.1).tolist()},
                           {"pre": "h", "post": "o", "weights": np.full((4, 2), 0.1).tolist()}]}
-    net = netlist.from_dict(raw, "<c>")
+    net = describe.from_dict(raw, "<c>")
     free, more = E.run_network(compiler.build(net), np.full((2, 3), 0.5), 12, nudge_steps=5,
                                beta=0.0)
     for act, dense in ((free, E.dense_activity(net.sizes, 12, 2)),
@@ -363,19 +364,19 @@ def test_cli_bad_profile_exits_2(tmp_path, capsys):
 
 
 def test_trace_input_gives_the_counts_of_the_run(tmp_path, capsys):
-    traces = pytest.importorskip("neuroemu.traces")
+    from neuroemu import record
     net = random_net((6, 5, 4), STOCH)
     cn = compiler.build(net)
     rng = np.random.default_rng(8)
     x, y = rng.random((3, 6)), np.eye(4)[[1, 0, 3]]
-    sess = engine.session(cn, x, seed=4)
+    sess = engines.session(cn, x, seed=4)
     path = tmp_path / "t.h5"
-    with traces.TraceWriter(path, cn, x=x, samples=[0, 2]) as w:
+    with record.TraceWriter(path, cn, x=x, samples=[0, 2]) as w:
         for k in (5, 6):  # the free phase written as two blocks
             w.append(sess.run(k, name="free", record_spikes=True))
         w.append(sess.run(7, beta=0.5, target=y, name="nudged", record_spikes=True))
     direct = E.run_network(cn, x, 11, nudge_steps=7, beta=0.5, target=y, seed=4)
-    with traces.open(path) as tr:
+    with record.open(path) as tr:
         _, phases, _, ids = E.trace_phases(tr)
     assert ids == [0, 2]
     assert [(p.name, p.steps, p.t_start) for p in phases] == [("free", 11, 0), ("nudged", 7, 11)]

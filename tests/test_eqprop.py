@@ -7,8 +7,11 @@ import pytest
 
 import reference as ref
 from conftest import ROOT, build, make_netlist
-from neuroemu import cli, engine, eqprop, netlist
-from neuroemu.eqprop import Hyper, Trainer, TrainError, ep_update
+from neuroemu import cli
+from neuroemu import engines
+from neuroemu.learn import eqprop
+from neuroemu import describe
+from neuroemu.learn.eqprop import Hyper, Trainer, TrainError, ep_update
 
 CONTINUOUS = {"encoder": "none", "predictive": False, "decoder": "identity",
               "eps": {"kind": "constant", "eps0": 0.5}}
@@ -164,7 +167,7 @@ def test_training_kernel_matches_the_reference_network_exactly():
     net = build(nl)
     x, y = _problem(sizes, B, 2)
     tr = Trainer(net, Hyper.for_network(net, n_free=30, n_nudged=20))
-    sess = engine.session(net, x)
+    sess = engines.session(net, x)
     sp_free = tr.advance(sess, 30)
     s_mid = [sess.state(l) for l in range(3)]
     sp_nudged = tr.advance(sess, 20, -0.5, y)
@@ -230,7 +233,7 @@ def test_rates_must_match_the_projections():
 
 
 def test_presets_follow_the_paper():
-    mk = lambda f: build(netlist.load(ROOT / "netlists" / f))  # noqa: E731
+    mk = lambda f: build(describe.load(ROOT / "neuroemu" / "data" / "netlists" / f))  # noqa: E731
     assert Hyper.for_network(mk("mnist-binary.toml")) == Hyper(0.5, 100, 50, (0.1, 0.05))
     assert Hyper.for_network(mk("mnist-continuous.toml")) == Hyper(0.5, 20, 4, (0.1, 0.05))
     assert Hyper.for_network(mk("deep-continuous.toml")) == Hyper(
@@ -241,14 +244,12 @@ def test_presets_follow_the_paper():
 
 @pytest.mark.parametrize("suffix", [".toml", ".h5"])
 def test_saved_netlist_reloads_exactly(tmp_path, suffix):
-    if suffix == ".h5":
-        pytest.importorskip("neuroemu.netlist_h5")
     net = build(make_netlist((6, 5, 3), BINARY, seed=1))
     tr = Trainer(net, Hyper.for_network(net, n_free=10, n_nudged=5))
     x, y = _problem((6, 5, 3), 4, 1)
     tr.train_batch(x, y)
     path = eqprop.save_netlist(net, tmp_path / f"out{suffix}", description="a test")
-    loaded = netlist.load(path)
+    loaded = describe.load(path)
     assert loaded.name == "t-trained" and loaded.description == "a test"
     back = build(loaded)
     for l in range(2):
@@ -278,7 +279,7 @@ def test_checkpoint_resume_continues_identically(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_reports_missing_dataset_as_one_line(tmp_path, capsys):
-    rc = cli.main(["train", str(ROOT / "netlists" / "mnist-binary.toml"), "--data",
+    rc = cli.main(["train", str(ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml"), "--data",
                    str(tmp_path), "--out", str(tmp_path / "o.toml")])
     err = capsys.readouterr().err.strip()
     assert rc == 2
@@ -287,7 +288,7 @@ def test_cli_reports_missing_dataset_as_one_line(tmp_path, capsys):
 
 
 def test_cli_rejects_wrong_rates(tmp_path, capsys):
-    rc = cli.main(["train", str(ROOT / "netlists" / "mnist-binary.toml"), "--rates", "0.1",
+    rc = cli.main(["train", str(ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml"), "--rates", "0.1",
                    "--data", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "rates: need one learning rate per projection" in err and "(got 1" in err

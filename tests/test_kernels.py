@@ -9,9 +9,10 @@ import pytest
 
 import reference as ref
 from conftest import ROOT, build, make_netlist
-from neuroemu import engine, netlist
-from neuroemu import kernels as K
-from neuroemu import neurons
+from neuroemu import engines
+from neuroemu import describe
+from neuroemu.engines import kernels as K
+from neuroemu.describe import neurons
 from neuroemu.errors import EngineError
 
 SD_PRED_OSA = {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
@@ -91,7 +92,7 @@ def test_deliver_kernel_against_reference():
 def run_both(net, x, steps, beta=0.0, y=None, free=None, seed=11):
     """Run the engine (recording everything) and the reference; return both records."""
     cn = build(net)
-    sess = engine.session(cn, x, seed=seed)
+    sess = engines.session(cn, x, seed=seed)
     f = steps if free is None else free
     ph = [sess.run(f, record_spikes=True, record_states=True, record_extra=True)]
     if f < steps:
@@ -145,7 +146,7 @@ def test_silent_and_out_of_range_inputs_match_reference(variant):
         for _ in range(50):
             r.step()
         enc = r.enc[0].inner if hasattr(r.enc[0], "inner") else r.enc[0]
-        plain = engine.session(build(net), x, seed=11)      # nothing recorded
+        plain = engines.session(build(net), x, seed=11)      # nothing recorded
         plain.run(30)
         plain.run(20)
         assert np.array_equal(plain.phi[2, :9], enc.phi)
@@ -163,7 +164,7 @@ def test_counters_follow_from_spike_record():
     net = make_netlist([9, 6, 4], SD_PRED_OSA, seed=2)
     cn = build(net)
     x = np.random.default_rng(2).random((2, 9))
-    sess = engine.session(cn, x)
+    sess = engines.session(cn, x)
     ph = sess.run(30, record_spikes=True)
     sp = ph.spikes
     off = cn.off
@@ -188,7 +189,7 @@ def test_continuous_engine_matches_matmul_dynamics():
     y = np.eye(5)[rng.integers(0, 5, size=4)]
     W = [cn.weights(l).astype(np.float64) for l in range(2)]
     b = [cn.biases(1), cn.biases(2)]
-    sess = engine.session(cn, x)
+    sess = engines.session(cn, x)
     sess.run(30)
     sess.run(20, beta=0.7, target=y)
     s_ref = ref.continuous_run(W, b, x, 30)
@@ -206,7 +207,7 @@ def test_binary_network_converges_to_continuous_fixed_point():
     x = rng.random((5, 100))
     W = [cn.weights(l).astype(np.float64) for l in range(2)]
     fixed = ref.continuous_run(W, [cn.biases(1), cn.biases(2)], x, 1000)
-    sess = engine.session(cn, x)
+    sess = engines.session(cn, x)
     ph = sess.run(400, record_states=True)
     errs = []
     for t in (25, 50, 100, 200, 400):
@@ -221,21 +222,21 @@ def test_batching_and_threads_do_not_change_results():
     net = make_netlist([12, 8, 3], VARIANTS["stochastic"], seed=6)
     cn = build(net)
     x = np.random.default_rng(6).random((4, 12))
-    whole = engine.session(cn, x, seed=9).run(40, record_spikes=True).spikes
-    threaded = engine.session(cn, x, seed=9, threads=2).run(40, record_spikes=True).spikes
+    whole = engines.session(cn, x, seed=9).run(40, record_spikes=True).spikes
+    threaded = engines.session(cn, x, seed=9, threads=2).run(40, record_spikes=True).spikes
     assert np.array_equal(whole, threaded)
     for b in range(4):
-        one = engine.session(cn, x[b:b + 1], seed=9, sample_ids=[b]).run(40, record_spikes=True)
+        one = engines.session(cn, x[b:b + 1], seed=9, sample_ids=[b]).run(40, record_spikes=True)
         assert np.array_equal(one.spikes[:, 0], whole[:, b])
-    other_seed = engine.session(cn, x, seed=10).run(40, record_spikes=True).spikes
+    other_seed = engines.session(cn, x, seed=10).run(40, record_spikes=True).spikes
     assert not np.array_equal(whole, other_seed)
 
 
 def test_same_seed_same_result(tiny):
     cn = build(tiny)
     x = np.random.default_rng(0).random((2, 4))
-    a = engine.run(cn, x, 50, record_states=True, nudge_steps=10, beta=0.5, target=np.eye(2))
-    b = engine.run(cn, x, 50, record_states=True, nudge_steps=10, beta=0.5, target=np.eye(2))
+    a = engines.run(cn, x, 50, record_states=True, nudge_steps=10, beta=0.5, target=np.eye(2))
+    b = engines.run(cn, x, 50, record_states=True, nudge_steps=10, beta=0.5, target=np.eye(2))
     for pa, pb in zip(a.phases, b.phases):
         assert np.array_equal(pa.states, pb.states)
     assert all(np.array_equal(a.counters[k], b.counters[k]) for k in a.counters)
@@ -248,11 +249,11 @@ def test_same_seed_same_result(tiny):
 ])
 def test_engine_rejects_bad_input(tiny, x, msg):
     with pytest.raises(EngineError, match=msg):
-        engine.session(build(tiny), x)
+        engines.session(build(tiny), x)
 
 
 def test_engine_rejects_bad_run_arguments(tiny):
-    sess = engine.session(build(tiny), np.zeros((1, 4)))
+    sess = engines.session(build(tiny), np.zeros((1, 4)))
     with pytest.raises(EngineError, match=r"target: required when beta is non-zero \(beta = 0.5\)"):
         sess.run(5, beta=0.5)
     with pytest.raises(EngineError, match=r"steps: must be a non-negative integer \(got -1\)"):
@@ -263,14 +264,14 @@ def test_engine_rejects_bad_run_arguments(tiny):
 
 def test_runs_without_jit():
     """NUMBA_DISABLE_JIT=1 must still work and give the same spikes."""
-    code = ("import numpy as np; from neuroemu import netlist, compile, engine;"
-            "n=compile.build(netlist.load('netlists/tiny.toml'));"
+    code = ("import numpy as np; from neuroemu import describe, engines;"
+            "n=engines.build(describe.load('tiny'));"
             "x=np.linspace(0,1,8).reshape(2,4);"
-            "p=engine.session(n,x).run(40,record_spikes=True);"
+            "p=engines.session(n,x).run(40,record_spikes=True);"
             "print(''.join('1' if v else '0' for v in p.spikes.ravel()))")
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
-    cn = build(netlist.load(ROOT / "netlists" / "tiny.toml"))
-    p = engine.session(cn, np.linspace(0, 1, 8).reshape(2, 4)).run(40, record_spikes=True)
+    cn = build(describe.load(ROOT / "neuroemu" / "data" / "netlists" / "tiny.toml"))
+    p = engines.session(cn, np.linspace(0, 1, 8).reshape(2, 4)).run(40, record_spikes=True)
     assert out == "".join("1" if v else "0" for v in p.spikes.ravel())

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import NETLISTS
-from neuroemu import netlist
+from neuroemu import describe
 from neuroemu.cli import main as cli_main
 from neuroemu.errors import NetlistError
 
@@ -29,19 +29,19 @@ GOOD = {
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_netlists_load(name):
-    net = netlist.load(NETLISTS / name)
+    net = describe.load(NETLISTS / name)
     assert net.populations[0].role == "input" and net.populations[-1].role == "output"
     for pr, (a, b) in zip(net.projections, zip(net.sizes[:-1], net.sizes[1:])):
         assert pr.weights.shape == (a, b)
 
 
 def test_paper_topologies_are_shipped():
-    sizes = {netlist.load(NETLISTS / n).sizes for n in SHIPPED}
+    sizes = {describe.load(NETLISTS / n).sizes for n in SHIPPED}
     assert {(500, 500, 10), (784, 500, 10), (784, 500, 500, 500, 10)} <= sizes
 
 
 def test_good_dict_builds_exactly():
-    net = netlist.from_dict(copy.deepcopy(GOOD), path="g.toml")
+    net = describe.from_dict(copy.deepcopy(GOOD), path="g.toml")
     assert np.array_equal(net.projections[0].weights, [[1, 2], [3, 4], [5, 6]])
     assert np.array_equal(net.populations[1].bias, [0.1, 0.2])
     n = net.populations[1].neuron
@@ -49,8 +49,8 @@ def test_good_dict_builds_exactly():
 
 
 def test_glorot_init_is_seeded_and_bounded():
-    a = netlist.from_dict(copy.deepcopy(GOOD)).projections[1].weights
-    b = netlist.from_dict(copy.deepcopy(GOOD)).projections[1].weights
+    a = describe.from_dict(copy.deepcopy(GOOD)).projections[1].weights
+    b = describe.from_dict(copy.deepcopy(GOOD)).projections[1].weights
     assert np.array_equal(a, b)
     assert np.abs(a).max() <= np.sqrt(6 / 4)
 
@@ -102,28 +102,28 @@ def mutate(path, value):
 ])
 def test_errors_name_file_field_and_value(path, value, msg):
     with pytest.raises(NetlistError, match=msg):
-        netlist.from_dict(mutate(path, value), path="x.toml")
+        describe.from_dict(mutate(path, value), path="x.toml")
 
 
 def test_syntax_error_and_missing_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[network\nname = 1\n")
     with pytest.raises(NetlistError, match=r"bad.toml: TOML: syntax error: .*line 1"):
-        netlist.load(bad)
+        describe.load(bad)
     with pytest.raises(NetlistError, match=r"nope.toml: file not found"):
-        netlist.load(tmp_path / "nope.toml")
+        describe.load(tmp_path / "nope.toml")
 
 
 def test_weights_from_npy_file(tmp_path):
     w = np.arange(6.0).reshape(3, 2)
     np.save(tmp_path / "w.npy", w)
     raw = mutate(("projection", 0, "weights"), {"file": "w.npy"})
-    net = netlist.from_dict(raw, path=tmp_path / "n.toml")
+    net = describe.from_dict(raw, path=tmp_path / "n.toml")
     assert np.array_equal(net.projections[0].weights, w)
     np.save(tmp_path / "w.npy", np.array([[np.inf, 0], [0, 0], [0, 0]]))
     with pytest.raises(NetlistError, match=r"projection\[0\].weights.file \(.*w.npy\)\[0, 0\]: "
                                            r"must be finite \(got inf\)"):
-        netlist.from_dict(raw, path=tmp_path / "n.toml")
+        describe.from_dict(raw, path=tmp_path / "n.toml")
 
 
 def test_cli_validate_exit_codes(tmp_path, capsys):
@@ -179,7 +179,7 @@ def test_fuzz_mutated_netlists_fail_cleanly(mutations):
         except (KeyError, IndexError, TypeError):
             continue
     try:
-        net = netlist.from_dict(raw, path="fuzz.toml")
+        net = describe.from_dict(raw, path="fuzz.toml")
     except NetlistError as exc:
         assert str(exc).startswith("fuzz.toml")
     else:
@@ -190,7 +190,7 @@ def test_fuzz_mutated_netlists_fail_cleanly(mutations):
 @given(st.text(max_size=200))
 def test_fuzz_random_text_fails_cleanly(text):
     try:
-        netlist.loads(text, path="t.toml")
+        describe.loads(text, path="t.toml")
     except NetlistError as exc:
         assert str(exc).startswith("t.toml")
 
@@ -205,7 +205,7 @@ def test_fuzz_corrupted_shipped_text_fails_cleanly(pos, length):
     except tomllib.TOMLDecodeError:
         pass
     try:
-        netlist.loads(corrupted, path="tiny.toml")
+        describe.loads(corrupted, path="tiny.toml")
     except NetlistError as exc:
         assert str(exc).startswith("tiny.toml")
 

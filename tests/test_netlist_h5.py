@@ -7,8 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from neuroemu import cli, netlist, netlist_h5
-from neuroemu import compile as compiler
+from neuroemu import cli
+
+from neuroemu import describe
+from neuroemu.engines import compiled as compiler
 from neuroemu.errors import NetlistError
 
 from conftest import NETLISTS, ROOT
@@ -17,7 +19,7 @@ SHIPPED = sorted(p.name for p in NETLISTS.glob("*.toml"))
 
 
 def assert_same(a, b):
-    """Field by field, arrays bit for bit (independent of netlist_h5.same)."""
+    """Field by field, arrays bit for bit (independent of describe.same)."""
     assert (a.name, a.seed, a.description, a.hardware) == (b.name, b.seed, b.description,
                                                            b.hardware)
     assert [p.name for p in a.populations] == [p.name for p in b.populations]
@@ -33,23 +35,23 @@ def assert_same(a, b):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_toml_h5_toml_round_trip_is_exact(name, tmp_path):
-    net = netlist.load(NETLISTS / name)
-    h5 = netlist_h5.save(net, tmp_path / "n.h5")
-    back = netlist.load(h5)
+    net = describe.load(NETLISTS / name)
+    h5 = describe.save(net, tmp_path / "n.h5")
+    back = describe.load(h5)
     assert_same(net, back)
     assert back.text == net.text           # the TOML source travels along
-    toml = netlist_h5.save(back, tmp_path / "n.toml")
-    again = netlist.load(toml)
+    toml = describe.save(back, tmp_path / "n.toml")
+    again = describe.load(toml)
     assert_same(net, again)
-    netlist_h5.save(again, tmp_path / "n2.h5")
+    describe.save(again, tmp_path / "n2.h5")
     with h5py.File(tmp_path / "n.h5") as f, h5py.File(tmp_path / "n2.h5") as g:
         for i in range(len(net.projections)):
             assert np.array_equal(f[f"projection/{i}/weights"][()], g[f"projection/{i}/weights"][()])
 
 
 def test_layout_is_readable_with_plain_h5py(tmp_path):
-    net = netlist.load(NETLISTS / "tiny.toml")
-    netlist_h5.save(net, tmp_path / "t.h5")
+    net = describe.load(NETLISTS / "tiny.toml")
+    describe.save(net, tmp_path / "t.h5")
     with h5py.File(tmp_path / "t.h5") as f:
         assert f.attrs["format"].decode() == "neuroemu-netlist"
         assert list(f.attrs["format_version"]) == [1, 0]
@@ -67,26 +69,26 @@ def test_layout_is_readable_with_plain_h5py(tmp_path):
 
 
 def test_toml_output_inlines_small_arrays_and_writes_npy_for_large(tmp_path):
-    net = netlist.load(NETLISTS / "mnist-binary.toml")
-    netlist_h5.save(net, tmp_path / "m.toml")
+    net = describe.load(NETLISTS / "mnist-binary.toml")
+    describe.save(net, tmp_path / "m.toml")
     text = (tmp_path / "m.toml").read_text()
     assert 'weights = { file = "m.input-hidden.weights.npy" }' in text
     assert np.load(tmp_path / "m.input-hidden.weights.npy").tobytes() == \
         net.projections[0].weights.tobytes()
     assert "bias = 0.0" in text                               # constant bias as one number
-    tiny = netlist.load(NETLISTS / "tiny.toml")
-    netlist_h5.save(tiny, tmp_path / "t.toml")
+    tiny = describe.load(NETLISTS / "tiny.toml")
+    describe.save(tiny, tmp_path / "t.toml")
     assert "bias = [0.1, -0.05, 0.0]" in (tmp_path / "t.toml").read_text()
 
 
-def test_save_compiled_keeps_trained_weights(tmp_path):
-    net = netlist.load(NETLISTS / "tiny.toml")
+def test_compiled_to_netlist_keeps_trained_weights(tmp_path):
+    net = describe.load(NETLISTS / "tiny.toml")
     cn = compiler.build(net)
     w = np.arange(6, dtype=np.float32).reshape(3, 2) / 7   # "trained"
     cn.set_weights(1, w)
     cn.bias[cn.off[2]:cn.off[3]] = [0.25, -0.5]
-    netlist_h5.save(cn, tmp_path / "trained.h5")
-    back = netlist.load(tmp_path / "trained.h5")
+    describe.save(cn.to_netlist(), tmp_path / "trained.h5")
+    back = describe.load(tmp_path / "trained.h5")
     assert back.projections[1].weights.tolist() == w.astype(np.float64).tolist()
     assert back.populations[2].bias.tolist() == [0.25, -0.5]
     assert back.projections[0].weights.tolist() == \
@@ -96,28 +98,28 @@ def test_save_compiled_keeps_trained_weights(tmp_path):
 
 
 def test_replace_weights_and_biases(tmp_path):
-    net = netlist.load(NETLISTS / "tiny.toml")
+    net = describe.load(NETLISTS / "tiny.toml")
     w1 = np.full((3, 2), 0.125)
-    out = netlist_h5.replace(net, weights={"hidden->output": w1}, biases={"output": [1.0, 2.0]})
+    out = describe.replace(net, weights={"hidden->output": w1}, biases={"output": [1.0, 2.0]})
     assert out.projections[1].weights.tolist() == w1.tolist()
     assert out.projections[0].weights.tobytes() == net.projections[0].weights.tobytes()
     assert out.populations[2].bias.tolist() == [1.0, 2.0]
-    netlist_h5.save(net, tmp_path / "r.h5", weights=[None, w1], biases=[None, None, [3.0, 4.0]])
-    back = netlist.load(tmp_path / "r.h5")
+    describe.save(net, tmp_path / "r.h5", weights=[None, w1], biases=[None, None, [3.0, 4.0]])
+    back = describe.load(tmp_path / "r.h5")
     assert back.projections[1].weights.tolist() == w1.tolist()
     assert back.populations[2].bias.tolist() == [3.0, 4.0]
     with pytest.raises(NetlistError, match=r"projection\[1\]\.weights: must have shape \(3, 2\) "
                                            r"\(got shape \(2, 3\)\)"):
-        netlist_h5.save(net, tmp_path / "bad.h5", weights={1: np.zeros((2, 3))})
+        describe.save(net, tmp_path / "bad.h5", weights={1: np.zeros((2, 3))})
     assert not (tmp_path / "bad.h5").exists()
     with pytest.raises(NetlistError, match=r"weights: no entry 'a->b'"):
-        netlist_h5.replace(net, weights={"a->b": w1})
+        describe.replace(net, weights={"a->b": w1})
     with pytest.raises(NetlistError, match=r"weights: must give 2 arrays .* \(got 1\)"):
-        netlist_h5.replace(net, weights=[w1])
+        describe.replace(net, weights=[w1])
     with pytest.raises(NetlistError, match=r"input population 'input' has no bias"):
-        netlist_h5.replace(net, biases={"input": np.ones(4)})
+        describe.replace(net, biases={"input": np.ones(4)})
     with pytest.raises(NetlistError, match=r"population\[1\]\.bias\[1\]: must be finite"):
-        netlist_h5.replace(net, biases={"hidden": [0.0, np.nan, 0.0]})
+        describe.replace(net, biases={"hidden": [0.0, np.nan, 0.0]})
 
 
 def test_hardware_and_strings_round_trip(tmp_path):
@@ -128,14 +130,14 @@ def test_hardware_and_strings_round_trip(tmp_path):
             '\non = true\n[hardware.bus]\nlatency = 10\n[[hardware.cores]]\nid = 0\n'
             '[[hardware.cores]]\nid = 1\nname = "b"\n')
     (tmp_path / "h.toml").write_text(src)
-    net = netlist.load(tmp_path / "h.toml")
+    net = describe.load(tmp_path / "h.toml")
     assert net.hardware["cores"][1] == {"id": 1, "name": "b"} and "\u4e2d" in net.description
-    netlist_h5.save(net, tmp_path / "h.h5")
-    back = netlist.load(tmp_path / "h.h5")
+    describe.save(net, tmp_path / "h.h5")
+    back = describe.load(tmp_path / "h.h5")
     assert_same(net, back)
     assert isinstance(back.hardware["bits"], int) and isinstance(back.hardware["scale"], float)
-    netlist_h5.save(back, tmp_path / "h2.toml")
-    assert_same(net, netlist.load(tmp_path / "h2.toml"))
+    describe.save(back, tmp_path / "h2.toml")
+    assert_same(net, describe.load(tmp_path / "h2.toml"))
 
 
 def _edit(path, fn):
@@ -144,22 +146,22 @@ def _edit(path, fn):
 
 
 def test_damaged_foreign_and_newer_files_raise(tmp_path):
-    good = netlist_h5.save(netlist.load(NETLISTS / "tiny.toml"), tmp_path / "g.h5")
+    good = describe.save(describe.load(NETLISTS / "tiny.toml"), tmp_path / "g.h5")
     data = good.read_bytes()
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(NetlistError, match=r"text\.h5: not a readable HDF5 file"):
-        netlist.load(tmp_path / "text.h5")
+        describe.load(tmp_path / "text.h5")
     (tmp_path / "cut.h5").write_bytes(data[:len(data) // 2])
     with pytest.raises(NetlistError, match=r"cut\.h5: (not a readable HDF5 file|damaged)"):
-        netlist.load(tmp_path / "cut.h5")
+        describe.load(tmp_path / "cut.h5")
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f["x"] = np.arange(3)
     with pytest.raises(NetlistError, match=r"foreign\.h5: not a neuroemu netlist"):
-        netlist.load(tmp_path / "foreign.h5")
+        describe.load(tmp_path / "foreign.h5")
     for name, fn, pattern in [
         ("newer.h5", lambda f: f.attrs.modify("format_version", np.array([2, 0], np.uint32)),
          r"format_version: netlist format 2\.0 is not readable"),
-        ("kind.h5", lambda f: netlist_h5.set_str(f["population/1/neuron"].attrs, "encoder",
+        ("kind.h5", lambda f: describe.h5.set_str(f["population/1/neuron"].attrs, "encoder",
                                                  "laser"),
          r"kind\.h5: population\[1\]\.neuron\.encoder: must be one of"),
         ("gap.h5", lambda f: f.move("population/2", "population/5"),
@@ -171,7 +173,7 @@ def test_damaged_foreign_and_newer_files_raise(tmp_path):
         (tmp_path / name).write_bytes(data)
         _edit(tmp_path / name, fn)
         with pytest.raises(NetlistError, match=pattern):
-            netlist.load(tmp_path / name)
+            describe.load(tmp_path / name)
     # a flipped byte inside the weights' stored chunk: the checksum catches it
     with h5py.File(good) as f:
         info = f["projection/0/weights"].id.get_chunk_info(0)
@@ -179,7 +181,7 @@ def test_damaged_foreign_and_newer_files_raise(tmp_path):
     bad[info.byte_offset + info.size // 2] ^= 0xFF
     (tmp_path / "flip.h5").write_bytes(bytes(bad))
     with pytest.raises(NetlistError, match=r"flip\.h5: damaged or incomplete HDF5 netlist"):
-        netlist.load(tmp_path / "flip.h5")
+        describe.load(tmp_path / "flip.h5")
 
 
 def test_convert_cli(tmp_path, capsys):
@@ -188,7 +190,7 @@ def test_convert_cli(tmp_path, capsys):
     assert "read back: identical" in capsys.readouterr().out
     assert cli.main(["convert", str(a), str(b)]) == 0
     assert cli.main(["convert", str(b), str(c)]) == 0
-    assert_same(netlist.load(NETLISTS / "mnist-binary.toml"), netlist.load(c))
+    assert_same(describe.load(NETLISTS / "mnist-binary.toml"), describe.load(c))
     assert cli.main(["convert", str(b), str(c)]) == 2
     assert "c.h5: already exists (use --force to overwrite)" in capsys.readouterr().err
     assert cli.main(["convert", str(b), str(c), "--force"]) == 0
@@ -199,4 +201,4 @@ def test_convert_cli(tmp_path, capsys):
 def test_convert_help_has_an_example():
     out = subprocess.run([sys.executable, "-m", "neuroemu", "convert", "--help"], cwd=ROOT,
                          capture_output=True, text=True).stdout
-    assert "neuroemu convert netlists/tiny.toml" in out
+    assert "neuroemu convert tiny traces/tiny.h5" in out

@@ -12,8 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
-from neuroemu import cli, engine, netlist, traces
-from neuroemu import compile as compiler
+from neuroemu import cli
+
+from neuroemu import engines
+
+from neuroemu import describe
+
+from neuroemu import record
+from neuroemu.engines import compiled as compiler
 from neuroemu.errors import EngineError, TraceError
 
 from conftest import NETLISTS, ROOT
@@ -22,12 +28,12 @@ from conftest import NETLISTS, ROOT
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny network, 3 samples, free 20 + 20 steps then nudged 20 steps, all recorded."""
-    cn = compiler.build(netlist.load(NETLISTS / "tiny.toml"))
+    cn = compiler.build(describe.load(NETLISTS / "tiny.toml"))
     x = np.random.default_rng(3).random((3, 4))
-    sess = engine.session(cn, x, seed=5)
+    sess = engines.session(cn, x, seed=5)
     path = tmp_path_factory.mktemp("tr") / "tiny.h5"
     rec = dict(record_spikes=True, record_states=True, record_extra=True)
-    with traces.TraceWriter.for_session(path, sess, dt=0.5, probes={"hidden": [0, 2],
+    with record.TraceWriter.for_session(path, sess, dt=0.5, probes={"hidden": [0, 2],
                                                                     "input": None},
                                         probe_every=3, chunk=16) as w:
         for k in range(2):
@@ -49,7 +55,7 @@ def reference_spikes(phases, b, lo, hi):
 
 def test_spikes_round_trip_exactly(tiny_run):
     cn, x, sess, path = tiny_run
-    with traces.open(path) as t:
+    with record.open(path) as t:
         assert t.complete and t.t_end == 60 and t.dt == 0.5
         assert t.populations == [f"{n}.{b}" for b in range(3) for n in cn.names]
         for pop in t.populations:
@@ -71,7 +77,7 @@ def test_spikes_round_trip_exactly(tiny_run):
 
 def test_counters_blocks_states_and_provenance(tiny_run):
     cn, x, sess, path = tiny_run
-    with traces.open(path) as t:
+    with record.open(path) as t:
         c = t.counters()
         want = sess.counters()
         assert set(c) == set(want) and all(np.array_equal(c[k], want[k]) for k in c)
@@ -109,10 +115,10 @@ def test_counters_blocks_states_and_provenance(tiny_run):
 
 
 def test_one_recorded_sample_uses_the_layer_names(tmp_path):
-    cn = compiler.build(netlist.load(NETLISTS / "tiny.toml"))
+    cn = compiler.build(describe.load(NETLISTS / "tiny.toml"))
     x = np.random.default_rng(0).random((3, 4))
-    res = engine.run(cn, x, 30, seed=2, record_spikes=True)
-    traces.write(tmp_path / "s.h5", cn, res, x=x, samples=[2])
+    res = engines.run(cn, x, 30, seed=2, record_spikes=True)
+    record.write(tmp_path / "s.h5", cn, res, x=x, samples=[2])
     with h5py.File(tmp_path / "s.h5") as f:
         assert sorted(f["spikes"]) == ["hidden", "input", "output"]
         assert int(f["spikes/hidden"].attrs["sample"]) == 2
@@ -128,8 +134,8 @@ def test_cli_trace_of_784_500_10_reads_with_plain_h5py(tmp_path):
     out = tmp_path / "traces" / "mnist.h5"
     assert cli.main(["run", str(NETLISTS / "mnist-binary.toml"), "--steps", "60", "--input",
                      str(tmp_path / "x.npy"), "--seed", "4", "--trace", str(out)]) == 0
-    cn = compiler.build(netlist.load(NETLISTS / "mnist-binary.toml"))
-    ref = engine.run(cn, x, 60, seed=4, record_spikes=True).spikes()
+    cn = compiler.build(describe.load(NETLISTS / "mnist-binary.toml"))
+    ref = engines.run(cn, x, 60, seed=4, record_spikes=True).spikes()
     # the example of docs/trace-format.md
     with h5py.File(out, "r") as f:
         for pop in f["spikes"]:
@@ -156,12 +162,12 @@ def test_cli_probes_every_k_steps_match_the_engine(tmp_path, every):
     assert cli.main(["run", str(NETLISTS / "tiny.toml"), "--steps", "50", "--batch", "2",
                      "--seed", "3", "--trace", str(out), "--probe", "hidden:0,2",
                      "--probe-every", str(every)]) == 0
-    cn = compiler.build(netlist.load(NETLISTS / "tiny.toml"))
+    cn = compiler.build(describe.load(NETLISTS / "tiny.toml"))
     x = np.random.default_rng(3).random((2, 4))          # neuroemu run's default input
-    ref = engine.run(cn, x, 50, seed=3, record_spikes=True, record_states=True,
+    ref = engines.run(cn, x, 50, seed=3, record_spikes=True, record_states=True,
                      record_extra=True).phases[0]
     cols = cn.off[1] + np.array([0, 2])
-    with traces.open(out) as t:
+    with record.open(out) as t:
         steps, s = t.states("hidden", "s")
         assert steps.tolist() == list(range(every, 51, every))
         assert np.array_equal(s, ref.states[steps - 1][:, :, cols])
@@ -199,7 +205,7 @@ def test_appender_writes_whole_chunks_only(tmp_path):
     rng = np.random.default_rng(1)
     with h5py.File(tmp_path / "a.h5", "w") as f:
         d = f.create_dataset("d", (0,), maxshape=(None,), chunks=(10,), dtype=np.int64)
-        a = traces._Appender(d)
+        a = record.writer._Appender(d)
         parts = [np.arange(k, k + n) for k, n in enumerate(rng.integers(0, 25, 40))]
         for k, p in enumerate(parts):
             a.append(p)
@@ -211,7 +217,7 @@ def test_appender_writes_whole_chunks_only(tmp_path):
 
 def _everything(path):
     """All that the reader offers, for comparing a damaged copy with the original."""
-    with traces.open(path) as t:
+    with record.open(path) as t:
         out = {"meta": (t.populations, t.complete, t.t_end, t.samples, t.layers, t.sizes),
                "c": t.counters(), "b": t.blocks(), "x": t.input, "prov": t.provenance,
                "text": t.netlist_text}
@@ -267,40 +273,42 @@ def test_truncated_foreign_newer_and_missing_files(tiny_run, tmp_path):
             _everything(tmp_path / "cut.h5")
     (tmp_path / "text.h5").write_text("hello")
     with pytest.raises(TraceError, match=r"text\.h5: not an HDF5 file"):
-        traces.open(tmp_path / "text.h5")
+        record.open(tmp_path / "text.h5")
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f["data"] = np.arange(10)
     with pytest.raises(TraceError, match=r"foreign\.h5: not a SONATA spike file"):
-        traces.open(tmp_path / "foreign.h5")
+        record.open(tmp_path / "foreign.h5")
     with h5py.File(tmp_path / "sonata.h5", "w") as f:   # a SONATA report from another tool
         f.attrs["magic"] = np.uint32(0x0A7A)
         f["spikes/pop/timestamps"] = [1.0, 2.0]
         f["spikes/pop/node_ids"] = np.array([0, 1], np.uint64)
     with pytest.raises(TraceError, match=r"sonata\.h5: a foreign HDF5 file: no /neuroemu group"):
-        traces.open(tmp_path / "sonata.h5")
+        record.open(tmp_path / "sonata.h5")
     (tmp_path / "newer.h5").write_bytes(data)
     with h5py.File(tmp_path / "newer.h5", "r+") as f:
         f["neuroemu"].attrs.modify("format_version", np.array([2, 0], np.uint32))
     with pytest.raises(TraceError, match=r"newer\.h5: trace format 2\.0 is not readable .* a "
                                          r"newer neuroemu wrote it"):
-        traces.open(tmp_path / "newer.h5")
+        record.open(tmp_path / "newer.h5")
     with pytest.raises(TraceError, match=r"none\.h5: file not found$"):
-        traces.open(tmp_path / "none.h5")
+        record.open(tmp_path / "none.h5")
     (tmp_path / "half.h5.partial").write_bytes(data)
     with pytest.raises(TraceError, match=r"half\.h5: file not found, but half\.h5\.partial "
                                          r"exists"):
-        traces.open(tmp_path / "half.h5")
+        record.open(tmp_path / "half.h5")
 
 
 CHILD = r"""
 import sys, numpy as np
-from neuroemu import netlist, compile as C, traces
-from neuroemu.engine import Phase
-cn = C.build(netlist.load(sys.argv[2]))
+from neuroemu import describe
+from neuroemu.engines import compiled as C
+from neuroemu import record
+from neuroemu.engines import Phase
+cn = C.build(describe.load(sys.argv[2]))
 B, R = 2, 25
 z = {"spikes": np.ones((B, 3), np.int64), "syn_events": np.ones((B, 2, 2), np.int64),
      "updates": np.ones((B, 3, 2), np.int64)}
-w = traces.TraceWriter(sys.argv[1], cn, batch=B, flush_seconds=0.0, chunk=64)
+w = record.TraceWriter(sys.argv[1], cn, batch=B, flush_seconds=0.0, chunk=64)
 for k in range(10**6):
     spikes = np.random.default_rng(k).random((R, B, cn.n_neurons)) < 0.3
     w.append(Phase("free", k * R, R, 0.0, 1, z, spikes=spikes))
@@ -327,7 +335,7 @@ def test_sigkilled_writer_leaves_a_readable_incomplete_file(tmp_path, appends, c
         h5py.File(part, "r")
     with h5py.File(part, "r", swmr=True) as f:     # ... SWMR readers open it (docs)
         assert not any(row["complete"] for row in f["neuroemu/progress"][()])
-    with traces.open(part) as t:
+    with record.open(part) as t:
         assert not t.complete and t.live
         assert t.t_written >= 25 * (appends + 1)   # each append was committed
         assert t.t_end > 0 or appends < 10         # (until every population filled a chunk)
@@ -343,23 +351,23 @@ def test_sigkilled_writer_leaves_a_readable_incomplete_file(tmp_path, appends, c
         c = t.counters()
         assert t.counters_step <= t.t_end and np.all(c["spikes"] == t.counters_step // 25)
     with pytest.raises(TraceError, match=r"killed\.h5: file not found, but killed\.h5\.partial"):
-        traces.open(path)
+        record.open(path)
     assert cli.main(["inspect", str(part)]) == 0
     assert "INCOMPLETE: the writer did not finish" in capsys.readouterr().out
 
 
 def test_an_exception_leaves_a_closed_file_marked_incomplete(tmp_path):
-    cn = compiler.build(netlist.load(NETLISTS / "tiny.toml"))
-    sess = engine.session(cn, np.full((1, 4), 0.7), seed=1)
+    cn = compiler.build(describe.load(NETLISTS / "tiny.toml"))
+    sess = engines.session(cn, np.full((1, 4), 0.7), seed=1)
     with pytest.raises(RuntimeError, match="boom"):
-        with traces.TraceWriter.for_session(tmp_path / "e.h5", sess) as w:
+        with record.TraceWriter.for_session(tmp_path / "e.h5", sess) as w:
             ph = sess.run(30, record_spikes=True)
             w.append(ph)
             raise RuntimeError("boom")
     part = tmp_path / "e.h5.partial"
     with h5py.File(part, "r") as f:       # closed properly: plain readers open it
         assert f["neuroemu/progress"][-1]["complete"] == 0
-    with traces.open(part) as t:
+    with record.open(part) as t:
         assert not t.complete and t.t_end == 30
         r, i = np.nonzero(ph.spikes[:, 0, cn.off[1]:cn.off[2]])
         steps, ids = t.spikes("hidden")
@@ -367,15 +375,15 @@ def test_an_exception_leaves_a_closed_file_marked_incomplete(tmp_path):
 
 
 def test_writer_rejects_what_it_cannot_record(tmp_path):
-    cn = compiler.build(netlist.load(NETLISTS / "tiny.toml"))
-    sess = engine.session(cn, np.full((1, 4), 0.5), seed=1)
+    cn = compiler.build(describe.load(NETLISTS / "tiny.toml"))
+    sess = engines.session(cn, np.full((1, 4), 0.5), seed=1)
     with pytest.raises(EngineError, match=r"probe_vars: must be a non-empty subset of s, v, eps, "
                                           r"phi \(got q\)"):
-        traces.TraceWriter.for_session(tmp_path / "a.h5", sess, probes={"hidden": None},
+        record.TraceWriter.for_session(tmp_path / "a.h5", sess, probes={"hidden": None},
                                        probe_vars=["s", "q"])
     with pytest.raises(EngineError, match=r"samples: must lie in \[0, 0\] \(got 3\)"):
-        traces.TraceWriter.for_session(tmp_path / "a.h5", sess, samples=[3])
-    with traces.TraceWriter.for_session(tmp_path / "b.h5", sess, probes={"hidden": None}) as w:
+        record.TraceWriter.for_session(tmp_path / "a.h5", sess, samples=[3])
+    with record.TraceWriter.for_session(tmp_path / "b.h5", sess, probes={"hidden": None}) as w:
         with pytest.raises(EngineError, match=r"spikes must be recorded at every step"):
             w.append(sess.run(4, record_spikes=True, every=2))
         with pytest.raises(EngineError, match=r"starts after step 4 but the trace has reached "
@@ -423,16 +431,16 @@ def test_inspect_cli_summary_and_pictures(tmp_path, capsys):
 
 def test_async_trace_keeps_sub_tick_spike_times(tmp_path):
     """Spikes of the bus engine are stored at their cluster's tick time, not step * dt."""
-    from neuroemu import asyncbus
-    net = compiler.build(netlist.load(ROOT / "netlists" / "tiny.toml"))
+    from neuroemu.engines import asyncbus
+    net = compiler.build(describe.load(ROOT / "neuroemu" / "data" / "netlists" / "tiny.toml"))
     x = np.random.default_rng(3).random((2, 4))
     hw = {"cluster_size": 2, "quanta": 100, "clock": {"jitter": 30, "phase": 20}}
-    sess = engine.session(net, x, engine="async", hardware=hw)
-    with traces.TraceWriter.for_session(tmp_path / "a.h5", sess, dt=0.5) as w:
+    sess = engines.session(net, x, engine="async", hardware=hw)
+    with record.TraceWriter.for_session(tmp_path / "a.h5", sess, dt=0.5) as w:
         ph = sess.run(40, record_spikes=True)
         w.append(ph)
     want = asyncbus.spike_times(ph) * 0.5
-    tr = traces.open(tmp_path / "a.h5")
+    tr = record.open(tmp_path / "a.h5")
     for pop in tr.populations:
         t, ids = tr.spikes(pop, as_time=True)
         b, layer = tr.info(pop)["sample"], net.layer(tr.info(pop)["layer"])
@@ -444,6 +452,6 @@ def test_async_trace_keeps_sub_tick_spike_times(tmp_path):
 
 
 def test_probe_without_trace_is_an_error(capsys):
-    assert cli.main(["run", str(ROOT / "netlists" / "tiny.toml"), "--probe", "hidden"]) == 2
+    assert cli.main(["run", str(ROOT / "neuroemu" / "data" / "netlists" / "tiny.toml"), "--probe", "hidden"]) == 2
     assert "--probe: records into a trace; add --trace FILE.h5 (got --probe hidden)" in \
         capsys.readouterr().err

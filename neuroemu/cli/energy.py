@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import hardware as hw
-from .energy import KINDS, Setup, coding_of, fmt_j, fmt_n, report, run_network, trace_phases
-from .errors import EngineError, ProfileError
+from ..energy import hardware as hw
+from ..energy.accounting import (KINDS, Setup, coding_of, fmt_j, fmt_n, report, run_network,
+                                  trace_phases)
+from ..errors import EngineError, ProfileError
 
 EXAMPLE = """examples:
   neuroemu energy netlists/mnist-binary.toml --profile loihi
@@ -31,7 +32,7 @@ def _make_input(args, cn, seed):
     if args.batch < 1:
         raise EngineError(f"--batch: must be a positive integer (got {args.batch})")
     if args.dataset:
-        from . import datasets
+        from ..learn import datasets
         ds = datasets.load(args.dataset, args.data, split=args.split)
         if ds.images.shape[1] != n_in:
             raise EngineError(f"--dataset {args.dataset}: images have {ds.images.shape[1]} pixels, "
@@ -45,7 +46,7 @@ def _make_input(args, cn, seed):
                 f"{ds.name} {ds.split} images {lo}..{lo + args.batch - 1}")
     rng = np.random.default_rng(seed)
     if args.input:
-        from .engine import check_input
+        from ..engines import check_input
         try:
             x = np.load(args.input, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -60,14 +61,13 @@ def _make_input(args, cn, seed):
 def _load_source(args):
     """(netlist, phases, description, sample ids or None) from a netlist (run here) or a
     trace (read)."""
-    from . import compile as compiler
-    from . import netlist
+    from .. import describe, engines
     path = Path(args.source)
     trace = _open_trace(path)
     if trace is not None:
         return trace
-    net = netlist.load(path)
-    cn = compiler.build(net)
+    net = describe.load(path)
+    cn = engines.build(net)
     seed = net.seed if args.seed is None else args.seed
     for opt in ("steps", "nudge_steps"):
         v = getattr(args, opt)
@@ -82,19 +82,19 @@ def _load_source(args):
 
 def _open_trace(path: Path):
     """:func:`trace_phases` of a trace file, or None if ``path`` is no trace."""
-    import importlib.util
-    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file() or \
-            importlib.util.find_spec("neuroemu.traces") is None:
+    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
         return None
     import h5py
-    from . import traces
+
+    from .. import record
+    from ..record.layout import MAGIC
     try:
         with h5py.File(path, "r") as f:
-            if int(f.attrs.get("magic", -1)) != traces.MAGIC:
+            if int(f.attrs.get("magic", -1)) != MAGIC:
                 return None  # an HDF5 netlist
     except OSError:
         pass  # let the trace reader explain what is wrong with the file
-    with traces.open(path) as tr:
+    with record.open(path) as tr:
         return trace_phases(tr)
 
 

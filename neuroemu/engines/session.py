@@ -6,7 +6,9 @@ model resets per sample); ``run(steps, beta, target)`` continues from where the 
 stopped -- so a free phase followed by a nudged phase is two calls, and the clocks run
 straight through the switch (docs/model.md section 3).
 
-``run()`` at module level is the one-call convenience used by the CLI.
+The registry of engines, :func:`neuroemu.engines.session` and the one-call
+:func:`neuroemu.engines.run` live in the package's ``__init__``; this module is what every
+engine builds on and imports nothing of them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .compile import CompiledNetwork
-from .errors import EngineError
+from ..errors import EngineError
+from .compiled import CompiledNetwork
 
 COUNTER_DOC = {
     "spikes": "(B, layers) non-zero messages sent (spikes, or real values for encoder 'none')",
@@ -165,38 +167,3 @@ class SessionBase:
         if l == 0:
             return self.x.copy()
         return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
-
-
-ENGINES: dict[str, type] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        ENGINES[name] = cls
-        cls.name = name
-        return cls
-    return deco
-
-
-def session(net: CompiledNetwork, x, engine: str = "lockstep", **kwargs):
-    """Open a session of the named engine with inputs ``x`` (B, n_input)."""
-    from . import lockstep  # noqa: F401  (registers the engine)
-    if engine == "async":
-        from . import asyncbus  # noqa: F401
-    if engine not in ENGINES:
-        raise EngineError(f"engine: must be one of {', '.join(sorted(ENGINES))} (got {engine!r})")
-    return ENGINES[engine](net, x, **kwargs)
-
-
-def run(net: CompiledNetwork, x, steps: int, *, engine: str = "lockstep", seed: int | None = None,
-        nudge_steps: int = 0, beta: float = 0.0, target=None, record_spikes: bool = False,
-        record_states: bool = False, record_extra: bool = False, every: int = 1,
-        **kwargs) -> RunResult:
-    """Run a free phase of ``steps`` (and optionally a nudged phase) and collect a RunResult."""
-    sess = session(net, x, engine=engine, seed=seed, **kwargs)
-    rec = dict(record_spikes=record_spikes, record_states=record_states,
-               record_extra=record_extra, every=every)
-    sess.run(steps, name="free", **rec)
-    if nudge_steps:
-        sess.run(nudge_steps, beta=beta, target=target, name="nudged", **rec)
-    return sess.result()

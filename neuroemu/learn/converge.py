@@ -11,19 +11,13 @@ weight; a scheme's score is the mean over runs of (error at 250 + error at 500) 
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import compile as compiler
-from . import engine, netlist
-from .errors import EngineError
-
-EXAMPLE = """example:
-  neuroemu converge --runs 20 --json out.json --plot docs/img/fig2.png"""
+from ..describe import Netlist, from_dict
+from ..describe.netlist import glorot_uniform
+from ..engines import build, session
 
 SD = {"encoder": "sigma_delta"}
 PRED = {"predictive": True, "decoder": "predictive"}
@@ -89,13 +83,13 @@ def continuous_states(W, x, steps, beta=0.0, y=None, s=None, eps=0.5, tol=1e-14)
     return s
 
 
-def make_network(sizes, neuron: dict, weights, seed: int) -> netlist.Netlist:
+def make_network(sizes, neuron: dict, weights, seed: int) -> Netlist:
     names = ["input"] + [f"hidden{i}" for i in range(1, len(sizes) - 1)] + ["output"]
     raw = {"network": {"name": "fig2", "seed": seed}, "neuron": neuron,
            "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
            "projection": [{"pre": names[i], "post": names[i + 1], "weights": w}
                           for i, w in enumerate(weights)]}
-    return netlist.from_dict(raw, path="<converge>")
+    return from_dict(raw, path="<converge>")
 
 
 def layer_errors(states, fixed, off) -> np.ndarray:
@@ -110,7 +104,7 @@ def one_run(run: int, seed: int, schemes, proto: Protocol) -> dict[str, np.ndarr
     """Error curves (length free+nudged) of every scheme on one random network."""
     rng = np.random.default_rng([seed, run])
     sizes = proto.sizes
-    weights = [netlist.glorot_uniform((a, b), int(rng.integers(2**62)))
+    weights = [glorot_uniform((a, b), int(rng.integers(2**62)))
                for a, b in zip(sizes[:-1], sizes[1:])]
     x = rng.random((proto.batch, sizes[0]))
     y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=proto.batch)]
@@ -120,8 +114,8 @@ def one_run(run: int, seed: int, schemes, proto: Protocol) -> dict[str, np.ndarr
     nudged_fp = continuous_states(W, x, proto.ref_nudged, beta=proto.beta, y=y, s=free_fp)
     curves = {}
     for name in schemes:
-        cn = compiler.build(make_network(sizes, SCHEMES[name], weights, seed + run))
-        sess = engine.session(cn, x, seed=seed + run)
+        cn = build(make_network(sizes, SCHEMES[name], weights, seed + run))
+        sess = session(cn, x, seed=seed + run)
         a = sess.run(proto.free, record_states=True).states
         b = sess.run(proto.nudged, beta=proto.beta, target=y, record_states=True).states
         curves[name] = np.concatenate([layer_errors(a, free_fp, cn.off),
@@ -179,40 +173,3 @@ def plot(curves, proto: Protocol, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def add_converge_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = EXAMPLE
-    p.add_argument("--runs", type=int, default=20, help="random networks (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="experiment seed (default 0)")
-    p.add_argument("--schemes", default=",".join(SCHEMES),
-                   help="comma-separated subset of: " + ", ".join(SCHEMES))
-    p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
-    p.add_argument("--plot", metavar="FILE.png", default="converge.png",
-                   help="write the figure (default converge.png; '' for none)")
-
-
-def converge_main(args) -> int:
-    names = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    for n in names:
-        if n not in SCHEMES:
-            raise EngineError(f"--schemes: unknown scheme {n!r} (known: {', '.join(SCHEMES)})")
-    if args.runs < 1:
-        raise EngineError(f"--runs: must be a positive integer (got {args.runs})")
-    proto = Protocol()
-    t0 = time.perf_counter()
-    curves = experiment(args.runs, args.seed, names, proto)
-    res = scores(curves, proto)
-    wall = time.perf_counter() - t0
-    print(f"{'scheme':<24}{'score':>11}{'err@250':>11}{'err@500':>11}")
-    for n, r in sorted(res.items(), key=lambda kv: kv[1]["score"]):
-        print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}")
-    print(f"{args.runs} networks, {wall:.1f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"schemes": res, "runs": args.runs, "seed": args.seed,
-                       "wall_s": round(wall, 2)}, f, indent=1)
-    if args.plot:
-        plot(curves, proto, args.plot)
-        print(f"figure: {args.plot}")
-    return 0

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from . import kernels as K
-from .compile import CompiledNetwork
-from .engine import Phase, RunResult, SessionBase, check_run_args, register
-from .errors import EngineError, NetlistError, where
+import neuroemu.engines.kernels as K
+from .compiled import CompiledNetwork
+from .session import Phase, RunResult, SessionBase, check_run_args
+from ..errors import EngineError, NetlistError, where
 
 _JITTER_BLOCK = 1024
 _EMPTY_I = np.zeros(0, dtype=np.int64)
@@ -433,13 +433,14 @@ class _Chip:
 
 # --------------------------------------------------------------------------- session
 
-@register("async")
 class AsyncSession(SessionBase):
     """B samples of one network, each on its own emulated chip (see the module docstring).
 
     ``hardware`` overrides the netlist's ``[hardware]`` table (a dict of the same form).
     ``threads`` is accepted for interface compatibility; simpy runs in one thread.
     """
+
+    name = "async"
 
     def __init__(self, net: CompiledNetwork, x, *, seed: int | None = None, sample_ids=None,
                  threads: int = 1, hardware: dict | None = None):

@@ -1,46 +1,41 @@
-"""``python -m neuroemu.demo``: classify MNIST digits with the shipped trained spiking network.
+"""``neuroemu demo``: classify MNIST digits with the shipped trained spiking network.
 
-Needs no dataset: the trained binary 784-500-10 network ships in ``netlists/``
-(``mnist-binary-trained.h5``, or the ``.toml`` form with ``.npy`` weights) and 300 digits of
-the official MNIST test set ship in ``neuroemu/data/mnist_test_digits.npz``.  Each digit is
+Needs no dataset and runs from any folder: the trained binary 784-500-10 network
+(``mnist-binary-trained``) and 300 digits of the official MNIST test set
+(``neuroemu/data/mnist_test_digits.npz``) ship inside the package.  Each digit is
 classified the way the network was trained (docs/model.md section 4.5): a free phase of
 100 spiking steps from the zero state -- sigma-delta encoders, predictive coding
 (lambda = 0.275), OSA step sizes -- then ``argmax`` of the output states.
 
-Prints the accuracy and the spikes per digit; with :mod:`neuroemu.energy` present, the
-energy per classified digit on a hardware profile; with :mod:`neuroemu.traces`, writes an
-HDF5 spike trace of a few digits and a raster PNG under ``traces/``.
+Prints the accuracy, the spikes per digit and the energy per classified digit on a hardware
+profile, and writes an HDF5 spike trace of one digit and a raster PNG (under ``traces/`` of the
+current folder unless ``--out-dir`` says otherwise).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import compile as compiler
-from . import engine, netlist
-from .eqprop import Hyper, Trainer
+from .. import describe, engines
+from ..learn.eqprop import Hyper, Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
-DIGITS = Path(__file__).resolve().parent / "data" / "mnist_test_digits.npz"
-NETWORKS = ("mnist-binary-trained.h5", "mnist-binary-trained.toml")
-
-
-def find_network() -> Path:
-    for name in NETWORKS:
-        p = ROOT / "netlists" / name
-        if p.exists():
-            return p
-    raise SystemExit(f"demo: no trained network in {ROOT / 'netlists'} "
-                     f"(looked for {', '.join(NETWORKS)})")
+NETWORK = "mnist-binary-trained"
+EXAMPLE = """examples:
+  neuroemu demo
+  neuroemu demo --digits 100 --profile truenorth --out-dir /tmp/demo"""
 
 
-def load_digits(path=DIGITS):
+def digits_path() -> Path:
+    return Path(str(resources.files("neuroemu") / "data" / "mnist_test_digits.npz"))
+
+
+def load_digits(path=None):
+    """The 300 bundled MNIST test digits: (images (300, 784) in [0, 1], labels)."""
+    path = digits_path() if path is None else path
     with np.load(path, allow_pickle=False) as z:
         return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)
 
@@ -49,7 +44,7 @@ def classify(trainer: Trainer, x, batch: int = 100):
     """(predictions, output states, spikes per digit and layer (n, layers))."""
     preds, outs, spikes = [], [], []
     for i in range(0, len(x), batch):
-        sess = engine.session(trainer.net, x[i:i + batch], seed=trainer.seed)
+        sess = engines.session(trainer.net, x[i:i + batch], seed=trainer.seed)
         trainer.advance(sess, trainer.hyper.n_free)
         out = sess.state(trainer.L)
         preds.append(out.argmax(1))
@@ -59,8 +54,8 @@ def classify(trainer: Trainer, x, batch: int = 100):
 
 
 def energy_summary(cn, x, steps, profile_name):
-    from . import energy
-    from . import hardware as hw
+    from ..energy import accounting as energy
+    from ..energy import hardware as hw
     phases = energy.run_network(cn, x, steps)
     names, sizes = cn.names, cn.sizes
     placement = hw.place(sizes)
@@ -74,7 +69,7 @@ def raster_png(path, cn, x, label, pred, steps, seed):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    sess = engine.session(cn, x[None, :], seed=seed)
+    sess = engines.session(cn, x[None, :], seed=seed)
     ph = sess.run(steps, record_spikes=True, record_states=True)
     spk, st = ph.spikes[:, 0, :], ph.states[:, 0, :]
     off = cn.off
@@ -122,19 +117,21 @@ def raster_png(path, cn, x, label, pred, steps, seed):
     return sess.result()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m neuroemu.demo", description=__doc__.split("\n")[0])
-    ap.add_argument("--netlist", help="trained network (default: the shipped one)")
-    ap.add_argument("--digits", type=int, default=300, help="how many bundled digits (max 300)")
-    ap.add_argument("--profile", default="loihi", help="hardware profile for the energy estimate")
-    ap.add_argument("--out-dir", default=str(ROOT / "traces"),
-                    help="where the trace and raster go (default traces/)")
-    ap.add_argument("--no-files", action="store_true", help="write no trace or PNG")
-    args = ap.parse_args(argv)
+def add_demo_arguments(p) -> None:
+    p.epilog = EXAMPLE
+    p.add_argument("--netlist", default=NETWORK,
+                   help=f"trained network, a file or a shipped name (default {NETWORK})")
+    p.add_argument("--digits", type=int, default=300, help="how many bundled digits (max 300)")
+    p.add_argument("--profile", default="loihi", help="hardware profile for the energy estimate")
+    p.add_argument("--out-dir", default="traces",
+                   help="where the trace and raster go (default ./traces)")
+    p.add_argument("--no-files", action="store_true", help="write no trace or PNG")
 
-    path = Path(args.netlist) if args.netlist else find_network()
-    nl = netlist.load(path)
-    cn = compiler.build(nl)
+
+def demo_main(args) -> int:
+    path = describe.resolve(args.netlist)
+    nl = describe.load(path)
+    cn = engines.build(nl)
     hp = Hyper.for_network(cn)
     trainer = Trainer(cn, hp, seed=nl.seed)
     x, labels = load_digits()
@@ -158,27 +155,21 @@ def main(argv=None) -> int:
     if len(wrong):
         print("first misclassified: " + ", ".join(f"#{i} ({labels[i]}->{pred[i]})" for i in wrong))
 
-    if importlib.util.find_spec("neuroemu.energy") is not None:
-        from . import energy
-        rep = energy_summary(cn, x, hp.n_free, args.profile)
-        ratio = rep.get("spike_vs_real_ratio")
-        print(f"energy on profile '{rep['profile']}': {energy.fmt_j(rep['per_inference_j'])} per "
-              f"classified digit"
-              + (f" (the same network sending real-valued words every step: "
-                 f"{energy.fmt_j(rep['real_valued_total_j_per_sample'])}, {1 / ratio:.1f}x)"
-                 if ratio else ""))
+    from ..energy.accounting import fmt_j
+    rep = energy_summary(cn, x, hp.n_free, args.profile)
+    ratio = rep.get("spike_vs_real_ratio")
+    print(f"energy on profile '{rep['profile']}': {fmt_j(rep['per_inference_j'])} per "
+          f"classified digit"
+          + (f" (the same network sending real-valued words every step: "
+             f"{fmt_j(rep['real_valued_total_j_per_sample'])}, {1 / ratio:.1f}x)"
+             if ratio else ""))
     if not args.no_files:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = out / "demo-raster.png"
         res = raster_png(png, cn, x[0], int(labels[0]), int(pred[0]), hp.n_free, nl.seed)
         print(f"wrote {png} (spike raster of test digit #0)")
-        if importlib.util.find_spec("neuroemu.traces") is not None:
-            from . import traces
-            tpath = traces.write(out / "demo-trace.h5", cn, res, x=x[:1])
-            print(f"wrote {tpath} (HDF5 spike trace of digit #0; neuroemu inspect {tpath})")
+        from .. import record
+        tpath = record.write(out / "demo-trace.h5", cn, res, x=x[:1])
+        print(f"wrote {tpath} (HDF5 spike trace of digit #0; neuroemu inspect {tpath})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels as K
-from .errors import CompileError
-from .netlist import Netlist
-from .neurons import ANNEALERS, DECODERS, ENCODERS, SCHEDULES
+from ..describe import Netlist, replace
+from ..describe.neurons import ANNEALERS, DECODERS, ENCODERS, SCHEDULES
+from ..errors import CompileError
+import neuroemu.engines.kernels as K
 
 
 @dataclass(eq=False)
@@ -70,6 +70,14 @@ class CompiledNetwork:
 
     def biases(self, l: int) -> np.ndarray:
         return self.bias[self.off[l]:self.off[l + 1]]
+
+    def to_netlist(self) -> Netlist:
+        """The netlist with the weights and biases this network holds now (after training,
+        say); float32 weights are widened exactly to float64."""
+        return replace(self.netlist,
+                       weights=[self.weights(l).astype(np.float64)
+                                for l in range(self.n_layers - 1)],
+                       biases=[None] + [self.biases(l).copy() for l in range(1, self.n_layers)])
 
     @property
     def binary(self) -> bool:

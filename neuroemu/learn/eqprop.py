@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engine
-from . import kernels as K
-from .compile import CompiledNetwork
-from .errors import NeuroemuError
+from ..describe import save as save_description
+from ..describe.tomlwriter import toml_value
+from ..engines import CompiledNetwork
+from ..engines import kernels as K
+from ..engines import session as open_session
+from ..errors import TrainError
 
 RULES = ("first-order", "full")
 
@@ -45,10 +47,6 @@ PRESETS = {
     "binary-deep": dict(beta=1.0, n_free=100, n_nudged=50,
                         rates=(0.128, 0.032, 0.008, 0.002)),
 }
-
-
-class TrainError(NeuroemuError, ValueError):
-    """Training options that cannot be honoured (wrong number of rates, bad checkpoint...)."""
 
 
 @dataclass
@@ -193,7 +191,7 @@ class Trainer:
         if sess is not None and sess.batch == len(x):
             sess.reset(x, sample_ids)
             return sess
-        self._sess = engine.session(self.net, x, engine=self.engine_name,
+        self._sess = open_session(self.net, x, engine=self.engine_name,
                                     threads=self.threads, seed=self.seed,
                                     sample_ids=sample_ids)
         return self._sess
@@ -278,25 +276,11 @@ class Trainer:
 
 # ---------------------------------------------------------------------------- files
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
 def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
                  description: str = "", provenance: dict | None = None) -> Path:
     """Write the compiled network's current weights and biases as a netlist.
 
-    ``.h5``: through :mod:`neuroemu.netlist_h5` (self-contained).  Otherwise a TOML file
+    ``.h5``: through :func:`neuroemu.describe.save` (self-contained).  Otherwise a TOML file
     with every weight matrix and bias vector in a float32/float64 ``.npy`` file beside it
     (``{ file = "..." }``), which :func:`neuroemu.netlist.load` reads back exactly.
     """
@@ -305,14 +289,9 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
     nl = net.netlist
     name = name or f"{nl.name}-trained"
     if path.suffix.lower() in (".h5", ".hdf5"):
-        try:
-            from . import netlist_h5
-        except ModuleNotFoundError:
-            raise TrainError(f"{path}: cannot write HDF5 netlists in this build "
-                             "(neuroemu.netlist_h5 is missing); use a .toml output") from None
         import dataclasses
         renamed = dataclasses.replace(nl, name=name, description=description or name)
-        return netlist_h5.save(
+        return save_description(
             renamed, path,
             weights=[net.weights(l).astype(np.float64) for l in range(net.n_layers - 1)],
             biases=[None] + [net.biases(l).copy() for l in range(1, net.n_layers)])
@@ -320,23 +299,23 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
     lines = [f"# {description or name}", "# written by neuroemu train (docs/training.md)"]
     for k, v in (provenance or {}).items():
         lines.append(f"# {k}: {v}")
-    lines += ["", "[network]", f"name = {_toml_value(name)}", f"seed = {nl.seed}",
-              f"description = {_toml_value(description or name)}", ""]
+    lines += ["", "[network]", f"name = {toml_value(name)}", f"seed = {nl.seed}",
+              f"description = {toml_value(description or name)}", ""]
     for l, pop in enumerate(nl.populations):
-        lines += ["[[population]]", f"name = {_toml_value(pop.name)}", f"size = {pop.size}",
-                  f"role = {_toml_value(pop.role)}",
-                  f"neuron = {_toml_value(pop.neuron.as_dict())}"]
+        lines += ["[[population]]", f"name = {toml_value(pop.name)}", f"size = {pop.size}",
+                  f"role = {toml_value(pop.role)}",
+                  f"neuron = {toml_value(pop.neuron.as_dict())}"]
         if l > 0:
             fname = f"{stem}.{pop.name}.bias.npy"
             np.save(path.parent / fname, np.asarray(net.biases(l), dtype=np.float64))
-            lines.append(f"bias = {{ file = {_toml_value(fname)} }}")
+            lines.append(f"bias = {{ file = {toml_value(fname)} }}")
         lines.append("")
     for l, pr in enumerate(nl.projections):
         fname = f"{stem}.{pr.pre}-{pr.post}.weights.npy"
         np.save(path.parent / fname, np.ascontiguousarray(net.weights(l), dtype=np.float32))
-        lines += ["[[projection]]", f"pre = {_toml_value(pr.pre)}",
-                  f"post = {_toml_value(pr.post)}",
-                  f"weights = {{ file = {_toml_value(fname)} }}", ""]
+        lines += ["[[projection]]", f"pre = {toml_value(pr.pre)}",
+                  f"post = {toml_value(pr.post)}",
+                  f"weights = {{ file = {toml_value(fname)} }}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 

@@ -1,6 +1,6 @@
 """HDF5 spike traces: a SONATA spike report plus neuroemu's own groups (docs/trace-format.md).
 
-Writing streams: :class:`TraceWriter` takes the :class:`~neuroemu.engine.Phase` records of a
+Writing streams: :class:`TraceWriter` takes the :class:`~neuroemu.engines.Phase` records of a
 session one after the other (each with spikes recorded every step), turns them into per
 population (timestamps, node_ids) lists and appends them to chunked, compressed datasets.  Only
 whole chunks are written, so memory stays at most one chunk per dataset however long the run,
@@ -11,9 +11,8 @@ appends a checksummed row to ``/neuroemu/progress`` saying how many rows of ever
 valid and up to which step everything has been written.  A killed writer leaves a ``.partial``
 file whose last valid progress row tells the reader what it may trust.
 
-Reading: :func:`open` returns a lazy :class:`neuroemu.inspect.Trace` (the reader lives beside
-the ``neuroemu inspect`` command that uses it).  Every problem with a file -- missing,
-truncated, damaged, foreign, newer format -- raises :class:`~neuroemu.errors.TraceError`.
+The reader is :mod:`neuroemu.record.reader`; the layout both share is
+:mod:`neuroemu.record.layout`.
 """
 
 from __future__ import annotations
@@ -22,45 +21,17 @@ import json
 import os
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import netlist_h5
-from .errors import EngineError, TraceError
-from .netlist_h5 import set_str, write_text
+from ..describe.h5 import FILTERS, LIBVER, chunks_of, set_str, write_group, write_text
+from ..errors import EngineError, TraceError
+from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SONATA_VERSION, SORTINGS,
+                     TIME_FILTERS, VALUE_FILTERS, _h5, pop_name, progress_check)
 
-MAGIC = 0x0A7A
-SONATA_VERSION = (0, 1)
-FORMAT = "neuroemu-trace"
-FORMAT_VERSION = (1, 0)
-PROBE_VARS = ("s", "v", "eps", "phi")
-# Spike times: deflate level 1 (runs of equal times compress ~100x); node ids: HDF5's lossless
-# scale-offset filter (packs each chunk into the fewest bits: 9 for 500 neurons), which is 3x
-# faster than deflate; probed values: deflate 1 with byte shuffling.  All with fletcher32.
-TIME_FILTERS = dict(compression="gzip", compression_opts=1, fletcher32=True)
-VALUE_FILTERS = dict(compression="gzip", compression_opts=1, shuffle=True, fletcher32=True)
 CELLS_PER_CALL = 1 << 21   # run_traced: steps per engine call ~ this / (batch * neurons)
-SORTINGS = {"none": 0, "by_id": 1, "by_time": 2}
 
-
-def _h5():
-    import h5py
-    return h5py
-
-
-def _msg(exc) -> str:
-    s = str(exc).strip()
-    return s.splitlines()[0] if s else type(exc).__name__
-
-
-def pop_name(layer: str, sample: int, n_samples: int) -> str:
-    """SONATA population name of one layer of one recorded sample."""
-    return layer if n_samples == 1 else f"{layer}.{sample}"
-
-
-# ================================================================================= writing
 
 class _Appender:
     """Appends rows to a resizable dataset in whole chunks (at most one chunk kept in memory)."""
@@ -188,7 +159,7 @@ class TraceWriter:
         self.chunk = int(chunk or max(1024, min(32768, 1 << int(np.log2(max(1, (1 << 20) // n_pops))))))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # no chunk cache: whole chunks go straight to the file (a cache would only hold memory)
-        self.f = h5py.File(self.tmp, "w", libver=netlist_h5.LIBVER, rdcc_nbytes=0)
+        self.f = h5py.File(self.tmp, "w", libver=LIBVER, rdcc_nbytes=0)
         try:
             self._create(provenance or {})
         except BaseException:
@@ -228,19 +199,19 @@ class TraceWriter:
         ne.attrs.create("samples", np.array(self.samples, dtype=np.int64))
         write_text(ne, "provenance", json.dumps(_provenance(net, provenance), sort_keys=True,
                                                 default=str, indent=1))
-        netlist_h5.write_group(ne.create_group("netlist"), net)
+        write_group(ne.create_group("netlist"), net.to_netlist())
         if self.x is not None:
-            ne.create_dataset("input", data=self.x, chunks=netlist_h5._chunks(self.x.shape),
-                              **netlist_h5.FILTERS)
+            ne.create_dataset("input", data=self.x, chunks=chunks_of(self.x.shape),
+                              **FILTERS)
         block_t = np.dtype([("t_start", "<i8"), ("steps", "<i8"), ("beta", "<f8"),
                             ("phase", "S32")])
         row_elems = sum(v[0].size for v in self.counters.values())
         rows = max(1, min(1024, 32768 // row_elems))
-        self.blocks = self._dataset(ne, "blocks", (), block_t, rows, netlist_h5.FILTERS)
+        self.blocks = self._dataset(ne, "blocks", (), block_t, rows, FILTERS)
         cg = ne.create_group("counters")
-        self.cnt = {"t_end": self._dataset(cg, "t_end", (), np.int64, rows, netlist_h5.FILTERS)}
+        self.cnt = {"t_end": self._dataset(cg, "t_end", (), np.int64, rows, FILTERS)}
         for k, v in self.counters.items():
-            self.cnt[k] = self._dataset(cg, k, v.shape, np.int64, rows, netlist_h5.FILTERS)
+            self.cnt[k] = self._dataset(cg, k, v.shape, np.int64, rows, FILTERS)
         self.probe_groups = []   # (layer index, indices, _Timed, var names)
         pg = ne.create_group("probes")
         for layer, idx in self.probes.items():
@@ -248,10 +219,10 @@ class TraceWriter:
             g.attrs.create("every", np.int64(self.every))
             g.attrs.create("samples", np.array(self.samples, dtype=np.int64))
             g.create_dataset("node_ids", data=idx.astype(np.uint64), chunks=(idx.size,),
-                             **netlist_h5.FILTERS)
+                             **FILTERS)
             shape = (len(self.samples), idx.size)
             rows = max(1, 32768 // (shape[0] * shape[1]))
-            st = self._dataset(g, "steps", (), np.int64, rows, netlist_h5.FILTERS)
+            st = self._dataset(g, "steps", (), np.int64, rows, FILTERS)
             cols = [self._dataset(g, v, shape, np.float64, rows, VALUE_FILTERS) for v in self.vars]
             self.probe_groups.append((net.layer(layer), idx, _Timed(1.0, st, *cols)))
         cols = [a.d.name for a in self.appenders]
@@ -419,20 +390,13 @@ def _packed_integers():
     return dcpl
 
 
-def progress_check(row) -> int:
-    """CRC-32 of a progress row's fields (t_end, t_complete, complete, rows)."""
-    data = (np.array([row["t_end"], row["t_complete"]], dtype="<i8").tobytes()
-            + bytes([int(row["complete"])]) + np.asarray(row["rows"], dtype="<u8").tobytes())
-    return zlib.crc32(data)
-
-
 def _provenance(net, extra: dict) -> dict:
     import platform
 
     import h5py
     import numba
 
-    from . import __version__
+    from .._version import __version__
     nlst = net.netlist
     return {"neuroemu": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "h5py": h5py.__version__,
@@ -450,86 +414,38 @@ def write(path, net, result, *, x=None, **kw) -> Path:
     return w.path
 
 
-# ================================================================================= CLI hooks
-
-def add_trace_arguments(p) -> None:
-    g = p.add_argument_group("trace", "write an HDF5 spike trace (docs/trace-format.md)")
-    g.add_argument("--trace", metavar="FILE.h5", help="write spikes (SONATA layout), counters "
-                   "and provenance to this file, streaming as the run goes")
-    g.add_argument("--probe", metavar="POP[:NEURONS]", action="append", default=[],
-                   help="also record states of a population, e.g. hidden:0-9,20 (repeatable; "
-                        "all neurons if no list)")
-    g.add_argument("--probe-every", type=int, default=1, metavar="K",
-                   help="record probes every K steps (default 1)")
-    g.add_argument("--probe-vars", default=",".join(PROBE_VARS), metavar="LIST",
-                   help="probed variables: s (state), v (decoded input), eps (step size), "
-                        "phi (encoder residue); default all")
-    g.add_argument("--trace-samples", default="all", metavar="LIST",
-                   help="samples of the batch to record, e.g. 0 or 0-3 (default all)")
-    g.add_argument("--dt", type=float, default=1.0, metavar="MS",
-                   help="duration of one step in ms (spike times are step * dt; default 1)")
-    p.epilog = (p.epilog or "") + ("\n  neuroemu run netlists/mnist-binary.toml --steps 1000 "
-                                   "--trace traces/run.h5 --probe hidden:0-9 --probe-every 10")
-
-
-def parse_indices(text: str, n: int, what: str) -> np.ndarray:
-    """'0-3,7' -> [0, 1, 2, 3, 7]; 'all' -> all of range(n)."""
-    if text.strip() in ("", "all"):
-        return np.arange(n)
-    out = []
-    for part in text.split(","):
-        try:
-            lo, _, hi = part.strip().partition("-")
-            lo, hi = int(lo), int(hi) if hi else int(lo)
-        except ValueError:
-            raise EngineError(f"{what}: must be indices like 0-9,20 (got {text!r})") from None
-        if not 0 <= lo <= hi < n:
-            raise EngineError(f"{what}: indices must lie in [0, {n - 1}] (got {part.strip()!r})")
-        out.extend(range(lo, hi + 1))
-    return np.unique(np.array(out, dtype=np.int64))
-
-
-def parse_probes(specs, net) -> dict:
-    probes = {}
-    for spec in specs:
-        name, _, sel = spec.partition(":")
-        if name not in net.names:
-            raise EngineError(f"--probe {spec}: no population {name!r} "
-                              f"(have: {', '.join(net.names)})")
-        probes[name] = parse_indices(sel, net.sizes[net.names.index(name)], f"--probe {spec}")
-    return probes
-
-
-def run_traced(args, net, x, seed):
-    """``neuroemu run --trace``: run the session in chunks, streaming each into the trace."""
+def run_traced(path, net, x, steps: int, *, seed=None, engine: str = "lockstep",
+               threads: int = 1, samples=None, dt: float = 1.0, probes=None,
+               probe_every: int = 1, probe_vars=PROBE_VARS, settings=None, progress=None,
+               **session_kw):
+    """Run a free phase of ``steps`` on a new session, streaming it into a trace at ``path``
+    in chunks of steps (memory stays flat however long the run).  ``probes``, ``probe_every``,
+    ``probe_vars``, ``samples`` and ``dt`` are the writer's (see :class:`TraceWriter`);
+    ``settings`` is stored in the provenance; ``progress``: show a progress bar (default: when
+    stderr is a terminal).  Returns the session's RunResult (its phases hold no spikes: they
+    are in the file)."""
     from tqdm import tqdm
 
-    from . import engine
-    probes = parse_probes(args.probe, net)
-    pvars = tuple(v.strip() for v in args.probe_vars.split(",") if v.strip())
-    samples = parse_indices(args.trace_samples, x.shape[0], "--trace-samples").tolist()
-    settings = {"steps": args.steps, "batch": int(x.shape[0]), "seed": seed, "engine": args.engine,
-                "threads": args.threads, "input": args.input or "uniform random [0, 1)",
-                "dt": args.dt, "samples": samples, "probes": {k: v.tolist() for k, v in
-                                                               probes.items()},
-                "probe_every": args.probe_every, "probe_vars": list(pvars)}
-    sess = engine.session(net, x, engine=args.engine, seed=seed, threads=args.threads)
+    from ..engines import session
+    sess = session(net, x, engine=engine, seed=seed, threads=threads, **session_kw)
+    net, seed = sess.net, sess.seed
+    probes = probes or {}
+    pvars = tuple(probe_vars)
     rec_s = bool(probes) and "s" in pvars
     rec_x = bool(probes) and any(v != "s" for v in pvars)
-    every = args.probe_every
+    every = int(probe_every)
     per_cell = 1 + 8 * rec_s + 24 * rec_x if every == 1 else 1
-    chunk = max(1, CELLS_PER_CALL // (per_cell * x.shape[0] * net.n_neurons))
-    with TraceWriter(args.trace, net, x=x, samples=samples, dt=args.dt, probes=probes,
-                     probe_every=args.probe_every, probe_vars=pvars,
-                     time_sorted=args.engine != "async",
-                     provenance={"seed": seed, "engine": args.engine, "settings": settings}) as w, \
-            tqdm(total=args.steps, unit="step", disable=not sys.stderr.isatty(),
-                 desc=Path(args.trace).name) as bar:
+    chunk = max(1, CELLS_PER_CALL // (per_cell * sess.batch * net.n_neurons))
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    with TraceWriter(path, net, x=sess.x, samples=samples, dt=dt, probes=probes,
+                     probe_every=every, probe_vars=pvars, time_sorted=engine != "async",
+                     provenance={"seed": seed, "engine": engine, "settings": settings or {}}) \
+            as w, tqdm(total=steps, unit="step", disable=not show, desc=Path(path).name) as bar:
         done = 0
-        while done < args.steps:
+        while done < steps:
             # probing every k > 1 steps: spikes-only calls up to the step before a probed one,
             # then that one step with states (the engine records all of a call at one rate)
-            k = min(chunk, args.steps - done)
+            k = min(chunk, steps - done)
             probe_now = every == 1 or (done + 1) % every == 0
             if probes and every > 1:
                 k = 1 if probe_now else min(k, every - 1 - done % every)
@@ -540,14 +456,4 @@ def run_traced(args, net, x, seed):
             ph.spikes = ph.states = ph.extra = None   # the session keeps its Phase records
             done += k
             bar.update(k)
-    print(f"wrote trace {w.path}", file=sys.stderr)
     return sess.result(trace=str(w.path))
-
-
-# ================================================================================= reading
-
-def open(path):  # noqa: A001  (traces.open mirrors h5py.File / builtins.open)
-    """Open a trace for reading: a lazy :class:`neuroemu.inspect.Trace` (use as a context
-    manager or call close())."""
-    from .inspect import Trace
-    return Trace(path)

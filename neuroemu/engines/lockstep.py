@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
-from .compile import CompiledNetwork
-from .engine import Phase, RunResult, SessionBase, check_run_args, register
+import neuroemu.engines.kernels as K
+from .compiled import CompiledNetwork
+from .session import Phase, RunResult, SessionBase, check_run_args
 
 
-@register("lockstep")
 class LockstepSession(SessionBase):
     """B samples of one network advancing in lockstep.
 
     ``threads`` > 1 spreads samples over numba threads (opt-in: on a shared machine
     threads can make things slower).
     """
+
+    name = "lockstep"
 
     def __init__(self, net: CompiledNetwork, x, *, seed: int | None = None,
                  sample_ids=None, threads: int = 1):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from neuroemu import datasets
+    from neuroemu.learn import datasets
 
     train = datasets.load("mnist")                     # 60,000 x 784 floats in [0, 1]
     test = datasets.load("fashion-mnist", split="test")
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, where
+from ..errors import DataError, where
 
 ENV_VAR = "NEUROEMU_DATA"
 NAMES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}
@@ -50,7 +50,7 @@ _IDX_FILES = [f"{p}-{kind}" for p in _FILE_PREFIX.values()
               for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
 # IDX type codes (third magic byte); multi-byte values are big-endian.
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 _VERIFIED: set[tuple[str, int, int]] = set()  # (resolved path, size, mtime_ns) whose MD5 matched
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compile as compile_mod
-from .eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
+from .. import describe, engines
+from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
                      save_checkpoint, save_netlist)
 
 
@@ -124,7 +124,7 @@ def add_train_arguments(p) -> None:
 
 
 def _load_data(args):
-    from . import datasets
+    from ..learn import datasets
     full = datasets.load(args.dataset, data_dir=args.data, split="train")
     fit, val = datasets.train_validation_split(full, n_validation=args.validation)
     test = None if args.no_test else datasets.load(args.dataset, data_dir=args.data,
@@ -133,13 +133,12 @@ def _load_data(args):
 
 
 def train_main(args) -> int:
-    from . import netlist as netlist_mod
     from tqdm import tqdm
     quiet = not sys.stderr.isatty()
     if args.epochs < 0:
         raise TrainError(f"--epochs: must be >= 0 (got {args.epochs})")
-    nl = netlist_mod.load(args.netlist)
-    net = compile_mod.build(nl)
+    nl = describe.load(args.netlist)
+    net = engines.build(nl)
     hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free, n_nudged=args.n_nudged,
                            rates=args.rates, rule=args.rule, batch=args.batch)
     fit, val, test = _load_data(args)
@@ -150,7 +149,7 @@ def train_main(args) -> int:
     if fit.images.shape[1] != net.sizes[0] or net.sizes[-1] != 10:
         raise TrainError(f"{args.netlist}: the network is {'-'.join(map(str, net.sizes))} but "
                          f"{args.dataset} needs {fit.images.shape[1]} inputs and 10 outputs")
-    from .datasets import one_hot
+    from ..learn.datasets import one_hot
     out = Path(args.out or f"{nl.name}-trained.toml")
     ckpt = Path(args.checkpoint or out.with_name(out.stem + ".ckpt.npz"))
     plot = Path(args.plot or out.with_name(out.stem + "-curve.png"))

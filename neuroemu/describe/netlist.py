@@ -4,7 +4,8 @@ ALL validation of user-supplied network descriptions lives here.  A netlist is a
 network of the paper's kind: populations in order ``input, hidden..., output``, one
 projection between each adjacent pair (used in both directions, w_ij = w_ji), biases, the
 neuron components each population uses, and a seed.  The text form is TOML (see
-``docs/netlist-format.md``); the HDF5 form goes through the same :func:`from_dict`.
+``docs/netlist-format.md``); the HDF5 form (:mod:`neuroemu.describe.h5`) goes through the same
+:func:`from_dict`.  :func:`neuroemu.describe.load` reads either by file suffix.
 
 Every error is a :class:`~neuroemu.errors.NetlistError` whose message names the file, the
 field, the rule and the value.
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NetlistError, where
+from ..errors import NetlistError, where
 from .neurons import (ANNEALER_PARAMS, ANNEALERS, DECODERS, DEFAULT_NEURON, ENCODERS, ROLES,
                       SCHEDULE_PARAMS, SCHEDULES)
 
@@ -104,21 +105,6 @@ class Netlist:
 
 
 # --------------------------------------------------------------------------- parsing
-
-def load(path: str | Path) -> Netlist:
-    """Load a netlist from a ``.toml`` or ``.h5`` file."""
-    path = Path(path)
-    if not path.exists():
-        raise NetlistError(f"{path}: file not found")
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        from . import netlist_h5  # local import: h5py only when needed
-        return netlist_h5.load(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise NetlistError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})")
-    return loads(text, path=path)
-
 
 def loads(text: str, path: str | Path | None = None) -> Netlist:
     """Parse TOML netlist text; ``path`` is used in messages and to resolve relative files."""

@@ -1,21 +1,21 @@
 """Energy accounting: exact event counts of a run -> joules on a hardware profile.
 
 The kernels count events as exact integers per sample (``spikes``, ``syn_events``,
-``updates``; see :data:`neuroemu.engine.COUNTER_DOC`).  This module
+``updates``; see :data:`neuroemu.engines.COUNTER_DOC`).  This module
 
 1. collects them per phase, with per-neuron message counts from recorded spikes
    (:class:`Activity`: :func:`run_network` runs a netlist, :func:`trace_phases` reads a
    trace), and reads each population's components from the netlist (:class:`Coding`);
 2. builds the same counters for the network sending real-valued b-bit words from every
    neuron at every step (:func:`dense_activity`), the baseline of the headline ratio;
-3. has :mod:`neuroemu.hardware` turn both into counts per event kind and part, with the
-   packets and XY hops of a placement (:func:`~neuroemu.hardware.count_events`), and price
-   them with a profile (:func:`~neuroemu.hardware.energy_pj`);
+3. has :mod:`neuroemu.energy.hardware` turn both into counts per event kind and part, with the
+   packets and XY hops of a placement (:func:`~neuroemu.energy.hardware.count_events`), and price
+   them with a profile (:func:`~neuroemu.energy.hardware.energy_pj`);
 4. reports joules by kind, population, projection, phase and sample (:func:`report`),
    as text, JSON or a plot.
 
 ``neuroemu energy NETLIST|TRACE --profile NAME`` is the command line
-(:mod:`neuroemu.energycmd`).  The model and
+(:mod:`neuroemu.cli.energy`).  The model and
 the source of every number are in ``docs/energy-model.md``.
 """
 
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import hardware as hw
-from .hardware import Counts, count_events, energy_pj, part_names  # noqa: F401 (re-exported)
+import neuroemu.energy.hardware as hw
 
 KINDS = hw.KINDS
 
@@ -253,9 +252,9 @@ def run_network(cn, x, steps: int, nudge_steps: int = 0, beta: float = 0.5, targ
                 progress: bool = False, chunk_bytes: int = 1 << 25) -> list[Activity]:
     """Run a free phase (and a nudged one) recording spikes in chunks of steps, so that
     the per-neuron message counts are exact without holding every step in memory."""
-    from . import engine as eng
+    from ..engines import session
     kw = {"seed": seed} if sample_ids is None else {"seed": seed, "sample_ids": sample_ids}
-    sess = eng.session(cn, x, engine=engine, **kw)
+    sess = session(cn, x, engine=engine, **kw)
     B, N = sess.batch, cn.n_neurons
     chunk = max(1, chunk_bytes // max(1, B * N))
     plan = [("free", steps, 0.0, None)]
@@ -283,8 +282,8 @@ def run_network(cn, x, steps: int, nudge_steps: int = 0, beta: float = 0.5, targ
 def trace_phases(tr):
     """Phases (consecutive blocks with the same name) of an open trace, with per-phase
     counters and exact per-neuron message counts, for the samples the trace recorded."""
-    from .errors import TraceError
-    from .traces import pop_name
+    from ..errors import TraceError
+    from ..record.layout import pop_name
     net = tr.netlist()
     tr.counters()
     upto = tr.counters_step

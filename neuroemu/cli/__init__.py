@@ -1,7 +1,9 @@
-"""Command line: ``neuroemu run | validate | converge | inspect | convert | energy | train``.
+"""Command line: ``neuroemu demo | netlists | validate | run | inspect | convert | energy |
+train | eval | converge``.
 
-Each subcommand lives in the module that owns its work; that module provides
-``add_arguments(parser)`` and ``main(args) -> int``.  Bad input (any NeuroemuError) prints
+One module per subcommand in this package (``neuroemu.cli.<module>``), providing
+``add_<name>_arguments(parser)`` and ``<name>_main(args) -> int``; the library it calls lives in
+the stages below (describe, engines, record, energy, learn).  Bad input (any NeuroemuError) prints
 one line ``neuroemu: error: <message>`` and exits 2; anything else is a bug and keeps its
 traceback (exit 1).
 """
@@ -20,28 +22,32 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from .errors import NeuroemuError
+from ..errors import NeuroemuError
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "run": ("neuroemu.runcmd", "run an emulation of a netlist and summarise it"),
-    "validate": ("neuroemu.runcmd", "check a netlist file and describe it"),
-    "converge": ("neuroemu.converge", "the paper's Fig. 2 convergence experiment"),
-    "inspect": ("neuroemu.inspect", "summarise and draw an HDF5 spike trace"),
-    "convert": ("neuroemu.netlist_h5", "convert a netlist between TOML and HDF5"),
-    "energy": ("neuroemu.energycmd", "estimate communication energy on a hardware profile"),
-    "train": ("neuroemu.traincmd", "train a network with Equilibrium Propagation"),
+    "demo": ("demo", "classify bundled MNIST digits with the shipped trained network"),
+    "netlists": ("netlists", "list the networks shipped with neuroemu"),
+    "validate": ("run", "check a netlist file and describe it"),
+    "run": ("run", "run an emulation of a netlist and summarise it"),
+    "inspect": ("inspect", "summarise and draw an HDF5 spike trace"),
+    "convert": ("convert", "convert a netlist between TOML and HDF5"),
+    "energy": ("energy", "estimate communication energy on a hardware profile"),
+    "train": ("train", "train a network with Equilibrium Propagation"),
+    "converge": ("converge", "the paper's Fig. 2 convergence experiment"),
 }
 
 EPILOG = """examples:
-  neuroemu validate netlists/tiny.toml
-  neuroemu run netlists/mnist-binary.toml --steps 100
+  neuroemu demo
+  neuroemu netlists
+  neuroemu validate tiny
+  neuroemu run mnist-binary-trained --steps 100
   neuroemu converge --runs 20 --json out.json --plot fig2.png
 run 'neuroemu COMMAND --help' for each command's options and an example."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .._version import __version__
     parser = argparse.ArgumentParser(
         prog="neuroemu", description="Event-driven emulator of neuromorphic hardware "
         "(spiking Equilibrium Propagation, O'Connor et al. 2019).", epilog=EPILOG,
@@ -49,12 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuroemu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (modname, help_) in SUBCOMMANDS.items():
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-            continue  # a subcommand whose module is not part of this build
+        mod = importlib.import_module(f"{__name__}.{modname}")
         p = sub.add_parser(name, help=help_, description=help_,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         getattr(mod, f"add_{name}_arguments")(p)

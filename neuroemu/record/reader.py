@@ -1,40 +1,24 @@
-"""Reading HDF5 spike traces: the lazy :class:`Trace` reader, and ``neuroemu inspect TRACE``.
+"""Reading HDF5 spike traces: the lazy :class:`Trace` reader.
 
-:class:`Trace` (opened by :func:`neuroemu.traces.open`) reads only what is asked for -- a time
+:class:`Trace` (opened by :func:`neuroemu.record.open`) reads only what is asked for -- a time
 window of one population, one probed variable -- so traces larger than memory are usable.
 Every problem with a file (missing, truncated, damaged, foreign, newer format) raises
 :class:`~neuroemu.errors.TraceError` naming the file and what is wrong.  The layout is in
-docs/trace-format.md; the writer is :mod:`neuroemu.traces`.
-
-``neuroemu inspect`` prints a table with one row per SONATA population (a layer of one recorded
-sample): neurons, spikes, mean rate, fraction of neurons that spiked at least once, and the time
-of the first and last spike.  ``--raster`` draws the spikes of one sample, layers stacked; ``--states`` draws the
-probed variables (s, v, eps, phi) of chosen neurons over time.  Both are PNG files.
+docs/trace-format.md; the writer is :mod:`neuroemu.record.writer`, pictures are drawn by
+:mod:`neuroemu.record.plots`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from . import netlist_h5, traces
-from .errors import NeuroemuError, TraceError
-from .netlist_h5 import get_str, read_text
-from .traces import FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, _h5, _msg, progress_check
-
-INSPECT_EXAMPLE = """examples:
-  neuroemu run netlists/mnist-binary.toml --steps 1000 --trace traces/run.h5 --probe hidden:0-9
-  neuroemu inspect traces/run.h5
-  neuroemu inspect traces/run.h5 --json
-  neuroemu inspect traces/run.h5 --raster traces/raster.png --states traces/states.png"""
-
-MAX_COLUMNS = 2000       # raster: time bins drawn at most (longer windows are binned)
-LINES_PER_POPULATION = 4  # states: neurons drawn per probed population by default
-
+from ..describe.h5 import get_str, load_group, read_text
+from ..errors import NetlistError, NeuroemuError, TraceError
+from .layout import FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, _h5, _msg, progress_check
 
 class Trace:
     """A trace opened for reading.  Attributes: ``populations`` (SONATA names, by sample then
@@ -276,9 +260,8 @@ class Trace:
 
     def netlist(self):
         """The network that ran (weights as the engine used them), as a Netlist."""
-        from .errors import NetlistError
         try:
-            return netlist_h5.load_group(self.ne["netlist"], f"{self.path}:/neuroemu/netlist")
+            return load_group(self.ne["netlist"], f"{self.path}:/neuroemu/netlist")
         except (NetlistError, KeyError, OSError) as exc:
             raise TraceError(f"{self.path}: /neuroemu/netlist: {_msg(exc)}") from None
 
@@ -306,184 +289,3 @@ class Trace:
     def __exit__(self, *exc):
         self.close()
         return False
-
-
-# ================================================================================= CLI
-
-def add_inspect_arguments(p) -> None:
-    p.epilog = INSPECT_EXAMPLE
-    p.add_argument("trace", help="trace file written by 'neuroemu run --trace'")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--raster", metavar="FILE.png", help="draw a spike raster (layers stacked)")
-    p.add_argument("--states", metavar="FILE.png", help="draw the probed variables over time")
-    p.add_argument("--sample", type=int, default=None,
-                   help="sample to draw (default: the first recorded)")
-    p.add_argument("--start", type=int, default=None, help="first step of the window")
-    p.add_argument("--stop", type=int, default=None, help="step after the window (exclusive)")
-    p.add_argument("--neurons", action="append", default=[], metavar="POP:LIST",
-                   help=f"probed neurons for --states, e.g. hidden:0-3 (repeatable; default the "
-                        f"first {LINES_PER_POPULATION} probed of each population)")
-
-
-def inspect_main(args) -> int:
-    with traces.open(args.trace) as t:
-        start, stop = t.span(args.start, args.stop)
-        rows = t.summary(start, stop)
-        sample = t.samples[0] if args.sample is None else args.sample
-        if sample not in t.samples:
-            raise TraceError(f"{args.trace}: --sample: sample {sample} was not recorded "
-                             f"(recorded: {', '.join(map(str, t.samples))})")
-        status = "complete" if t.complete else \
-            f"INCOMPLETE: the writer did not finish; the file holds steps 1..{t.t_end}"
-        if args.json:
-            print(json.dumps({"trace": str(args.trace), "complete": t.complete,
-                              "t_end": t.t_end, "dt_ms": t.dt, "window": [start, stop],
-                              "batch": t.batch, "samples": t.samples, "populations": rows,
-                              "probes": {k: {"node_ids": v["node_ids"].tolist(),
-                                             "every": v["every"], "vars": v["vars"]}
-                                         for k, v in t.probes.items()}}, indent=1))
-        else:
-            steps = f"steps {start}..{stop - 1} of {t.t_end}" if stop > start else "no steps"
-            print(f"{args.trace}: {len(t.samples)} of {t.batch} samples, {steps} "
-                  f"(dt = {t.dt:g} ms) -- {status}")
-            print(f"  {'population':<14}{'neurons':>8}{'spikes':>11}{'rate/step':>10}"
-                  f"{'rate Hz':>9}{'active':>8}   {'time span (ms)'}")
-            for r in rows:
-                span = "-" if r["first_ms"] is None else f"{r['first_ms']:g} .. {r['last_ms']:g}"
-                print(f"  {r['population']:<14}{r['size']:>8}{r['spikes']:>11}"
-                      f"{r['rate_per_step']:>10.4f}{r['rate_hz']:>9.1f}{r['active']:>8.1%}   "
-                      f"{span}")
-            for layer, pr in t.probes.items():
-                print(f"  probes {layer}: {len(pr['node_ids'])} neurons, {', '.join(pr['vars'])}"
-                      f" every {pr['every']} steps")
-        if (args.raster or args.states) and stop <= start:
-            raise TraceError(f"{args.trace}: nothing to draw: the window holds no steps (the "
-                             f"trace holds steps 1..{t.t_end})")
-        if args.raster:
-            draw_raster(t, args.raster, sample, start, stop)
-            print(f"wrote {args.raster}")
-        if args.states:
-            draw_states(t, args.states, sample, start, stop, args.neurons)
-            print(f"wrote {args.states}")
-    return 0
-
-
-def _figure(w, h):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), dpi=120)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def raster_image(t, pop: str, start: int, stop: int, bin_steps: int, bin_neurons: int = 1):
-    """(neuron bins, time bins) array: the fraction of the (neuron, step) cells of each bin in
-    which a spike was sent (0 or 1 when bins are single cells)."""
-    n = t.info(pop)["size"]
-    rows, cols = math.ceil(n / bin_neurons), math.ceil((stop - start) / bin_steps)
-    img = np.zeros(rows * cols, dtype=np.int64)
-    for steps, ids in t.iter_spikes(pop, start, stop):
-        img += np.bincount(ids.astype(np.int64) // bin_neurons * cols
-                           + (steps - start) // bin_steps, minlength=rows * cols)
-    return img.reshape(rows, cols) / (bin_steps * bin_neurons)
-
-
-def draw_raster(t, path, sample: int, start: int, stop: int) -> None:
-    """Spike raster of one sample: one panel per layer (input at the bottom)."""
-    pops = [p for p in t.populations if t.info(p)["sample"] == sample][::-1]
-    sizes = [t.info(p)["size"] for p in pops]
-    total = sum(sizes)
-    bin_steps = max(1, math.ceil((stop - start) / MAX_COLUMNS))
-    bin_neurons = max(1, math.ceil(max(sizes) / MAX_COLUMNS))
-    ratios = [max(s, 0.08 * total) for s in sizes]
-    fig = _figure(12, 1.2 + 7.0 * min(1.0, 0.25 + total / 1500))
-    axes = fig.subplots(len(pops), 1, sharex=True, gridspec_kw={"height_ratios": ratios,
-                                                                "hspace": 0.08})
-    axes = np.atleast_1d(axes)
-    binned = bin_steps > 1 or bin_neurons > 1
-    unit = "spikes per neuron and step" if binned else None
-    for ax, pop, n in zip(axes, pops, sizes):
-        img = raster_image(t, pop, start, stop, bin_steps, bin_neurons)
-        x0, y0 = start - 0.5, -0.5
-        im = ax.imshow(img, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
-                       interpolation="antialiased",
-                       extent=(x0, x0 + img.shape[1] * bin_steps,
-                               y0, y0 + img.shape[0] * bin_neurons))
-        ax.set_xlim(x0, stop - 0.5)
-        ax.set_ylim(y0, n - 0.5)
-        layer = t.info(pop)["layer"]
-        ax.set_ylabel(f"{layer}\nneuron", rotation=0, ha="right", va="center", fontsize=9)
-        ax.set_yticks([0, n - 1] if n > 1 else [0])
-        ax.tick_params(labelsize=8)
-        rate = img.sum() * bin_steps * bin_neurons / max(1, n * (stop - start))
-        ax.text(1.005, 0.5, f"{n} neurons\nrate {rate:.3f}/step", transform=ax.transAxes,
-                fontsize=8, va="center")
-    axes[-1].set_xlabel(f"step (1 step = {t.dt:g} ms)")
-    title = f"{t.path.name}: spike raster of sample {sample}, steps {start}..{stop - 1}"
-    if binned:
-        size = f"{bin_steps} steps" + (f" x {bin_neurons} neurons" if bin_neurons > 1 else "")
-        title += f"\n(bins of {size}; grey = {unit})"
-        fig.colorbar(im, ax=list(axes), fraction=0.015, pad=0.09, label=unit)
-    if not t.complete:
-        title += "  [INCOMPLETE trace]"
-    fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.1, right=0.84 if binned else 0.88, top=0.91, bottom=0.08)
-    fig.savefig(path)
-
-
-def _chosen(t, specs) -> dict:
-    if not t.probes:
-        raise TraceError(f"{t.path}: --states: the trace has no probes (run with --probe)")
-    chosen = {}
-    for spec in specs:
-        layer, _, sel = spec.partition(":")
-        if layer not in t.probes:
-            raise TraceError(f"{t.path}: --neurons {spec}: population {layer!r} was not probed "
-                             f"(probed: {', '.join(t.probes)})")
-        ids = t.probes[layer]["node_ids"]
-        want = traces.parse_indices(sel, int(ids.max()) + 1, f"--neurons {spec}")
-        missing = sorted(set(want.tolist()) - set(ids.tolist()))
-        if missing:
-            raise TraceError(f"{t.path}: --neurons {spec}: neurons {missing[:5]} of {layer} were "
-                             f"not probed")
-        chosen[layer] = [int(np.nonzero(ids == w)[0][0]) for w in want]
-    return chosen or {k: list(range(min(LINES_PER_POPULATION, len(v["node_ids"]))))
-                      for k, v in t.probes.items()}
-
-
-def draw_states(t, path, sample: int, start: int, stop: int, specs=()) -> None:
-    """Probed variables over time: a row of panels per variable, a column per population,
-    one line per neuron."""
-    chosen = _chosen(t, specs)
-    layers = [l for l in t.layers if l in chosen]
-    names = {"s": "state s", "v": "decoded input v", "eps": "step size eps",
-             "phi": "encoder residue phi"}
-    variables = [v for v in traces.PROBE_VARS if any(v in t.probes[k]["vars"] for k in layers)]
-    fig = _figure(3.2 + 3.6 * len(layers), 1.2 + 2.0 * len(variables))
-    axes = np.array(fig.subplots(len(variables), len(layers), sharex=True, squeeze=False))
-    si = t.samples.index(sample)
-    for j, layer in enumerate(layers):
-        ids = t.probes[layer]["node_ids"]
-        axes[0, j].set_title(f"{layer} ({len(ids)} probed, every {t.probes[layer]['every']} "
-                             "steps)", fontsize=10)
-        for i, var in enumerate(variables):
-            ax = axes[i, j]
-            if t.layers.index(layer) == 0 and var in ("v", "eps"):
-                ax.text(0.5, 0.5, "(the input layer has no decoder or step size)",
-                        transform=ax.transAxes, ha="center", va="center", fontsize=8,
-                        color="0.4")
-            elif var in t.probes[layer]["vars"]:
-                steps, vals = t.states(layer, var, start, stop)
-                for k, c in enumerate(chosen[layer]):
-                    ax.plot(steps, vals[:, si, c], lw=0.9, color=f"C{k % 10}",
-                            label=f"neuron {int(ids[c])}")
-            ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=8)
-            if j == 0:
-                ax.set_ylabel(names[var], fontsize=9)
-        axes[0, j].legend(fontsize=7, loc="best", frameon=True, framealpha=0.7)
-        axes[-1, j].set_xlabel(f"step (1 step = {t.dt:g} ms)", fontsize=9)
-    title = f"{t.path.name}: probed variables of sample {sample}"
-    fig.suptitle(title + ("" if t.complete else "  [INCOMPLETE trace]"), fontsize=11)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.08, hspace=0.12, wspace=0.18)
-    fig.savefig(path)

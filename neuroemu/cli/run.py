@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import compile as compiler
-from . import engine, netlist
-from .errors import EngineError
+from .. import describe, engines
+from ..errors import EngineError
+from ..record.layout import PROBE_VARS, parse_indices
 
 RUN_EXAMPLE = """example:
   neuroemu run netlists/mnist-binary.toml --steps 100 --batch 4 --seed 1
@@ -26,9 +27,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def validate_main(args) -> int:
-    net = netlist.load(args.netlist)
+    net = describe.load(args.netlist)
     if net.hardware:
-        from .asyncbus import parse_hardware
+        from ..engines.asyncbus import parse_hardware
         parse_hardware(net.hardware, net.path)  # raises NetlistError for bad settings
     print(f"{args.netlist}: ok -- network '{net.name}', seed {net.seed}")
     for p in net.populations:
@@ -62,14 +63,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="lockstep", help="lockstep (default) or async")
     p.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    if _has("traces"):
-        from .traces import add_trace_arguments
-        add_trace_arguments(p)
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(f"neuroemu.{module}") is not None
+    add_trace_arguments(p)
 
 
 def make_input(args, n_in: int, seed: int) -> np.ndarray:
@@ -78,13 +72,13 @@ def make_input(args, n_in: int, seed: int) -> np.ndarray:
             x = np.load(args.input, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise EngineError(f"{args.input}: cannot read input array ({exc})") from None
-        return engine.check_input(x, n_in, f"{args.input}")
+        return engines.check_input(x, n_in, f"{args.input}")
     if args.batch < 1:
         raise EngineError(f"--batch: must be a positive integer (got {args.batch})")
     return np.random.default_rng(seed).random((args.batch, n_in))
 
 
-def summarise(result: engine.RunResult) -> list[dict]:
+def summarise(result: engines.RunResult) -> list[dict]:
     rows = []
     steps = result.steps
     for l, (name, n) in enumerate(zip(result.names, result.sizes)):
@@ -96,8 +90,8 @@ def summarise(result: engine.RunResult) -> list[dict]:
 
 
 def run_main(args) -> int:
-    net = netlist.load(args.netlist)
-    cn = compiler.build(net)
+    net = describe.load(args.netlist)
+    cn = engines.build(net)
     seed = net.seed if args.seed is None else args.seed
     x = make_input(args, cn.sizes[0], seed)
     if args.steps < 0:
@@ -107,10 +101,21 @@ def run_main(args) -> int:
         raise EngineError(f"--probe: records into a trace; add --trace FILE.h5 "
                           f"(got --probe {' '.join(args.probe)})")
     if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
-        from .traces import run_traced
-        result = run_traced(args, cn, x, seed)
+        from ..record import run_traced
+        probes = parse_probes(args.probe, cn)
+        pvars = tuple(v.strip() for v in args.probe_vars.split(",") if v.strip())
+        samples = parse_indices(args.trace_samples, x.shape[0], "--trace-samples").tolist()
+        settings = {"steps": args.steps, "batch": int(x.shape[0]), "seed": seed,
+                    "engine": args.engine, "threads": args.threads,
+                    "input": args.input or "uniform random [0, 1)", "dt": args.dt,
+                    "samples": samples, "probes": {k: v.tolist() for k, v in probes.items()},
+                    "probe_every": args.probe_every, "probe_vars": list(pvars)}
+        result = run_traced(trace, cn, x, args.steps, seed=seed, engine=args.engine,
+                            threads=args.threads, samples=samples, dt=args.dt, probes=probes,
+                            probe_every=args.probe_every, probe_vars=pvars, settings=settings)
+        print(f"wrote trace {trace}", file=sys.stderr)
     else:
-        result = engine.run(cn, x, args.steps, engine=args.engine, seed=seed,
+        result = engines.run(cn, x, args.steps, engine=args.engine, seed=seed,
                             threads=args.threads)
     rows = summarise(result)
     if args.json:
@@ -124,3 +129,34 @@ def run_main(args) -> int:
         print(f"  {r['population']:<12}{r['neurons']:>8}{r['spikes']:>12}"
               f"{r['rate_per_step']:>11.4f}{r['mean_state']:>9.4f}")
     return 0
+
+
+def add_trace_arguments(p) -> None:
+    g = p.add_argument_group("trace", "write an HDF5 spike trace (docs/trace-format.md)")
+    g.add_argument("--trace", metavar="FILE.h5", help="write spikes (SONATA layout), counters "
+                   "and provenance to this file, streaming as the run goes")
+    g.add_argument("--probe", metavar="POP[:NEURONS]", action="append", default=[],
+                   help="also record states of a population, e.g. hidden:0-9,20 (repeatable; "
+                        "all neurons if no list)")
+    g.add_argument("--probe-every", type=int, default=1, metavar="K",
+                   help="record probes every K steps (default 1)")
+    g.add_argument("--probe-vars", default=",".join(PROBE_VARS), metavar="LIST",
+                   help="probed variables: s (state), v (decoded input), eps (step size), "
+                        "phi (encoder residue); default all")
+    g.add_argument("--trace-samples", default="all", metavar="LIST",
+                   help="samples of the batch to record, e.g. 0 or 0-3 (default all)")
+    g.add_argument("--dt", type=float, default=1.0, metavar="MS",
+                   help="duration of one step in ms (spike times are step * dt; default 1)")
+    p.epilog = (p.epilog or "") + ("\n  neuroemu run netlists/mnist-binary.toml --steps 1000 "
+                                   "--trace traces/run.h5 --probe hidden:0-9 --probe-every 10")
+
+
+def parse_probes(specs, net) -> dict:
+    probes = {}
+    for spec in specs:
+        name, _, sel = spec.partition(":")
+        if name not in net.names:
+            raise EngineError(f"--probe {spec}: no population {name!r} "
+                              f"(have: {', '.join(net.names)})")
+        probes[name] = parse_indices(sel, net.sizes[net.names.index(name)], f"--probe {spec}")
+    return probes

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ProfileError, where
+from ..errors import ProfileError, where
 
 # Event kinds with an energy per event, in report order.  ``weight_update`` is optional in
 # a profile (only training-update reports use it).

@@ -1,0 +1,103 @@
+"""Describing networks: netlists in their text (TOML) and HDF5 forms, one validator, and the
+registry of neuron components.
+
+- :mod:`.neurons` -- component names, integer kinds, parameters and bounds (data only);
+- :mod:`.netlist` -- the frozen :class:`Netlist` dataclasses and the one validator
+  (:func:`from_dict`, :func:`loads`);
+- :mod:`.dicts` -- a netlist as a plain dict, arrays replaced (:func:`to_dict`, :func:`replace`,
+  :func:`same`);
+- :mod:`.h5` and :mod:`.tomlwriter` -- the two file forms;
+- this module -- :func:`load` and :func:`save` by file suffix, :func:`convert`, and the networks
+  shipped inside the package (:func:`shipped`, :func:`resolve`).
+
+Nothing here imports the engines: a netlist is a description, not a computation.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from ..errors import NetlistError
+from .dicts import replace, same, to_dict
+from .h5 import H5_SUFFIXES, load_h5, save_h5
+from .netlist import Component, Netlist, Neuron, Population, Projection, from_dict, loads
+from .tomlwriter import INLINE_MAX, save_toml
+
+__all__ = ["Component", "Netlist", "Neuron", "Population", "Projection", "from_dict", "loads",
+           "load", "save", "save_toml", "save_h5", "to_dict", "replace", "same", "convert",
+           "shipped", "resolve", "INLINE_MAX"]
+
+SUFFIXES = H5_SUFFIXES + (".toml",)
+
+
+def shipped_dir() -> Path:
+    """The folder of the networks shipped as package data."""
+    return Path(str(resources.files("neuroemu") / "data" / "netlists"))
+
+
+def shipped() -> dict[str, Path]:
+    """Shipped networks by name (file stem): ``{"mnist-binary-trained": Path(...), ...}``."""
+    d = shipped_dir()
+    if not d.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in SUFFIXES}
+
+
+def resolve(name_or_path) -> Path:
+    """A netlist file: an existing path as given, else a shipped network by name (with or
+    without its suffix).  A name that is neither gets a NetlistError listing the shipped ones."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    ships = shipped()
+    key = path.stem if path.suffix.lower() in SUFFIXES else path.name
+    if path.parent == Path(".") and key in ships:
+        return ships[key]
+    hint = f" (not a file, nor a shipped network: {', '.join(ships)})" if ships else ""
+    raise NetlistError(f"{path}: file not found{hint}")
+
+
+def load(name_or_path) -> Netlist:
+    """Load a netlist: a ``.toml`` file, an ``.h5`` file (or the network embedded in a trace),
+    or a shipped network by name (``"mnist-binary-trained"``; see :func:`shipped`)."""
+    path = resolve(name_or_path)
+    if path.suffix.lower() in H5_SUFFIXES:
+        return load_h5(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})")
+    except IsADirectoryError:
+        raise NetlistError(f"{path}: is a directory, not a netlist file") from None
+    return loads(text, path=path)
+
+
+def save(net: Netlist, path, *, weights=None, biases=None) -> Path:
+    """Save a netlist to ``path``: HDF5 (``.h5``/``.hdf5``, self-contained) or TOML (``.toml``;
+    large arrays in ``.npy`` files beside it).  ``weights`` / ``biases`` replace arrays on the
+    way (see :func:`to_dict`)::
+
+        describe.save(net, "out.h5", weights=[W0, W1], biases={"hidden": b1, "output": b2})
+
+    Trained weights live in a compiled network: save ``compiled.to_netlist()``.  Returns the
+    path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return save_toml(net, path, weights=weights, biases=biases)
+    if suffix not in H5_SUFFIXES:
+        raise NetlistError(f"{path}: unknown netlist file type (use .toml, .h5 or .hdf5)")
+    return save_h5(net, path, weights=weights, biases=biases)
+
+
+def convert(src, dst, *, force: bool = False) -> Path:
+    """Convert a netlist file between TOML and HDF5 (by file suffix); returns ``dst``."""
+    src, dst = resolve(src), Path(dst)
+    if dst.suffix.lower() not in SUFFIXES:
+        raise NetlistError(f"{dst}: unknown netlist file type (use .toml, .h5 or .hdf5)")
+    if dst.exists() and not force:
+        raise NetlistError(f"{dst}: already exists (use --force to overwrite)")
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise NetlistError(f"{dst}: is the source file itself")
+    return save(load(src), dst)

@@ -1,0 +1,123 @@
+"""Writing netlists as TOML text (docs/netlist-format.md), exactly: reading the file back gives
+the same network bit for bit.  Arrays of more than ``inline_max`` numbers go to ``.npy`` files
+beside the TOML."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NetlistError
+from .dicts import _check, to_dict
+from .netlist import from_dict
+
+INLINE_MAX = 64            # arrays up to this many numbers are written inline
+
+
+def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_MAX) -> Path:
+    """Write a netlist as TOML.  Arrays of at most ``inline_max`` numbers are written inline
+    (shortest round-tripping decimal form, so exact); larger ones go to ``.npy`` files beside
+    the TOML, named ``<stem>.<pre>-<post>.weights.npy`` and ``<stem>.<population>.bias.npy``
+    and referenced as ``{ file = "..." }``.  A bias that is one number everywhere is written
+    as that number.  Loading the TOML gives back exactly the same network."""
+    base = _check(net)
+    raw = to_dict(net, weights, biases)
+    from_dict(raw, path=base.path or base.name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.stem
+
+    def array(arr, fname):
+        arr = np.ascontiguousarray(arr, dtype=np.float64)
+        if arr.ndim == 1 and arr.size and np.all(arr == arr[0]) and \
+                np.all(np.signbit(arr) == np.signbit(arr[0])):
+            return toml_value(float(arr[0]))
+        if arr.size <= inline_max:
+            return toml_value(arr.tolist())
+        np.save(path.parent / fname, arr, allow_pickle=False)
+        return toml_value({"file": fname})
+
+    neurons = [p["neuron"] for p in raw["population"]]
+    default = max(neurons, key=lambda n: neurons.count(n))
+    out = [f"# {base.name}: written by neuroemu from {base.path or 'a netlist in memory'}", "",
+           "[network]", f"name = {toml_value(base.name)}", f"seed = {base.seed}"]
+    if base.description:
+        out.append(f"description = {toml_value(base.description)}")
+    out += ["", "[neuron]"] + [f"{_key(k)} = {toml_value(v)}" for k, v in default.items()]
+    for p in raw["population"]:
+        out += ["", "[[population]]", f"name = {toml_value(p['name'])}", f"size = {p['size']}",
+                f"role = {toml_value(p['role'])}"]
+        if "bias" in p:
+            fname = f"{stem}.{p['name']}.bias.npy"
+            out.append(f"bias = {array(p['bias'], fname)}")
+        if p["neuron"] != default:
+            out.append(f"neuron = {toml_value(p['neuron'])}")
+    for p in raw["projection"]:
+        fname = f"{stem}.{p['pre']}-{p['post']}.weights.npy"
+        out += ["", "[[projection]]", f"pre = {toml_value(p['pre'])}",
+                f"post = {toml_value(p['post'])}", f"weights = {array(p['weights'], fname)}"]
+    if base.hardware:
+        out += _toml_tables(["hardware"], base.hardware)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else toml_value(k)
+
+
+def toml_value(v) -> str:
+    """An inline TOML value (strings, numbers, booleans, dates, arrays, inline tables)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        esc = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+        return '"' + "".join(esc.get(c, c if (ord(c) >= 0x20 and ord(c) != 0x7f)
+                                     else f"\\u{ord(c):04x}") for c in v) + '"'
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }" \
+            if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise NetlistError(f"cannot write {type(v).__name__} value {v!r} as TOML")
+
+
+def _toml_tables(keys: list[str], table: dict) -> list[str]:
+    """A TOML table with its sub-tables and arrays of tables, in standard block form."""
+    head = ".".join(_key(k) for k in keys)
+    out, subs = ["", f"[{head}]"], []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            subs.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            subs.append((k, v))
+        else:
+            out.append(f"{_key(k)} = {toml_value(v)}")
+    for k, v in subs:
+        if isinstance(v, dict):
+            out += _toml_tables(keys + [k], v)
+        else:
+            for item in v:
+                lines = _toml_tables(keys + [k], item)
+                lines[1] = "[" + lines[1] + "]"
+                out += lines
+    return out
+

@@ -1,0 +1,10 @@
+"""Energy: hardware profiles (data files), the hardware model (placement on a mesh, XY
+routing, packets) and the accounting that turns a run's exact event counts into joules.
+
+- :mod:`.hardware` -- profiles, placement, route tables, counts per event kind, prices;
+- :mod:`.accounting` -- activity of a run or a trace, the real-valued baseline, the report.
+
+See docs/energy-model.md for the model and the source of every number.
+"""
+
+from __future__ import annotations
