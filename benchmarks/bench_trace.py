@@ -11,7 +11,7 @@
   writes ``--spikes`` events (peak minus the value after the first append).  Baseline: the
   memory that holding those spikes as (timestamp, node id) pairs would take (16 bytes each).
 * ``run_trace_peak_memory`` (MB): peak resident memory of ``neuroemu run
-  netlists/mnist-binary.toml --batch 4 --steps N --trace ...`` (about 10^7 spikes for N = 5000).
+  mnist-binary --batch 4 --steps N --trace ...`` (about 10^7 spikes for N = 5000).
   Baseline: the same command without ``--trace``.  ``run_trace_peak_memory_4x_steps``: the same
   traced run with 4 N steps (4x the spikes); baseline: the traced run of N steps.
 

@@ -1,6 +1,6 @@
 """What timing does to the Fig. 2 network: clock jitter, bus latency and bus bandwidth.
 
-For each of ``--runs`` random Fig. 2 networks (netlists/fig2.toml: 500-500-10, Glorot
+For each of ``--runs`` random Fig. 2 networks (fig2: 500-500-10, Glorot
 weights, 20 inputs uniform in [0, 1], random one-hot targets) the script runs the spiking
 network for 250 free + 250 nudged steps (beta = 0.5) on the async engine under one timing
 setting at a time, and reports
