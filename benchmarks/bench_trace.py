@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NET = ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml"
 
 
-def record():
+def spike_record():
     from neuroemu.engines import compiled as compiler
     from neuroemu import engines
     from neuroemu import describe
@@ -80,7 +80,7 @@ def memory_child(path, spikes):
     """Run in a fresh process: write `spikes` events, report the resident-memory growth."""
     from neuroemu import record
     from neuroemu.engines import Phase
-    cn, x, ph = record()
+    cn, x, ph = spike_record()
     per = int(ph.spikes.sum())
     reps = -(-spikes // per)
     with record.TraceWriter(path, cn, x=x) as w:
@@ -126,7 +126,7 @@ def main() -> None:
     if args.memory_child:
         return memory_child(args.memory_child, args.spikes)
     rep = common.Report("trace writing (784-500-10 binary network, batch 4)")
-    cn, x, ph = record()
+    cn, x, ph = spike_record()
     per = int(ph.spikes.sum())
     reps = -(-args.spikes // per)
     n = reps * per
