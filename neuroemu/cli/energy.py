@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..energy import hardware as hw
-from ..energy.accounting import (KINDS, Setup, coding_of, fmt_j, fmt_n, report, run_network,
-                                  trace_phases)
-from ..errors import EngineError, ProfileError
+from ..energy.accounting import run_network, trace_phases
+from ..energy.report import EnergyReport, make_setup, plot_reports
+from ..energy.report import profiles as load_profiles
+from ..energy.report import reports as energy_reports
+from ..errors import EngineError
 
 EXAMPLE = """examples:
   neuroemu energy netlists/mnist-binary.toml --profile loihi
@@ -136,19 +137,7 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _profiles(args) -> list[hw.Profile]:
-    names = args.profile or ["loihi"]
-    if "all" in names:
-        names = [n for n in names if n != "all"] + hw.shipped_profiles()
-    out = []
-    for n in dict.fromkeys(names):
-        prof = hw.load_profile(n)
-        if args.word_bits is not None:
-            if not 1 <= args.word_bits <= 4096:
-                raise ProfileError(f"--word-bits: must be an integer in [1, 4096] "
-                                   f"(got {args.word_bits})")
-            prof = replace(prof, word_bits=args.word_bits)
-        out.append(prof)
-    return out
+    return load_profiles(args.profile or ["loihi"], args.word_bits)
 
 
 def energy_main(args) -> int:
@@ -160,124 +149,26 @@ def energy_main(args) -> int:
         raise EngineError("energy: give a NETLIST or TRACE file (or --list-profiles)")
     profiles = _profiles(args)
     net, phases, desc, ids = _load_source(args)
-    mesh = hw.parse_mesh(args.mesh) if args.mesh else None
-    names, sizes = tuple(p.name for p in net.populations), net.sizes
-    placement = hw.place(sizes, mesh, args.neurons_per_core, args.placement)
-    setup = Setup(names, sizes, coding_of(net), placement,
-                  hw.route_table(placement, sizes, args.routing == "multicast"))
-    reports = [report(setup, phases, prof, ids) for prof in profiles]
-    for rep in reports:
-        rep.update({"source": str(args.source), "network": net.name, "input": desc})
+    # the same assembly as neuroemu.estimate_energy (neuroemu/energy/report.py)
+    setup = make_setup(net, args.mesh or None, args.neurons_per_core, args.placement,
+                       args.routing == "multicast")
+    reports = energy_reports(setup, phases, profiles, ids, source=str(args.source),
+                             network=net.name, input=desc)
     if args.plot:
         plot(reports, args.plot)
     if args.json:
-        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
+        dicts = [rep.to_dict() for rep in reports]
+        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1))
         return 0
     for i, rep in enumerate(reports):
-        print_report(rep, setup, profiles[i], header=(i == 0))
+        print(rep.summary(header=(i == 0)))
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
 
 
-def print_report(rep: dict, setup: Setup, prof: hw.Profile, header: bool = True) -> None:
-    B = rep["batch"]
-    pl = setup.placement
-    binary = not setup.coding.real.any()
-    if header:
-        steps = ", ".join(f"{n} {s}" for n, s in rep["steps"].items())
-        print(f"{rep['source']}: network {rep['network']} ({'-'.join(map(str, setup.sizes))}), "
-              f"steps {steps}, batch {B}; {rep['input']}")
-        print(f"placement {pl.policy} on a {pl.mesh} mesh ({pl.cores_used} of {pl.n_cores} cores, "
-              f"{pl.neurons_per_core} neurons per core), {rep['routing']} XY routing; hop counts "
-              + ("exact (per-neuron message counts)" if rep["hops_exact"]
-                 else "ESTIMATED (no per-neuron counts)"))
-    print(f"\nprofile {prof.name}: {prof.description}")
-    print(f"  packets: spike {rep['packet_bits']['spike']} bits, {rep['word_bits']}-bit word "
-          f"{rep['packet_bits']['word']} bits; flits of {rep['flit_bits']} bit(s)")
-    this = "this run (spikes)" if binary else "this run (words, zeros skipped)"
-    print(f"  energy per sample (mean of {B})   {this:>28}   {'real-valued words, every step':>30}")
-    print(f"  {'kind':<18}{'count':>14}{'energy':>12}{'share':>7}   {'count':>14}{'energy':>12}")
-    tot, rtot = rep["total_j"], rep["real_valued_total_j"]
-    for k in KINDS:
-        n, e = rep["counts"][k] / B, rep["by_kind"][k] / B
-        rn, re = rep["real_valued_counts"][k] / B, rep["real_valued_by_kind"][k] / B
-        if n == 0 and rn == 0:
-            continue
-        print(f"  {k:<18}{fmt_n(n):>14}{fmt_j(e):>12}{100 * e * B / tot if tot else 0:>6.1f}%"
-              f"   {fmt_n(rn):>14}{fmt_j(re):>12}")
-    print(f"  {'total':<18}{'':>14}{fmt_j(tot / B):>12}{'':>7}   {'':>14}{fmt_j(rtot / B):>12}")
-    ratio = rep["spike_vs_real_ratio"]
-    if ratio:
-        print(f"  this run / real-valued energy ratio: {ratio:.4f} (real-valued costs "
-              f"{1 / ratio:.3g}x this run)")
-    c, rc = rep["counts"], rep["real_valued_counts"]
-    print("  traffic per sample: " + ", ".join(
-        f"{fmt_n(c[k] / B)} {k.replace('_', '-')} (real-valued {fmt_n(rc[k] / B)})"
-        for k in ("messages", "bits", "bit_hops")))
-    print("  by population (neuron updates and the traffic it sends):  "
-          + ", ".join(f"{n} {fmt_j(e / B)}" for n, e in rep["by_population"].items()))
-    print("  by projection (synaptic events; weight updates):  "
-          + ", ".join(f"{n} {fmt_j(e / B)}" for n, e in rep["by_projection"].items() if e))
-    nb = rep["neurobench"]
-    print(f"  NeuroBench-style per sample: {fmt_n(nb['effective_acs'])} effective ACs, "
-          f"{fmt_n(nb['effective_macs'])} effective MACs, {fmt_n(nb['dense_synaptic_ops'])} dense "
-          f"synaptic ops; activation sparsity {nb['activation_sparsity']:.4f}")
-    if len(rep["phases"]) > 1:
-        for name, ph in rep["phases"].items():
-            print(f"  phase {name}: {ph['steps']} steps, {fmt_j(ph['total_j'] / B)} per sample "
-                  f"(real-valued {fmt_j(ph['real_valued_total_j'] / B)})")
-    line = f"  per inference (free phase): {fmt_j(rep['per_inference_j'])}"
-    if rep["per_training_update_j"] is not None:
-        line += (f"; per training update (both phases + weight updates): "
-                 f"{fmt_j(rep['per_training_update_j'])}")
-        if not rep["weight_update_modelled"]:
-            line += " [this profile has no weight-update figure: counted as 0]"
-    print(line)
-
-
-def plot(reports: list[dict], path) -> None:
+def plot(reports: list[EnergyReport], path) -> None:
     """Stacked bars per profile (columns): this run vs real-valued words, split by event
-    kind; the bottom row leaves the synaptic events out so the smaller kinds show."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    n = len(reports)
-    fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 2.4, 7.4), squeeze=False)
-    colors = dict(zip(KINDS, plt.get_cmap("tab20")(np.linspace(0, 1, len(KINDS)))))
-    syn = ("synaptic_op", "synaptic_mac")
-    for col, rep in enumerate(reports):
-        B = rep["batch"]
-        this = "spikes\n(this run)" if rep["counts"]["synaptic_mac"] == 0 else "words\n(this run)"
-        for row, kinds in enumerate((KINDS, [k for k in KINDS if k not in syn])):
-            ax, bottoms = axes[row, col], np.zeros(2)
-            for k in kinds:
-                vals = np.array([rep["by_kind"][k], rep["real_valued_by_kind"][k]]) / B * 1e6
-                if vals.any():
-                    ax.bar([0, 1], vals, 0.6, bottom=bottoms, color=colors[k], label=k)
-                    bottoms += vals
-            if not bottoms.any():
-                ax.text(0.5, 0.5, "nothing else is priced\n(all-in synaptic figure)",
-                        ha="center", va="center", transform=ax.transAxes, fontsize=9)
-            ax.set_xlim(-0.6, 1.6)
-            ax.set_xticks([0, 1], [this, f"{rep['word_bits']}-bit words\nevery step"])
-            ax.set_ylabel("uJ per sample" + ("" if row == 0 else ", without synaptic events"),
-                          fontsize=9)
-            if row == 0:
-                ax.set_title(f"{rep['profile']}: this run / words = "
-                             f"{rep['spike_vs_real_ratio']:.3f}", fontsize=10)
-    handles = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    order = [k for k in KINDS if k in handles]
-    right = 1 - 1.7 / (3.4 * n + 2.4)
-    fig.legend([handles[k] for k in order], order, loc="center left", fontsize=8,
-               bbox_to_anchor=(right, 0.5))
-    steps = ", ".join(f"{k} {v}" for k, v in reports[0]["steps"].items())
-    fig.suptitle(f"{reports[0]['network']}: where the energy goes per sample (steps {steps}; "
-                 f"{reports[0]['mesh']} mesh, {reports[0]['placement']} placement, "
-                 f"{reports[0]['routing']})", fontsize=10)
-    fig.tight_layout(rect=(0, 0, right, 0.96))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    kind; the bottom row leaves the synaptic events out so the smaller kinds show
+    (:func:`neuroemu.energy.report.plot_reports`, also ``EnergyReport.plot``)."""
+    plot_reports(reports, path)
