@@ -1,8 +1,9 @@
 """``neuroemu train``: EP training from the command line, with a progress bar, per-epoch
 validation, checkpoints and ``--resume``, a learning-curve PNG and the final test error.
 
-The training itself is :mod:`neuroemu.eqprop`; this module reads the options and the
-dataset, runs the epochs, writes the files and draws the curve.
+The training is :mod:`neuroemu.learn.eqprop` (one minibatch) and :mod:`neuroemu.learn.train`
+(the epochs, shared with ``neuroemu.train``); this module reads the options and the dataset,
+writes the files and draws the curve (:mod:`neuroemu.learn.plots`).
 """
 
 from __future__ import annotations
@@ -16,54 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import describe, engines
+from ..learn.datasets import one_hot
 from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
-                     save_checkpoint, save_netlist)
-
-
-def plot_learning_curve(history: list, path, title: str, paper: float | None = None) -> None:
-    """Training and validation error per epoch (log scale), the final test error as a star,
-    and optionally the paper's test error as a dotted line."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
-    ax.plot(ep, [100 * h["train_error"] for h in history], "o-", ms=4,
-            label="training error (each minibatch's free phase, before its update)")
-    ax.plot(ep, [100 * h["val_error"] for h in history], "s-", ms=4,
-            label="validation error (images held out of the training set)")
-    for h in history:
-        if h.get("test_error") is not None:
-            ax.plot([h["epoch"]], [100 * h["test_error"]], "r*", ms=13,
-                    label=f"official test error after epoch {h['epoch']}: "
-                          f"{100 * h['test_error']:.2f}%")
-    if paper is not None:
-        ax.axhline(paper, color="k", ls=":", lw=1, label=f"paper's test error ({paper}%)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("classification error (%, log scale)")
-    ax.set_yscale("log")
-    vals = [100 * h[k] for h in history for k in ("train_error", "val_error", "test_error")
-            if h.get(k)] + ([paper] if paper else [])
-    if vals:
-        lo, hi = min(vals), max(vals)
-        ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 50,
-                             70, 100) if lo / 1.3 <= t <= hi * 1.3]
-        ax.set_yticks(ticks)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7.5)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# The paper's official-test errors (docs/model.md section 4), drawn on learning curves.
-PAPER_TEST_ERROR = {("binary", "mnist"): 2.37, ("continuous", "mnist"): 2.51,
-                    ("binary-deep", "mnist"): 3.65, ("continuous-deep", "mnist"): 2.42}
+                            save_checkpoint, save_netlist)
+from ..learn.plots import PAPER_TEST_ERROR, plot_learning_curve
+from ..learn.train import run_epochs
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -149,7 +107,6 @@ def train_main(args) -> int:
     if fit.images.shape[1] != net.sizes[0] or net.sizes[-1] != 10:
         raise TrainError(f"{args.netlist}: the network is {'-'.join(map(str, net.sizes))} but "
                          f"{args.dataset} needs {fit.images.shape[1]} inputs and 10 outputs")
-    from ..learn.datasets import one_hot
     out = Path(args.out or f"{nl.name}-trained.toml")
     ckpt = Path(args.checkpoint or out.with_name(out.stem + ".ckpt.npz"))
     plot = Path(args.plot or out.with_name(out.stem + "-curve.png"))
@@ -169,54 +126,17 @@ def train_main(args) -> int:
           f"validation images; beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
           f"rates={','.join(f'{r:g}' for r in hp.rates)} rule={hp.rule} batch={hp.batch} "
           f"threads={args.threads}", flush=True)
-    y_fit = one_hot(fit.labels)
-    order_rng = np.random.default_rng(args.seed + 1)
-    for _ in range(start):  # keep the shuffles of a resumed run identical
-        if args.shuffle:
-            order_rng.permutation(len(fit))
-    for epoch in range(start + 1, args.epochs + 1):
-        order = order_rng.permutation(len(fit)) if args.shuffle else np.arange(len(fit))
-        t0 = time.perf_counter()
-        wrong = seen = 0
-        loss = spk = 0.0
-        nb = len(fit) // hp.batch
-        with tqdm(total=nb * hp.batch, desc=f"epoch {epoch}/{args.epochs}", unit="img",
-                  disable=quiet, leave=False) as bar:
-            for k in range(nb):
-                idx = order[k * hp.batch:(k + 1) * hp.batch]
-                st = trainer.train_batch(fit.images[idx], y_fit[idx])
-                wrong += st.errors
-                seen += len(idx)
-                loss += st.loss * len(idx)
-                spk += st.spikes * len(idx)
-                bar.update(len(idx))
-                if k % 50 == 0:
-                    bar.set_postfix(err=f"{100 * wrong / seen:.2f}%", loss=f"{loss / seen:.3f}")
-                if quiet and k and k % 500 == 0:  # a log file still shows progress
-                    print(f"  epoch {epoch}: {seen}/{nb * hp.batch} images, running train error "
-                          f"{100 * wrong / seen:.2f}%, {time.perf_counter() - t0:.0f} s",
-                          flush=True)
-                if not np.isfinite(trainer.W[0]).all():
-                    raise TrainError(f"training diverged at epoch {epoch}, minibatch {k} "
-                                     f"(non-finite weights); lower --rates")
-        t_train = time.perf_counter() - t0
-        with tqdm(total=len(val), desc="validation", unit="img", disable=quiet,
-                  leave=False) as bar:
-            val_err, val_spk = trainer.evaluate(val.images, val.labels, progress=bar)
-        rec = {"epoch": epoch, "train_error": wrong / max(seen, 1), "train_loss": loss / max(seen, 1),
-               "train_spikes_per_sample": spk / max(seen, 1), "val_error": val_err,
-               "val_spikes_per_sample": val_spk, "train_seconds": t_train,
-               "wall_seconds": time.perf_counter() - t0,
-               "samples_per_second": seen / t_train if t_train > 0 else None}
-        history.append(rec)
-        print(f"epoch {epoch}: train error {100 * rec['train_error']:.2f}% "
-              f"(loss {rec['train_loss']:.4f}), validation error {100 * val_err:.2f}%, "
-              f"{val_spk:.0f} spikes/sample, {t_train:.0f} s training "
-              f"({rec['samples_per_second']:.0f} samples/s), {rec['wall_seconds']:.0f} s total",
-              flush=True)
-        save_checkpoint(ckpt, trainer, epoch, history, settings)
-        save_netlist(net, out, description=f"{nl.name} trained with EP for {epoch} epochs "
-                     f"on {args.dataset}", provenance={"validation error": f"{val_err:.4f}"})
+
+    def saved(rec):  # after each epoch: a checkpoint and the netlist so far
+        save_checkpoint(ckpt, trainer, rec["epoch"], history, settings)
+        save_netlist(net, out, description=f"{nl.name} trained with EP for {rec['epoch']} "
+                     f"epochs on {args.dataset}",
+                     provenance={"validation error": f"{rec['val_error']:.4f}"})
+
+    run_epochs(trainer, fit.images, one_hot(fit.labels), epochs=args.epochs, start=start,
+               history=history, shuffle=args.shuffle, seed=args.seed,
+               validation=(val.images, val.labels), progress=not quiet,
+               log=lambda line: print(line, flush=True), on_epoch=saved)
     if test is not None and history:
         t0 = time.perf_counter()
         with tqdm(total=len(test), desc="test", unit="img", disable=quiet, leave=False) as bar:
@@ -240,9 +160,10 @@ def train_main(args) -> int:
         hist_path.write_text(json.dumps({"settings": settings, "hyper": asdict(hp),
                                          "history": history}, indent=1))
         kind = Hyper.preset_name(net)
+        subset = f" (a subset: the first {len(fit)} training images)" if args.train_limit else ""
         plot_learning_curve(
             history, plot, f"EP training of {nl.name} ({'-'.join(map(str, net.sizes))}, {kind}) "
-            f"on {args.dataset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, rates "
+            f"on {args.dataset}{subset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, rates "
             f"{','.join(f'{r:g}' for r in hp.rates)}, batch {hp.batch}",
             PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None)
         print(f"wrote {out}, {ckpt}, {plot}, {hist_path}; wall time {total:.0f} s")

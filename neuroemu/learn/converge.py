@@ -148,11 +148,14 @@ def scores(curves: dict[str, np.ndarray], proto: Protocol) -> dict[str, dict]:
     return res
 
 
-def plot(curves, proto: Protocol, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+def plot(curves, proto: Protocol, path=None, *, ax=None):
+    """Fig. 2: each scheme's error over the steps (geometric mean over the networks, band
+    +-1 sd of the log error), the nudge switched on half way.  ``ax``: draw into this
+    matplotlib Axes, else a new figure; ``path``: also write a PNG.  Returns the figure."""
+    from .plots import figure
+    own = ax is None
+    fig = figure(9, 5.5, dpi=120) if own else ax.figure
+    ax = fig.add_subplot() if own else ax
     steps = np.arange(1, curves[next(iter(curves))].shape[1] + 1)
     for n, c in curves.items():
         logc = np.log10(np.maximum(c, 1e-12))
@@ -170,6 +173,8 @@ def plot(curves, proto: Protocol, path) -> None:
                  f"{curves[next(iter(curves))].shape[0]} random networks (band: +-1 sd of log error)")
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

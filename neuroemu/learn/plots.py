@@ -1,0 +1,80 @@
+"""Pictures of training: the learning curve (training and validation error per epoch).
+
+Like every plot function of neuroemu, :func:`plot_learning_curve` draws into a matplotlib Axes
+when given one (a notebook's), else into a new :class:`matplotlib.figure.Figure` (no pyplot
+state), optionally writes a PNG, and returns the figure.
+"""
+
+from __future__ import annotations
+
+# The paper's official-test errors in % (docs/model.md section 4), by (network kind, dataset).
+PAPER_TEST_ERROR = {("binary", "mnist"): 2.37, ("continuous", "mnist"): 2.51,
+                    ("binary-deep", "mnist"): 3.65, ("continuous-deep", "mnist"): 2.42}
+
+# Error ticks (%) on the log axis, kept to those within the data's range.
+_TICKS = (0.1, 0.2, 0.3, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90,
+          100)
+
+
+def figure(w: float, h: float, dpi: int = 110):
+    """A new Figure with an Agg canvas, outside pyplot (nothing global is kept alive)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(w, h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_learning_curve(history: list, path=None, title: str = "", paper: float | None = None,
+                        *, ax=None):
+    """Training and validation error per epoch (log scale), the test error as a star where a
+    record has one, and optionally the paper's test error (``paper``, in %) as a dotted line.
+
+    ``history``: the records of :func:`neuroemu.train` / ``neuroemu train`` (dicts with
+    ``epoch``, ``train_error``, ``val_error``, optionally ``test_error``; errors as
+    fractions, a missing or None validation error is left out).  ``ax``: draw into this
+    Axes; else a new figure.  ``path``: also write a PNG.  Returns the figure."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+    own = ax is None
+    fig = figure(7, 4.4) if own else ax.figure
+    ax = fig.add_subplot() if own else ax
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [100 * h["train_error"] for h in history], "o-", ms=4,
+            label="training error (each minibatch's free phase, before its update)")
+    val = [(h["epoch"], 100 * h["val_error"]) for h in history if h.get("val_error") is not None]
+    if val:
+        ax.plot(*zip(*val), "s-", ms=4,
+                label="validation error (images held out of the training set)")
+    for h in history:
+        if h.get("test_error") is not None:
+            ax.plot([h["epoch"]], [100 * h["test_error"]], "r*", ms=13,
+                    label=f"official test error after epoch {h['epoch']}: "
+                          f"{100 * h['test_error']:.2f}%")
+    if paper is not None:
+        ax.axhline(paper, color="k", ls=":", lw=1, label=f"paper's test error ({paper}%)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("classification error (%, log scale)")
+    ax.set_yscale("log")
+    vals = [100 * h[k] for h in history for k in ("train_error", "val_error", "test_error")
+            if h.get(k)] + ([paper] if paper else [])
+    if vals:
+        lo, hi = min(vals), max(vals)
+        ticks = [t for t in _TICKS if lo / 1.3 <= t <= hi * 1.3]
+        if ticks:
+            ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if ep and len(ep) <= 12:   # a short run: a tick at every epoch, none between
+        ax.set_xticks(ep)
+        ax.set_xlim(min(ep) - 0.5, max(ep) + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7.5)
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig
