@@ -45,17 +45,29 @@ def shipped() -> dict[str, Path]:
 
 
 def resolve(name_or_path) -> Path:
-    """A netlist file: an existing path as given, else a shipped network by name (with or
-    without its suffix).  A name that is neither gets a NetlistError listing the shipped ones."""
+    """A netlist file: an existing file as given, else a shipped network by name (``tiny``,
+    or with its file's suffix, ``tiny.toml``).  A local file always wins over a shipped
+    network of the same name, and a path with a folder (``./tiny``, ``netlists/tiny.toml``)
+    is only ever a file; anything else gets a NetlistError listing the shipped networks."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
     ships = shipped()
+    bare = path.parent == Path(".") and not str(name_or_path).startswith(".")
+    if bare and path.name in ships:
+        return ships[path.name]
+    if bare and path.stem in ships and ships[path.stem].name == path.name:
+        return ships[path.stem]
+    if path.exists():
+        return path     # a directory or another non-file: load() says what is wrong
     key = path.stem if path.suffix.lower() in SUFFIXES else path.name
-    if path.parent == Path(".") and key in ships:
-        return ships[key]
-    hint = f" (not a file, nor a shipped network: {', '.join(ships)})" if ships else ""
-    raise NetlistError(f"{path}: file not found{hint}")
+    if key in ships:
+        hint = f" (a network {key!r} ships with neuroemu: use the bare name {key})"
+    elif ships:
+        hint = f" (not a file, nor a shipped network: {', '.join(ships)})"
+    else:
+        hint = ""
+    raise NetlistError(f"{name_or_path}: file not found{hint}")
 
 
 def load(name_or_path) -> Netlist:
