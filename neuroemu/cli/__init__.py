@@ -34,6 +34,7 @@ SUBCOMMANDS = {
     "convert": ("convert", "convert a netlist between TOML and HDF5"),
     "energy": ("energy", "estimate communication energy on a hardware profile"),
     "train": ("train", "train a network with Equilibrium Propagation"),
+    "eval": ("eval", "a network's error on a dataset, with spikes and synaptic events per sample"),
     "converge": ("converge", "the paper's Fig. 2 convergence experiment"),
 }
 
@@ -42,6 +43,7 @@ EPILOG = """examples:
   neuroemu netlists
   neuroemu validate tiny
   neuroemu run mnist-binary-trained --steps 100
+  neuroemu eval mnist-binary-trained --dataset mnist
   neuroemu converge --runs 20 --json out.json --plot fig2.png
 run 'neuroemu COMMAND --help' for each command's options and an example."""
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import describe, engines
-from ..learn.eqprop import Hyper, Trainer
+from ..errors import EngineError
+from ..learn.evaluate import default_steps, evaluate
 
 NETWORK = "mnist-binary-trained"
 EXAMPLE = """examples:
@@ -38,19 +39,6 @@ def load_digits(path=None):
     path = digits_path() if path is None else path
     with np.load(path, allow_pickle=False) as z:
         return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)
-
-
-def classify(trainer: Trainer, x, batch: int = 100):
-    """(predictions, output states, spikes per digit and layer (n, layers))."""
-    preds, outs, spikes = [], [], []
-    for i in range(0, len(x), batch):
-        sess = engines.session(trainer.net, x[i:i + batch], seed=trainer.seed)
-        trainer.advance(sess, trainer.hyper.n_free)
-        out = sess.state(trainer.L)
-        preds.append(out.argmax(1))
-        outs.append(out)
-        spikes.append(sess.c_spk.copy())
-    return np.concatenate(preds), np.concatenate(outs), np.concatenate(spikes)
 
 
 def energy_summary(cn, x, steps, profile_name):
@@ -132,31 +120,30 @@ def demo_main(args) -> int:
     path = describe.resolve(args.netlist)
     nl = describe.load(path)
     cn = engines.build(nl)
-    hp = Hyper.for_network(cn)
-    trainer = Trainer(cn, hp, seed=nl.seed)
     x, labels = load_digits()
+    if not 1 <= args.digits <= len(x):
+        raise EngineError(f"--digits: must lie in 1..{len(x)} (got {args.digits})")
     x, labels = x[:args.digits], labels[:args.digits]
     print(f"network {nl.name} ({'-'.join(map(str, cn.sizes))}) from {path}")
     if nl.description:
         print(f"  {nl.description}")
     print(f"classifying {len(x)} MNIST test digits (official test images 0-{len(x) - 1}) with "
-          f"{hp.n_free} spiking steps each ...")
+          f"{default_steps(cn)} spiking steps each ...")
     t0 = time.perf_counter()
-    pred, _, spikes = classify(trainer, x)
+    res = evaluate(cn, x, labels, batch=100)
     dt = time.perf_counter() - t0
-    acc = float((pred == labels).mean())
-    per_layer = spikes.mean(axis=0)
-    print(f"accuracy {100 * acc:.2f}% ({int((pred != labels).sum())} errors in {len(x)}), "
+    pred = res.predictions
+    print(f"accuracy {100 * res.accuracy:.2f}% ({res.errors} errors in {len(x)}), "
           f"{dt:.2f} s ({len(x) / dt:.0f} digits/s)")
-    print(f"spikes per digit: {spikes.sum(1).mean():.0f} in total = "
-          + " + ".join(f"{v:.0f} {n}" for n, v in zip(cn.names, per_layer))
-          + f" (over {hp.n_free} steps; the {cn.sizes[0]} inputs spike too)")
+    print(f"spikes per digit: {res.spikes_per_sample:.0f} in total = "
+          + " + ".join(f"{v:.0f} {n}" for n, v in res.spikes_per_population.items())
+          + f" (over {res.steps} steps; the {cn.sizes[0]} inputs spike too)")
     wrong = np.nonzero(pred != labels)[0][:10]
     if len(wrong):
         print("first misclassified: " + ", ".join(f"#{i} ({labels[i]}->{pred[i]})" for i in wrong))
 
     from ..energy.accounting import fmt_j
-    rep = energy_summary(cn, x, hp.n_free, args.profile)
+    rep = energy_summary(cn, x, res.steps, args.profile)
     ratio = rep.get("spike_vs_real_ratio")
     print(f"energy on profile '{rep['profile']}': {fmt_j(rep['per_inference_j'])} per "
           f"classified digit"
@@ -167,9 +154,9 @@ def demo_main(args) -> int:
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = out / "demo-raster.png"
-        res = raster_png(png, cn, x[0], int(labels[0]), int(pred[0]), hp.n_free, nl.seed)
+        run = raster_png(png, cn, x[0], int(labels[0]), int(pred[0]), res.steps, nl.seed)
         print(f"wrote {png} (spike raster of test digit #0)")
         from .. import record
-        tpath = record.write(out / "demo-trace.h5", cn, res, x=x[:1])
+        tpath = record.write(out / "demo-trace.h5", cn, run, x=x[:1])
         print(f"wrote {tpath} (HDF5 spike trace of digit #0; neuroemu inspect {tpath})")
     return 0

@@ -1,0 +1,101 @@
+"""``neuroemu eval``: a network's error on a dataset split, with the spikes and synaptic
+events it took per sample (in total, per population, per projection).
+
+The computation is :func:`neuroemu.learn.evaluate.evaluate` (the free phase training
+validates with); this module reads the options and the dataset and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+from .. import describe, engines
+from ..errors import DataError, EngineError
+
+EXAMPLE = """examples:
+  neuroemu eval mnist-binary-trained --dataset mnist
+  neuroemu eval mnist-binary-trained --dataset mnist --data /path/to/datasets --limit 1000
+  neuroemu eval runs/fashion-trained.h5 --dataset fashion-mnist --threads 4 --json
+(the dataset folder: --data DIR, else $NEUROEMU_DATA, else ../shared/datasets)"""
+
+SPLITS = ("test", "train", "validation")
+
+
+def add_eval_arguments(p) -> None:
+    p.epilog = EXAMPLE
+    p.add_argument("netlist", help="trained network: a .toml/.h5 file or a shipped name")
+    p.add_argument("--dataset", required=True, help="mnist | fashion-mnist")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (default: $NEUROEMU_DATA or "
+                   "../shared/datasets)")
+    p.add_argument("--split", default="test", help="test (default: the official test set), "
+                   "train (all 60,000), or validation (training images 50,000-59,999)")
+    p.add_argument("--steps", type=int, help="free-phase steps per sample (default: the "
+                   "paper's for this kind of network, as in training: 100 for spiking ones)")
+    p.add_argument("--limit", type=int, help="classify only the first N images of the split")
+    p.add_argument("--batch", type=int, default=100, help="samples per session (default 100; "
+                   "results do not depend on it)")
+    p.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
+    p.add_argument("--seed", type=int, help="session seed (default: the netlist's)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (with the "
+                   "prediction of every sample)")
+
+
+def _positive(opt: str, value) -> None:
+    if value is not None and value < 1:
+        raise EngineError(f"--{opt}: must be a positive integer (got {value})")
+
+
+def load_split(name: str, data_dir, split: str):
+    """The images and labels of one split (``validation``: the last 10,000 training images,
+    as training holds them out)."""
+    from ..learn import datasets
+    if split not in SPLITS:
+        raise DataError(f"--split: must be one of {', '.join(SPLITS)} (got {split!r})")
+    if split == "validation":
+        return datasets.train_validation_split(datasets.load(name, data_dir, split="train"))[1]
+    return datasets.load(name, data_dir, split=split)
+
+
+def eval_main(args) -> int:
+    from ..learn.evaluate import evaluate
+    for opt in ("steps", "limit", "batch", "threads"):
+        _positive(opt, getattr(args, opt))
+    net = describe.load(args.netlist)
+    cn = engines.build(net)
+    ds = load_split(args.dataset, args.data, args.split)
+    if ds.images.shape[1] != cn.sizes[0]:
+        raise DataError(f"{args.netlist}: input population has {cn.sizes[0]} neurons, but "
+                        f"{ds.name} images have {ds.images.shape[1]} pixels "
+                        f"(got --dataset {args.dataset})")
+    if cn.sizes[-1] < int(ds.labels.max(initial=0)) + 1:
+        raise DataError(f"{args.netlist}: output population has {cn.sizes[-1]} neurons, too few "
+                        f"for {ds.name}'s labels 0..{int(ds.labels.max())}")
+    if args.limit is not None:
+        ds = replace(ds, images=ds.images[:args.limit], labels=ds.labels[:args.limit])
+    t0 = time.perf_counter()
+    res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
+                   threads=args.threads, seed=args.seed, progress=True)
+    wall = time.perf_counter() - t0
+    where = f"{ds.name} {ds.split} images 0-{res.n - 1}"
+    if args.json:
+        out = {"netlist": str(args.netlist), "network": net.name, "sizes": list(cn.sizes),
+               "dataset": ds.name, "split": ds.split, "data": str(ds.path), "images": where,
+               "batch": args.batch, "threads": args.threads, "wall_seconds": wall,
+               **res.to_dict()}
+        print(json.dumps(out, indent=1))
+        return 0
+    names = cn.names
+    print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {where} (from {ds.path}): "
+          f"{res.steps} free-phase steps each, seed {res.seed}")
+    print(f"{ds.split} error {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
+          f"accuracy {100 * res.accuracy:.2f}%)")
+    print(f"spikes per sample: {res.spikes_per_sample:.1f} = " + " + ".join(
+        f"{res.spikes_per_population[n]:.1f} {n}" for n in names))
+    proj = res.syn_events_per_projection
+    print(f"synaptic events per sample: {res.syn_events_per_sample:.1f} = " + " + ".join(
+        f"{v:.1f} {k}" for k, v in proj.items()))
+    print(f"wall time {wall:.1f} s ({res.n / wall:.0f} samples/s, batch {args.batch}, "
+          f"{args.threads} thread{'s' if args.threads != 1 else ''})")
+    return 0

@@ -1,0 +1,161 @@
+"""Classifying a dataset with a network: error, spikes and synaptic events per sample.
+
+One procedure, the one training validates with and the demo uses: each sample runs a free
+phase of ``n_free`` steps from the zero state (the paper's setting for this kind of
+network, ``Hyper.for_network(net).n_free``, unless ``steps`` says otherwise) in the
+lockstep engine, seeded with the netlist's seed; the prediction is the argmax of the output
+population's states at the end.  Nothing is approximated: the counters are the kernels'
+exact integers.
+
+Usage::
+
+    from neuroemu.learn.evaluate import evaluate
+    res = evaluate(net, images, labels)            # net: Netlist or CompiledNetwork
+    res.error, res.spikes_per_sample, res.spikes_per_population["hidden"]
+    res.to_dict()                                  # JSON-ready
+
+CLI: ``neuroemu eval NETLIST --dataset mnist`` (:mod:`neuroemu.cli.eval`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engines import as_compiled, check_input
+from ..engines import session as open_session
+from ..errors import EngineError
+from .eqprop import PRESETS, Hyper
+
+__all__ = ["EvalResult", "evaluate", "classify", "default_steps"]
+
+
+def default_steps(net) -> int:
+    """The free-phase length training uses for this kind of network
+    (``Hyper.for_network(net).n_free``: 100 for spiking networks, 20 or 50 for continuous)."""
+    return int(PRESETS[Hyper.preset_name(as_compiled(net))]["n_free"])
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise EngineError(f"{name}: must be a positive integer (got {value!r})")
+    return int(value)
+
+
+@dataclass
+class Classified:
+    """What :func:`classify` returns, one row per sample."""
+
+    predictions: np.ndarray     # int64 (n,): argmax of the output states
+    outputs: np.ndarray         # float64 (n, n_out): output states at the end of the phase
+    counters: dict              # the session counters per sample, e.g. spikes (n, layers)
+
+
+def classify(net, images, steps: int | None = None, *, batch: int = 100, threads: int = 1,
+             seed: int | None = None, progress=None) -> Classified:
+    """Run the free phase on every row of ``images`` (n, n_input), ``batch`` rows at a time.
+
+    Sample i of the set is sample id i of the session (the stochastic encoders' streams
+    depend on it), so the result does not depend on ``batch`` or ``threads``.  One session
+    is reused from batch to batch (reset in place).  ``progress``: an object with
+    ``update(n)`` (a tqdm bar), or None."""
+    cn = as_compiled(net)
+    x = check_input(images, cn.sizes[0], "images")
+    steps = default_steps(cn) if steps is None else _positive("steps", steps)
+    batch = _positive("batch", batch)
+    threads = _positive("threads", threads)
+    seed = cn.netlist.seed if seed is None else int(seed)
+    n, L = len(x), cn.n_layers - 1
+    preds = np.empty(n, dtype=np.int64)
+    outs = np.empty((n, cn.sizes[-1]))
+    counters: dict[str, np.ndarray] = {}
+    sess = None
+    for i in range(0, n, batch):
+        xb, ids = x[i:i + batch], np.arange(i, min(i + batch, n))
+        if sess is not None and sess.batch == len(xb):
+            sess.reset(xb, ids)
+        else:
+            sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+        sess.run(steps)
+        out = sess.state(L)
+        preds[i:i + len(xb)] = out.argmax(axis=1)
+        outs[i:i + len(xb)] = out
+        for k, v in sess.counters().items():
+            if k not in counters:
+                counters[k] = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+            counters[k][i:i + len(xb)] = v
+        if progress is not None:
+            progress.update(len(xb))
+    return Classified(preds, outs, counters)
+
+
+@dataclass
+class EvalResult:
+    """A network's classification of a labelled set (all "per sample" figures are means)."""
+
+    error: float                    # fraction misclassified
+    n: int                          # samples classified
+    errors: int                     # samples misclassified
+    steps: int                      # free-phase steps per sample
+    seed: int                       # the session seed
+    spikes_per_sample: float        # non-zero messages sent, all populations
+    spikes_per_population: dict     # {population: spikes per sample}
+    syn_events_per_sample: float    # synaptic events, all projections both ways
+    syn_events_per_projection: dict  # {"pre->post": ..., "post->pre": ...} per sample
+    predictions: np.ndarray = field(repr=False)     # int64 (n,)
+    labels: np.ndarray = field(repr=False)          # int64 (n,)
+
+    @property
+    def accuracy(self) -> float:
+        return 1.0 - self.error
+
+    def to_dict(self, predictions: bool = True) -> dict:
+        """Plain Python values (JSON-ready); ``predictions=False`` leaves the per-sample
+        predictions out."""
+        d = {"error": self.error, "accuracy": self.accuracy, "n": self.n, "errors": self.errors,
+             "steps": self.steps, "seed": self.seed,
+             "spikes_per_sample": self.spikes_per_sample,
+             "spikes_per_population": dict(self.spikes_per_population),
+             "syn_events_per_sample": self.syn_events_per_sample,
+             "syn_events_per_projection": dict(self.syn_events_per_projection)}
+        if predictions:
+            d["predictions"] = self.predictions.tolist()
+        return d
+
+
+def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
+             threads: int = 1, seed: int | None = None, progress: bool = False) -> EvalResult:
+    """Classify ``images`` (n, n_input) and score against ``labels`` (n,) integers.
+
+    ``steps``: free-phase steps (default: training's, :func:`default_steps`); ``seed``: the
+    session seed (default: the netlist's); ``progress``: a tqdm bar on stderr, shown only
+    when stderr is a terminal."""
+    cn = as_compiled(net)
+    x = check_input(images, cn.sizes[0], "images")
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != len(x) or (y.size and y.dtype.kind not in "iu"):
+        raise EngineError(f"labels: must be {len(x)} integers, one per image (got {y.dtype} "
+                          f"shape {y.shape})")
+    from tqdm import tqdm
+    with tqdm(total=len(x), desc="classifying", unit="sample", leave=False,
+              disable=not (progress and sys.stderr.isatty())) as bar:
+        c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar)
+    n = len(x)
+    wrong = int((c.predictions != y).sum())
+    spk = c.counters["spikes"].sum(axis=0) / n                 # (layers,)
+    syn = c.counters["syn_events"].sum(axis=0) / n             # (projections, 2)
+    names = cn.names
+    per_proj = {}
+    for p in range(len(names) - 1):
+        per_proj[f"{names[p]}->{names[p + 1]}"] = float(syn[p, 0])
+        per_proj[f"{names[p + 1]}->{names[p]}"] = float(syn[p, 1])
+    return EvalResult(
+        error=wrong / n, n=n, errors=wrong,
+        steps=default_steps(cn) if steps is None else int(steps),
+        seed=cn.netlist.seed if seed is None else int(seed),
+        spikes_per_sample=float(spk.sum()),
+        spikes_per_population={name: float(v) for name, v in zip(names, spk)},
+        syn_events_per_sample=float(syn.sum()), syn_events_per_projection=per_proj,
+        predictions=c.predictions, labels=y.astype(np.int64))
