@@ -395,30 +395,47 @@ def _figure(w, h, dpi=110):
     return fig
 
 
-def _bars(ax, reps, kinds, colors, without_syn=False):
-    """Stacked bars, a pair per report (this run, real-valued words), in uJ per sample."""
-    any_bar = False
+def _unit(reps) -> tuple[str, float]:
+    """The unit of the bars: uJ, unless the largest bar per sample is under 1 uJ."""
+    top = max(max(sum(r["by_kind"].values()), sum(r["real_valued_by_kind"].values()))
+              / r["batch"] for r in reps)
+    for unit, scale in (("uJ", 1e-6), ("nJ", 1e-9)):
+        if top >= scale:
+            return unit, scale
+    return "pJ", 1e-12
+
+
+def _bars(ax, reps, kinds, colors, without_syn=False, unit=("uJ", 1e-6)):
+    """Stacked bars, a pair per report (this run, real-valued words), per sample; the
+    profile's name under each pair when there are several."""
+    from matplotlib.transforms import blended_transform_factory
+    any_bar, gap = False, 3.0
     for i, rep in enumerate(reps):
-        B, x0 = rep["batch"], 2.6 * i
+        B, x0 = rep["batch"], gap * i
         bottoms = np.zeros(2)
         for k in kinds:
-            vals = np.array([rep["by_kind"][k], rep["real_valued_by_kind"][k]]) / B * 1e6
+            vals = np.array([rep["by_kind"][k], rep["real_valued_by_kind"][k]]) / B / unit[1]
             if vals.any():
-                ax.bar([x0, x0 + 1], vals, 0.6, bottom=bottoms, color=colors[k], label=k)
+                ax.bar([x0, x0 + 1], vals, 0.6, bottom=bottoms, color=colors[k],
+                       label=k if k not in ax.get_legend_handles_labels()[1] else "_nolegend_")
                 bottoms += vals
         any_bar = any_bar or bottoms.any()
     if not any_bar:
         ax.text(0.5, 0.5, "nothing else is priced\n(all-in synaptic figure)",
                 ha="center", va="center", transform=ax.transAxes, fontsize=9)
     ticks, labels = [], []
+    below = blended_transform_factory(ax.transData, ax.transAxes)
     for i, rep in enumerate(reps):
-        this = "spikes\n(this run)" if rep["counts"]["synaptic_mac"] == 0 else "words\n(this run)"
-        pre = f"{rep['profile']}\n" if len(reps) > 1 else ""
-        ticks += [2.6 * i, 2.6 * i + 1]
-        labels += [pre + this, pre + f"{rep['word_bits']}-bit words\nevery step"]
-    ax.set_xlim(-0.6, 2.6 * (len(reps) - 1) + 1.6)
+        this = "spikes" if rep["counts"]["synaptic_mac"] == 0 else "words"
+        ticks += [gap * i, gap * i + 1]
+        labels += [f"{this}\n(this run)", f"{rep['word_bits']}-bit words\nevery step"] \
+            if len(reps) == 1 else [f"{this}\nthis run", f"{rep['word_bits']}-bit\nwords"]
+        if len(reps) > 1:
+            ax.text(gap * i + 0.5, -0.2, rep["profile"], transform=below, ha="center",
+                    va="top", fontsize=9, fontweight="bold")
+    ax.set_xlim(-0.6, gap * (len(reps) - 1) + 1.6)
     ax.set_xticks(ticks, labels)
-    ax.set_ylabel("uJ per sample" + (", without synaptic events" if without_syn else ""),
+    ax.set_ylabel(f"{unit[0]} per sample" + (", without synaptic events" if without_syn else ""),
                   fontsize=9)
 
 
@@ -442,7 +459,7 @@ def plot_reports(reps, path=None, *, ax=None):
     syn = ("synaptic_op", "synaptic_mac")
     if ax is not None:
         fig = ax.figure
-        _bars(ax, data, KINDS, colors)
+        _bars(ax, data, KINDS, colors, unit=_unit(data))
         ratios = "; ".join(f"{d['profile']} {d['spike_vs_real_ratio']:.3f}" for d in data
                            if d["spike_vs_real_ratio"])
         ax.set_title(f"{data[0]['network']}: this run / words = {ratios}", fontsize=10)
@@ -450,12 +467,12 @@ def plot_reports(reps, path=None, *, ax=None):
         if path is not None:
             fig.savefig(path, dpi=110)
         return fig
-    n = len(data)
+    n, unit = len(data), _unit(data)
     fig = _figure(3.4 * n + 2.4, 7.4)
     axes = fig.subplots(2, n, squeeze=False)
     for col, rep in enumerate(data):
         for row, kinds in enumerate((KINDS, [k for k in KINDS if k not in syn])):
-            _bars(axes[row, col], [rep], kinds, colors, without_syn=row == 1)
+            _bars(axes[row, col], [rep], kinds, colors, without_syn=row == 1, unit=unit)
             if row == 0:
                 r = rep["spike_vs_real_ratio"]
                 axes[row, col].set_title(f"{rep['profile']}: this run / words = "

@@ -60,15 +60,50 @@ class RunResult:
     def steps(self) -> int:
         return sum(p.steps for p in self.phases)
 
-    def spikes(self) -> np.ndarray | None:
-        """All recorded spikes of all phases, concatenated along time (None if unrecorded)."""
-        parts = [p.spikes for p in self.phases if p.spikes is not None]
-        return np.concatenate(parts) if parts else None
+    def spikes(self, pop: str | None = None, phase=None) -> np.ndarray | None:
+        """Recorded spikes, bool (records, B, n): of every phase that recorded them,
+        concatenated along time, or of one ``phase`` (its name or index); all N neurons, or
+        the n of population ``pop``.  None if nothing was recorded (``record_spikes=True``)."""
+        return self._recorded("spikes", pop, phase)
+
+    def states(self, pop: str | None = None, phase=None) -> np.ndarray | None:
+        """Recorded states s, float64 (records, B, n), like :meth:`spikes`
+        (``record_states=True``); the final states are in ``final_states``."""
+        return self._recorded("states", pop, phase)
+
+    def phase(self, key) -> Phase:
+        """A phase by name (the first of that name: ``"free"``, ``"nudged"``) or index."""
+        if isinstance(key, (int, np.integer)):
+            return self.phases[key]
+        for p in self.phases:
+            if p.name == key:
+                return p
+        raise EngineError(f"phase: no phase named {key!r} (have: "
+                          f"{', '.join(p.name for p in self.phases) or 'none'})")
+
+    def _recorded(self, what: str, pop, phase):
+        cols = slice(None) if pop is None else self.layer_slice(pop)
+        phases = self.phases if phase is None else [self.phase(phase)]
+        parts = [getattr(p, what) for p in phases if getattr(p, what) is not None]
+        if not parts:
+            return None
+        return (np.concatenate(parts) if len(parts) > 1 else parts[0])[..., cols]
 
     def layer_slice(self, name: str) -> slice:
+        if name not in self.names:
+            raise EngineError(f"population: no population named {name!r} "
+                              f"(have: {', '.join(self.names)})")
         i = self.names.index(name)
         lo = sum(self.sizes[:i])
         return slice(lo, lo + self.sizes[i])
+
+    def __repr__(self) -> str:
+        rec = [w for w, on in (("spikes", any(p.spikes is not None for p in self.phases)),
+                               ("states", any(p.states is not None for p in self.phases))) if on]
+        phases = ", ".join(f"{p.name} {p.steps}" for p in self.phases)
+        return (f"<RunResult {self.metadata.get('netlist', '')} "
+                f"({'-'.join(map(str, self.sizes))}), batch {self.batch}, steps "
+                f"{phases or 'none'}; recorded {', '.join(rec) or 'nothing'}>")
 
 
 def sample_seeds(seed: int, sample_ids: np.ndarray) -> np.ndarray:
