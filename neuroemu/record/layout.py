@@ -15,11 +15,16 @@ SONATA_VERSION = (0, 1)
 FORMAT = "neuroemu-trace"
 FORMAT_VERSION = (1, 0)
 PROBE_VARS = ("s", "v", "eps", "phi")
-# Spike times: deflate level 1 (runs of equal times compress ~100x); node ids: HDF5's lossless
-# scale-offset filter (packs each chunk into the fewest bits: 9 for 500 neurons), which is 3x
-# faster than deflate; probed values: deflate 1 with byte shuffling.  All with fletcher32.
-TIME_FILTERS = dict(compression="gzip", compression_opts=1, fletcher32=True)
+# The SONATA datasets (/spikes) use only filters every HDF5 build has: libsonata's wheels carry
+# an HDF5 without deflate, so a deflated spike dataset cannot be read there.  Node ids: HDF5's
+# lossless integer scale-offset filter (each chunk packed into the fewest bits: 9 for 500
+# neurons).  Timestamps: the float scale-offset filter with decimal scale 0, which rounds every
+# value to a whole number -- exact, bit for bit, for times that are whole numbers of ms
+# (integer step * integer dt), and so used only for those (spike_filters); other times (the
+# bus engine's sub-tick times, a fractional dt) are stored as they are.  All with fletcher32.
+# Only neuroemu reads /neuroemu: there deflate 1 (probed values with byte shuffling).
 VALUE_FILTERS = dict(compression="gzip", compression_opts=1, shuffle=True, fletcher32=True)
+SONATA_FILTERS = {"fletcher32", "scaleoffset"}   # what /spikes may use (tests check)
 SORTINGS = {"none": 0, "by_id": 1, "by_time": 2}
 
 
@@ -31,6 +36,20 @@ def _h5():
 def _msg(exc) -> str:
     s = str(exc).strip()
     return s.splitlines()[0] if s else type(exc).__name__
+
+
+def spike_filters(kind: str) -> dict:
+    """create_dataset keywords of a /spikes dataset: ``kind`` is "node_ids", "whole_times"
+    (timestamps that are all whole numbers of ms) or "times" (any other timestamps)."""
+    if kind == "times":
+        return dict(fletcher32=True)
+    h5py = _h5()
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if kind == "node_ids":
+        dcpl.set_scaleoffset(h5py.h5z.SO_INT, h5py.h5z.SO_INT_MINBITS_DEFAULT)
+    else:   # decimal scale 0: stores round(t - chunk minimum), exact for whole numbers
+        dcpl.set_scaleoffset(h5py.h5z.SO_FLOAT_DSCALE, 0)
+    return dict(fletcher32=True, dcpl=dcpl)
 
 
 def pop_name(layer: str, sample: int, n_samples: int) -> str:

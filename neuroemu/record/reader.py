@@ -18,14 +18,20 @@ import numpy as np
 
 from ..describe.h5 import get_str, load_group, read_text
 from ..errors import NetlistError, NeuroemuError, TraceError
-from .layout import FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, _h5, _msg, progress_check
+from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SORTINGS, _h5, _msg,
+                     progress_check)
+
 
 class Trace:
     """A trace opened for reading.  Attributes: ``populations`` (SONATA names, by sample then
     layer), ``layers``, ``sizes``, ``samples``, ``batch``, ``dt`` (ms per step), ``complete``
     (False for a writer that did not finish), ``t_end`` (every spike up to this step is in the
-    file), ``probes`` ({layer: {"node_ids", "every", "vars"}}).  Windows are in steps,
-    half-open: ``start <= step < stop``."""
+    file), ``probes`` ({layer: {"node_ids", "every", "vars"}}), ``sorting`` ({population:
+    "by_time" or "none"}).  Windows are in steps, half-open: ``start <= step < stop``, where a
+    spike's step is the nearest whole step to its time / dt.  Populations sorted ``by_time``
+    (the lockstep engine) find a window by bisection; those sorted ``none`` (the bus engine,
+    whose sub-tick times drift and jitter) by a scan in blocks, and a window left open on
+    both sides of a complete trace holds every spike."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -118,11 +124,13 @@ class Trace:
         self.rows = dict(zip(cols, (int(r) for r in rows)))
         self.t_end = 0 if chosen is None else int(chosen["t_complete"])
         self.t_written = 0 if chosen is None else int(chosen["t_end"])
-        self._pops = {}
+        self._pops, self.sorting, self._counts = {}, {}, {}
+        names = {v: k for k, v in SORTINGS.items()}
         for name, grp in f["spikes"].items():
             key = (self.samples.index(int(grp.attrs["sample"])),
                    self.layers.index(get_str(grp.attrs, "layer")))
             self._pops[name] = (key, grp)
+            self.sorting[name] = names.get(int(grp.attrs.get("sorting", 2)), "none")
         self.populations = sorted(self._pops, key=lambda n: self._pops[n][0])
         t_ends = ne["counters/t_end"][:self.rows["/neuroemu/counters/t_end"]]
         self._counter_row = int(np.searchsorted(t_ends, self.t_end, side="right")) - 1
@@ -135,9 +143,13 @@ class Trace:
     # ------------------------------------------------------------------ populations / spikes
     def info(self, pop: str) -> dict:
         """layer, sample, size and committed spike count of a population."""
-        (si, li), grp = self._group(pop)
+        (si, li), _ = self._group(pop)
+        if pop not in self._counts:   # by bisection, or a scan of an unsorted population
+            _, lo, hi, bounds = self._window(pop, None, None)
+            self._counts[pop] = hi - lo if bounds is None else \
+                sum(len(ids) for _, ids in self.iter_spikes(pop))
         return {"population": pop, "layer": self.layers[li], "sample": self.samples[si],
-                "size": self.sizes[li], "spikes": self._n(grp, self.t_end + 1)}
+                "size": self.sizes[li], "spikes": self._counts[pop]}
 
     def _group(self, pop):
         if pop not in self._pops:
@@ -156,36 +168,42 @@ class Trace:
                 hi = mid
         return lo
 
-    def _n(self, grp, stop) -> int:
-        ts = grp["timestamps"]
-        with self._guard(ts.name):
-            return self._bisect(ts, self.rows[ts.name], min(stop, self.t_end + 1))
-
     def _window(self, pop, start, stop):
+        """(group, first row, end row, time bounds to filter by or None) of a window."""
         _, grp = self._group(pop)
+        whole = start is None and stop is None and self.complete
         start, stop = self.span(start, stop)
         ts = grp["timestamps"]
+        n = self.rows[ts.name]
+        if self.sorting[pop] != "by_time":   # unsorted: every row, filtered by time
+            return grp, 0, n, None if whole else ((start - 0.5) * self.dt,
+                                                  (stop - 0.5) * self.dt)
         with self._guard(ts.name):
-            lo = self._bisect(ts, self.rows[ts.name], start)
-            hi = self._bisect(ts, self.rows[ts.name], stop) if stop > start else lo
-        return grp, lo, max(lo, hi)
+            lo = self._bisect(ts, n, start)
+            hi = self._bisect(ts, n, stop) if stop > start else lo
+        return grp, lo, max(lo, hi), None
 
     def spikes(self, pop: str, start=None, stop=None, as_time: bool = False):
         """(steps int64 -- or timestamps float64 if ``as_time`` --, node_ids uint64) of one
-        population in a window of steps, sorted by time then neuron."""
-        grp, lo, hi = self._window(pop, start, stop)
-        with self._guard(grp.name):
-            ts, ids = grp["timestamps"][lo:hi], grp["node_ids"][lo:hi]
-        return (ts if as_time else np.rint(ts / self.dt).astype(np.int64)), ids
+        population in a window of steps, in file order: by time then neuron for populations
+        sorted ``by_time``, by engine step then neuron for the bus engine's (sorting ``none``)."""
+        parts = list(self.iter_spikes(pop, start, stop, as_time=as_time))
+        if not parts:
+            return (np.zeros(0, np.float64 if as_time else np.int64), np.zeros(0, np.uint64))
+        return tuple(np.concatenate(c) for c in zip(*parts))
 
-    def iter_spikes(self, pop: str, start=None, stop=None, block: int = 1 << 20):
-        """Like :meth:`spikes` in blocks of at most ``block`` spikes (for huge traces)."""
-        grp, lo, hi = self._window(pop, start, stop)
+    def iter_spikes(self, pop: str, start=None, stop=None, block: int = 1 << 20,
+                    as_time: bool = False):
+        """Like :meth:`spikes` in blocks of at most ``block`` rows (for huge traces)."""
+        grp, lo, hi, bounds = self._window(pop, start, stop)
         for a in range(lo, hi, block):
             b = min(hi, a + block)
             with self._guard(grp.name):
                 ts, ids = grp["timestamps"][a:b], grp["node_ids"][a:b]
-            yield np.rint(ts / self.dt).astype(np.int64), ids
+            if bounds is not None:
+                keep = (ts >= bounds[0]) & (ts < bounds[1])
+                ts, ids = ts[keep], ids[keep]
+            yield (ts if as_time else np.rint(ts / self.dt).astype(np.int64)), ids
 
     def span(self, start=None, stop=None) -> tuple[int, int]:
         """The window [start, stop) of steps, clipped to the steps the file holds."""
@@ -195,7 +213,7 @@ class Trace:
 
     def counts(self, pop: str, start=None, stop=None) -> np.ndarray:
         """Spikes per neuron (int64, size of the population) in a window, read in blocks."""
-        n = self.info(pop)["size"]
+        n = self.sizes[self._group(pop)[0][1]]
         out = np.zeros(n, dtype=np.int64)
         for _, ids in self.iter_spikes(pop, start, stop):
             if ids.size and ids.max() >= n:
@@ -205,23 +223,29 @@ class Trace:
 
     def rates(self, pop: str, start=None, stop=None, hz: bool = False) -> np.ndarray:
         """Firing rate per neuron in a window: spikes per step (or per second if ``hz``)."""
+        c = self.counts(pop, start, stop)
         start, stop = self.span(start, stop)
-        r = self.counts(pop, start, stop) / max(1, stop - start)
+        r = c / max(1, stop - start)
         return r * (1000.0 / self.dt) if hz else r
 
     def summary(self, start=None, stop=None) -> list[dict]:
         """Per population: neurons, spikes, mean rate, fraction of neurons active, time span."""
-        start, stop = self.span(start, stop)
         rows = []
         for pop in self.populations:
             inf = self.info(pop)
-            c = self.counts(pop, start, stop)
-            spk, t0, t1 = int(c.sum()), None, None
-            if spk:
-                grp, lo, hi = self._window(pop, start, stop)
-                with self._guard(grp.name):
-                    t0, t1 = float(grp["timestamps"][lo]), float(grp["timestamps"][hi - 1])
-            rate = spk / max(1, inf["size"] * (stop - start))
+            c = np.zeros(inf["size"], dtype=np.int64)
+            t0, t1 = np.inf, -np.inf
+            for ts, ids in self.iter_spikes(pop, start, stop, as_time=True):
+                if ids.size and ids.max() >= inf["size"]:
+                    self._fail(f"spikes/{pop}/node_ids: id {int(ids.max())} >= population "
+                               f"size {inf['size']}")
+                c += np.bincount(ids.astype(np.int64), minlength=inf["size"])
+                if ts.size:
+                    t0, t1 = min(t0, float(ts.min())), max(t1, float(ts.max()))
+            spk = int(c.sum())
+            t0, t1 = (t0, t1) if spk else (None, None)
+            w0, w1 = self.span(start, stop)
+            rate = spk / max(1, inf["size"] * (w1 - w0))
             rows.append({**inf, "spikes": spk, "rate_per_step": rate,
                          "rate_hz": rate * 1000.0 / self.dt, "active": float(np.mean(c > 0)),
                          "first_ms": t0, "last_ms": t1})

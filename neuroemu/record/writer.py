@@ -2,7 +2,8 @@
 
 Writing streams: :class:`TraceWriter` takes the :class:`~neuroemu.engines.Phase` records of a
 session one after the other (each with spikes recorded every step), turns them into per
-population (timestamps, node_ids) lists and appends them to chunked, compressed datasets.  Only
+population (timestamps, node_ids) lists and appends them to chunked datasets (packed with
+filters that every HDF5 build has, so SONATA readers such as libsonata open them).  Only
 whole chunks are written, so memory stays at most one chunk per dataset however long the run,
 and data once written is never rewritten.  The file is ``NAME.partial`` while it is written
 (HDF5 single-writer/multiple-reader mode, whose metadata stays consistent if the process dies)
@@ -28,7 +29,7 @@ import numpy as np
 from ..describe.h5 import FILTERS, LIBVER, chunks_of, set_str, write_group, write_text
 from ..errors import EngineError, TraceError
 from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SONATA_VERSION, SORTINGS,
-                     TIME_FILTERS, VALUE_FILTERS, _h5, pop_name, progress_check)
+                     VALUE_FILTERS, _h5, pop_name, progress_check, spike_filters)
 
 CELLS_PER_CALL = 1 << 21   # run_traced: steps per engine call ~ this / (batch * neurons)
 
@@ -110,7 +111,9 @@ class TraceWriter:
     chunk (default: 32768, less when there are many populations).  ``time_sorted``: promise
     SONATA sorting ``by_time``; phases of the asynchronous engine carry sub-tick spike times
     (``tick_times``), which the writer stores, and which need ``time_sorted=False``
-    (sorting ``none``) when clocks drift or jitter (``for_session`` chooses this itself).
+    (sorting ``none``) when clocks drift or jitter, and ``sub_tick=True``: timestamps are then
+    stored as they are, where whole-millisecond times (an integer ``dt``, lockstep phases) are
+    packed losslessly (``for_session`` and ``run_traced`` choose both from the engine).
 
     Use as a context manager (an exception leaves ``NAME.partial`` marked incomplete), or call
     :meth:`append` per phase and :meth:`close` at the end.
@@ -119,7 +122,7 @@ class TraceWriter:
     def __init__(self, path, net, *, x=None, batch=None, samples=None, dt: float = 1.0,
                  probes=None, probe_every: int = 1, probe_vars=PROBE_VARS, provenance=None,
                  flush_seconds: float = 1.0, chunk: int | None = None, t_start: int = 0,
-                 counters=None, time_sorted: bool = True):
+                 counters=None, time_sorted: bool = True, sub_tick: bool = False):
         h5py = _h5()
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + ".partial")
@@ -140,6 +143,8 @@ class TraceWriter:
                               f" (got {', '.join(bad) or 'nothing'})")
         self.dt, self.every, self.vars = float(dt), int(probe_every), tuple(probe_vars)
         self.time_sorted = bool(time_sorted)
+        # timestamps packed by scale-offset: exact only for whole numbers (checked in append)
+        self.whole_times = float(dt).is_integer() and not sub_tick
         self.probes = {}
         for name, idx in (probes or {}).items():
             l = net.layer(name)
@@ -185,10 +190,11 @@ class TraceWriter:
                 set_str(g.attrs, "layer", layer)
                 g.attrs.create("sample", np.int64(b))
                 g.attrs.create("size", np.uint64(net.sizes[l]))
-                ts = self._dataset(g, "timestamps", (), np.float64, self.chunk, TIME_FILTERS)
+                ts = self._dataset(g, "timestamps", (), np.float64, self.chunk, spike_filters(
+                    "whole_times" if self.whole_times else "times"))
                 set_str(ts.d.attrs, "units", "ms")
                 ids = self._dataset(g, "node_ids", (), np.uint64, self.chunk,
-                                    dict(fletcher32=True, dcpl=_packed_integers()))
+                                    spike_filters("node_ids"))
                 self.pops.append((b, l, _Timed(self.dt, ts, ids)))
         ne = f.create_group("neuroemu")
         set_str(ne.attrs, "format", FORMAT)
@@ -271,6 +277,11 @@ class TraceWriter:
                 continue
             cluster = phase.cluster_of[net.off[l] + ids]
             times = ticks[steps - step_no[0], b, cluster] / phase.quanta * self.dt
+            if self.whole_times and np.any(times != np.floor(times)):
+                k = int(np.argmax(times != np.floor(times)))
+                raise EngineError(f"phase '{phase.name}': spike time {times[k]:g} ms is not a "
+                                  "whole number of ms, which this trace packs (sub-tick times "
+                                  "of the asynchronous engine need TraceWriter(sub_tick=True))")
             if self.time_sorted and len(times) and (np.any(np.diff(times) < 0)
                                                    or times[0] < pop.last_time):
                 raise EngineError(f"phase '{phase.name}': spike times of the asynchronous "
@@ -378,16 +389,9 @@ class TraceWriter:
         prov = {"seed": getattr(sess, "seed", None), "engine": getattr(sess, "name", None)}
         prov.update(kw.pop("provenance", {}) or {})
         kw.setdefault("time_sorted", prov["engine"] != "async")
+        kw.setdefault("sub_tick", prov["engine"] == "async")
         return cls(path, sess.net, x=sess.x, t_start=sess.t, counters=sess.counters(),
                    provenance=prov, **kw)
-
-
-def _packed_integers():
-    """Dataset creation properties with HDF5's lossless integer scale-offset filter."""
-    h5py = _h5()
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_scaleoffset(h5py.h5z.SO_INT, h5py.h5z.SO_INT_MINBITS_DEFAULT)
-    return dcpl
 
 
 def _provenance(net, extra: dict) -> dict:
@@ -439,6 +443,7 @@ def run_traced(path, net, x, steps: int, *, seed=None, engine: str = "lockstep",
     show = sys.stderr.isatty() if progress is None else bool(progress)
     with TraceWriter(path, net, x=sess.x, samples=samples, dt=dt, probes=probes,
                      probe_every=every, probe_vars=pvars, time_sorted=engine != "async",
+                     sub_tick=engine == "async",
                      provenance={"seed": seed, "engine": engine, "settings": settings or {}}) \
             as w, tqdm(total=steps, unit="step", disable=not show, desc=Path(path).name) as bar:
         done = 0
