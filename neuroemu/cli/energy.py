@@ -19,11 +19,13 @@ from ..energy.report import EnergyReport, make_setup, plot_reports
 from ..energy.report import profiles as load_profiles
 from ..energy.report import reports as energy_reports
 from ..errors import EngineError
+from .run import bus_line, check_engine, engine_help
 
 EXAMPLE = """examples:
-  neuroemu energy netlists/mnist-binary.toml --profile loihi
-  neuroemu energy netlists/mnist-binary.toml --profile all --mesh 4x4 --neurons-per-core 256
-  neuroemu energy netlists/mnist-binary.toml --dataset mnist --batch 4 --nudge-steps 50 --json
+  neuroemu energy mnist-binary --profile loihi
+  neuroemu energy mnist-binary --profile all --mesh 4x4 --neurons-per-core 256
+  neuroemu energy mnist-binary-trained --dataset mnist --batch 4 --nudge-steps 50 --json
+  neuroemu energy my-chip.toml --engine async   (timing, and a mesh placement, from [hardware])
   neuroemu energy --list-profiles"""
 
 
@@ -60,13 +62,13 @@ def _make_input(args, cn, seed):
 
 
 def _load_source(args):
-    """(netlist, phases, description, sample ids or None) from a netlist (run here) or a
-    trace (read)."""
+    """(netlist, phases, description, sample ids or None, the bus engine's settings and
+    results or None) from a netlist (run here) or a trace (read)."""
     from .. import describe, engines
     path = Path(args.source)
     trace = _open_trace(path)
     if trace is not None:
-        return trace
+        return (*trace, None)
     net = describe.load(path)
     cn = engines.build(net)
     seed = net.seed if args.seed is None else args.seed
@@ -76,9 +78,55 @@ def _load_source(args):
             raise EngineError(f"--{opt.replace('_', '-')}: must be a non-negative integer "
                               f"(got {v})")
     x, y, desc = _make_input(args, cn, seed)
+    bus = _bus_engine(args, net, cn, seed) if args.engine == "async" else None
+    # the session reads the netlist's [hardware] itself (AsyncSession: hardware=None)
     phases = run_network(cn, x, args.steps, args.nudge_steps, args.beta, y, seed, args.engine,
                          progress=True)
-    return net, phases, f"{desc}; seed {seed}, engine {args.engine}", None
+    if bus is not None:
+        total = phases[0].counters
+        for ph in phases[1:]:
+            total = {k: total[k] + ph.counters[k] for k in total}
+        bus["bus"] = bus.pop("session").bus_report(total)
+    return net, phases, f"{desc}; seed {seed}, engine {args.engine}", None, bus
+
+
+def _bus_engine(args, net, cn, seed) -> dict:
+    """The bus engine's settings from the netlist's ``[hardware]`` (validated), and -- for a
+    mesh -- the energy model's placement of its circuit clusters on the same cores (one
+    packet per destination core, XY hops: the engine's own routing), so that the energy is
+    priced on the chip that was emulated."""
+    from .. import engines
+    from ..energy.accounting import Setup, coding_of
+    from .run import hardware_line, hardware_settings
+    sess = engines.session(cn, np.zeros((1, cn.sizes[0])), engine="async", seed=seed)
+    hwc, lay = sess.hw, sess.layout
+    settings = hardware_settings(hwc)
+    out = {"engine": "async", "session": sess, "clusters": lay.n,
+           "hardware_source": f"[hardware] of {net.path}" if net.hardware else
+           "defaults (the netlist has no [hardware])"}
+    if hwc.topology == "mesh":
+        given = [f"--{k.replace('_', '-')} {v}" for k, v in
+                 (("mesh", args.mesh), ("placement", args.placement),
+                  ("neurons_per_core", args.neurons_per_core)) if v is not None]
+        if args.routing != "multicast":
+            given.append(f"--routing {args.routing}")
+        if given:
+            raise EngineError(f"{given[0].split()[0]}: the async engine ran on the "
+                              f"{hwc.mesh[0]}x{hwc.mesh[1]} mesh of {net.path}'s [hardware] "
+                              f"(multicast, its clusters on their cores): the energy is priced "
+                              f"on that placement (got {given[0]})")
+        core = np.asarray(lay.port, dtype=np.int64)[lay.cluster_of]
+        npc = int(max(h - lo for lo, h in zip(lay.lo, lay.hi)))
+        pl = hw.Placement(hwc.mesh[0], hwc.mesh[1], npc, core, "hardware-clusters")
+        names, sizes = tuple(p.name for p in net.populations), net.sizes
+        out["setup"] = Setup(names, sizes, coding_of(net), pl, hw.route_table(pl, sizes, True))
+        out["placement"] = "the [hardware] mesh, one core per circuit cluster"
+    else:
+        out["placement"] = ("the options below (a bus has no mesh: the engine's timing, the "
+                            "energy model's placement)")
+    out["hardware"] = settings
+    out["line"] = hardware_line({"hardware": settings}, net)
+    return out
 
 
 def _open_trace(path: Path):
@@ -110,8 +158,8 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list-profiles", action="store_true", help="list shipped profiles and exit")
     g = p.add_argument_group("placement and routing")
     g.add_argument("--mesh", help="WIDTHxHEIGHT of cores (default: smallest square that fits)")
-    g.add_argument("--neurons-per-core", type=int, default=256, help="default 256")
-    g.add_argument("--placement", default="layer",
+    g.add_argument("--neurons-per-core", type=int, help="default 256")
+    g.add_argument("--placement",
                    help="layer (each population from a fresh core; default), packed, or a .npy "
                         "file of one core index per neuron")
     g.add_argument("--routing", choices=("multicast", "unicast"), default="multicast",
@@ -130,7 +178,9 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--split", choices=("train", "test"), default="test", help="default test")
     r.add_argument("--offset", type=int, default=0, help="first image (default 0)")
     r.add_argument("--seed", type=int, help="run seed (default: the netlist's)")
-    r.add_argument("--engine", default="lockstep", help="lockstep (default) or async")
+    r.add_argument("--engine", default="lockstep",
+                   help=engine_help() + "; async runs on the netlist's [hardware] (its clocks, "
+                   "bus or mesh; a mesh also places the cores the energy is priced on)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print JSON (a list if several profiles)")
     o.add_argument("--plot", metavar="FILE.png", help="stacked bars of where the energy goes")
@@ -147,19 +197,30 @@ def energy_main(args) -> int:
         return 0
     if not args.source:
         raise EngineError("energy: give a NETLIST or TRACE file (or --list-profiles)")
+    check_engine(args.engine)
     profiles = _profiles(args)
-    net, phases, desc, ids = _load_source(args)
-    # the same assembly as neuroemu.estimate_energy (neuroemu/energy/report.py)
-    setup = make_setup(net, args.mesh or None, args.neurons_per_core, args.placement,
-                       args.routing == "multicast")
+    net, phases, desc, ids, bus = _load_source(args)
+    if bus is not None and "setup" in bus:      # priced on the [hardware] mesh it ran on
+        setup = bus["setup"]
+    else:  # the same assembly as neuroemu.estimate_energy (neuroemu/energy/report.py)
+        setup = make_setup(net, args.mesh or None,
+                           256 if args.neurons_per_core is None else args.neurons_per_core,
+                           args.placement or "layer", args.routing == "multicast")
     reports = energy_reports(setup, phases, profiles, ids, source=str(args.source),
                              network=net.name, input=desc)
     if args.plot:
         plot(reports, args.plot)
+    engine = {} if bus is None else {
+        "engine": "async", "hardware": bus["hardware"], "hardware_source": bus["hardware_source"],
+        "clusters": bus["clusters"], "energy_placement": bus["placement"], "bus": bus["bus"]}
     if args.json:
-        dicts = [rep.to_dict() for rep in reports]
+        dicts = [dict(rep.to_dict(), **engine) for rep in reports]
         print(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1))
         return 0
+    if bus is not None:
+        print(f"async engine {bus['line']}; {bus['clusters']} circuit clusters; energy "
+              f"placement: {bus['placement']}")
+        print(f"  {bus_line(bus['bus'])}")
     for i, rep in enumerate(reports):
         print(rep.summary(header=(i == 0)))
     if args.plot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -14,23 +15,66 @@ from ..errors import EngineError
 from ..record.layout import PROBE_VARS, parse_indices
 
 RUN_EXAMPLE = """example:
-  neuroemu run netlists/mnist-binary.toml --steps 100 --batch 4 --seed 1
-  neuroemu run netlists/tiny.toml --input x.npy --steps 50 --json"""
+  neuroemu run mnist-binary --steps 100 --batch 4 --seed 1
+  neuroemu run tiny --input x.npy --steps 50 --json
+  neuroemu run my-chip.toml --engine async    (the bus engine, with the netlist's [hardware])"""
 
 VALIDATE_EXAMPLE = """example:
-  neuroemu validate netlists/fig2.toml"""
+  neuroemu validate fig2
+  neuroemu validate my-net.toml"""
+
+NETLIST_HELP = "netlist: a .toml or .h5 file, or the name of a shipped network (neuroemu netlists)"
+
+
+def check_engine(name: str) -> str:
+    """The ``--engine`` option: one of :data:`neuroemu.engines.ENGINES`."""
+    if name not in engines.ENGINES:
+        raise EngineError(f"--engine: must be one of "
+                          + ", ".join(f"{k} ({v[2]})" for k, v in engines.ENGINES.items())
+                          + f" (got {name!r})")
+    return name
+
+
+def engine_help() -> str:
+    return "engine: " + " or ".join(engines.ENGINES) + f" (default {next(iter(engines.ENGINES))})"
+
+
+def hardware_settings(hwc) -> dict:
+    """The bus engine's settings (an ``asyncbus.Hardware``) as plain values, as
+    ``RunResult.metadata["hardware"]`` holds them."""
+    keys = ("quanta", "cluster_size", "period", "drift", "phase", "jitter", "topology",
+            "latency", "channels")
+    d = {k: getattr(hwc, k) for k in keys}
+    d["bandwidth"] = "unlimited" if math.isinf(hwc.bandwidth) else hwc.bandwidth
+    if hwc.mesh:
+        d["mesh"] = list(hwc.mesh)
+    return d
+
+
+def hardware_line(meta: dict, net) -> str:
+    """The bus engine's settings as one line: where they came from and their values."""
+    hw = meta.get("hardware", {})
+    src = f"[hardware] of {net.path}" if net.hardware else "defaults (the netlist has no [hardware])"
+    return f"hardware ({src}): " + ", ".join(f"{k} {v}" for k, v in hw.items())
+
+
+def bus_line(bus: dict) -> str:
+    return (f"bus: {bus['packets']} packets, {bus['late']} late ({100 * bus['late_fraction']:.2f}%)"
+            f", {bus['early']} early ({100 * bus['early_fraction']:.2f}%), mean queue delay "
+            f"{bus['mean_queue_delay_ticks']:.4g} ticks, utilisation {bus['utilisation']:.4f}")
 
 
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = VALIDATE_EXAMPLE
-    p.add_argument("netlist", help="netlist file (.toml or .h5)")
+    p.add_argument("netlist", help=NETLIST_HELP)
 
 
 def validate_main(args) -> int:
     net = describe.load(args.netlist)
+    hwc = None
     if net.hardware:
         from ..engines.asyncbus import parse_hardware
-        parse_hardware(net.hardware, net.path)  # raises NetlistError for bad settings
+        hwc = parse_hardware(net.hardware, net.path)  # raises NetlistError for bad settings
     print(f"{args.netlist}: ok -- network '{net.name}', seed {net.seed}")
     for p in net.populations:
         n = p.neuron
@@ -42,6 +86,9 @@ def validate_main(args) -> int:
         w = pr.weights
         print(f"  {pr.pre} <-> {pr.post}: {w.shape[0]}x{w.shape[1]} weights, "
               f"range [{w.min():.4g}, {w.max():.4g}]")
+    if hwc is not None:
+        print(f"  {hardware_line({'hardware': hardware_settings(hwc)}, net)} "
+              f"(used by --engine async)")
     return 0
 
 
@@ -52,7 +99,7 @@ def _fmt(d: dict) -> str:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = RUN_EXAMPLE
-    p.add_argument("netlist", help="netlist file (.toml or .h5)")
+    p.add_argument("netlist", help=NETLIST_HELP)
     p.add_argument("--steps", type=int, default=100, help="steps to run (default 100)")
     p.add_argument("--input", metavar="FILE.npy",
                    help="input batch (B, n_input) or one input (n_input,); default: seeded "
@@ -60,7 +107,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1,
                    help="samples for the random input (default 1)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the netlist's)")
-    p.add_argument("--engine", default="lockstep", help="lockstep (default) or async")
+    p.add_argument("--engine", default="lockstep", help=engine_help() + "; async reports its "
+                   "bus: packets, late and early packets, queueing delay, utilisation")
     p.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_trace_arguments(p)
@@ -90,6 +138,7 @@ def summarise(result: engines.RunResult) -> list[dict]:
 
 
 def run_main(args) -> int:
+    check_engine(args.engine)
     net = describe.load(args.netlist)
     cn = engines.build(net)
     seed = net.seed if args.seed is None else args.seed
@@ -118,16 +167,24 @@ def run_main(args) -> int:
         result = engines.run(cn, x, args.steps, engine=args.engine, seed=seed,
                             threads=args.threads)
     rows = summarise(result)
+    meta = result.metadata
     if args.json:
-        print(json.dumps({"netlist": str(args.netlist), "steps": args.steps,
-                          "batch": result.batch, "seed": seed, "populations": rows}, indent=1))
+        out = {"netlist": str(args.netlist), "engine": meta.get("engine", args.engine),
+               "steps": args.steps, "batch": result.batch, "seed": seed, "populations": rows}
+        for key in ("hardware", "clusters", "bus"):     # the bus engine's
+            if key in meta:
+                out[key] = meta[key]
+        print(json.dumps(out, indent=1))
         return 0
     print(f"{Path(args.netlist).name}: {args.steps} steps, batch {result.batch}, seed {seed}, "
-          f"engine {args.engine}")
+          f"engine {meta.get('engine', args.engine)}")
     print(f"  {'population':<12}{'neurons':>8}{'spikes':>12}{'rate/step':>11}{'mean s':>9}")
     for r in rows:
         print(f"  {r['population']:<12}{r['neurons']:>8}{r['spikes']:>12}"
               f"{r['rate_per_step']:>11.4f}{r['mean_state']:>9.4f}")
+    if "bus" in meta:
+        print(f"  {bus_line(meta['bus'])}")
+        print(f"  {hardware_line(meta, net)}; {meta.get('clusters', '?')} circuit clusters")
     return 0
 
 
@@ -147,7 +204,7 @@ def add_trace_arguments(p) -> None:
                    help="samples of the batch to record, e.g. 0 or 0-3 (default all)")
     g.add_argument("--dt", type=float, default=1.0, metavar="MS",
                    help="duration of one step in ms (spike times are step * dt; default 1)")
-    p.epilog = (p.epilog or "") + ("\n  neuroemu run netlists/mnist-binary.toml --steps 1000 "
+    p.epilog = (p.epilog or "") + ("\n  neuroemu run mnist-binary --steps 1000 "
                                    "--trace traces/run.h5 --probe hidden:0-9 --probe-every 10")
 
 
