@@ -15,7 +15,8 @@ The public API is the handful of names below, documented with examples in docs/a
 - running: :func:`run`, :func:`session`, :class:`RunResult`;
 - traces: :func:`open_trace`, :func:`write_trace`, :class:`Trace`;
 - energy: :func:`estimate_energy`, :class:`EnergyReport`, :func:`profiles`;
-- learning: :func:`train`, :class:`TrainResult`, :class:`Hyper`, :func:`digits`;
+- learning: :func:`train`, :class:`TrainResult`, :class:`Hyper`, :func:`evaluate`,
+  :class:`EvalResult`, :func:`digits`;
 - errors: :class:`NeuroemuError` (every error a user can cause; one line naming the file,
   field and value).
 
@@ -30,16 +31,17 @@ from ._version import __version__
 from .describe import Netlist, from_dict, load, save, shipped
 from .energy.hardware import shipped_profiles as _shipped_profiles
 from .energy.report import EnergyReport, estimate_energy
-from .engines import CompiledNetwork, RunResult, build, run, session
+from .engines import CompiledNetwork, RunResult, as_compiled as _as_compiled, build, run, session
 from .errors import NeuroemuError
 from .learn.eqprop import Hyper
+from .learn.evaluate import EvalResult, evaluate
 from .learn.train import TrainResult, train
-from .record import Trace, write as write_trace
+from .record import Trace, write as _write_trace
 
 __all__ = ["__version__", "Netlist", "load", "from_dict", "layered", "save", "shipped",
            "CompiledNetwork", "build", "session", "run", "RunResult", "Trace", "open_trace",
            "write_trace", "estimate_energy", "EnergyReport", "profiles", "train", "TrainResult",
-           "Hyper", "digits", "NeuroemuError"]
+           "Hyper", "evaluate", "EvalResult", "digits", "NeuroemuError"]
 
 # Neuron components by name for layered(): the paper's two MNIST networks (docs/model.md).
 NEURONS = {
@@ -55,6 +57,14 @@ def open_trace(path) -> Trace:
     """Open an HDF5 spike trace for reading (a lazy :class:`~neuroemu.record.Trace`; use it as
     a context manager)."""
     return Trace(path)
+
+
+def write_trace(path, net, result, *, x=None, **kwargs):
+    """Write a RunResult that recorded spikes every step (``record_spikes=True``) as an HDF5
+    spike trace (SONATA layout, docs/trace-format.md) at ``path``; ``net`` is the Netlist or
+    CompiledNetwork it ran, ``x`` its input (stored for provenance).  Keyword arguments go to
+    :class:`neuroemu.record.TraceWriter` (``samples``, ``dt``, ...).  Returns the path."""
+    return _write_trace(path, _as_compiled(net), result, x=x, **kwargs)
 
 
 def profiles() -> list[str]:

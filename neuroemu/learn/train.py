@@ -101,7 +101,8 @@ class TrainResult:
     epoch in ``history`` (dicts: ``epoch``, ``train_error``, ``train_loss``,
     ``train_spikes_per_sample``, ``val_error``, ``val_spikes_per_sample`` -- None without
     validation --, timings), the hyper-parameters used and the :class:`Trainer` (to go on
-    training: ``result.trainer.train_batch(x, y)``)."""
+    training: ``result.trainer.train_batch(x, y)``).  Score it on a test set with
+    ``neuroemu.evaluate(result.net, images, labels)``."""
 
     net: CompiledNetwork
     history: list[dict]
@@ -112,13 +113,6 @@ class TrainResult:
         """The trained network as a Netlist (to save with ``neuroemu.save``)."""
         nl = self.net.to_netlist()
         return nl if name is None else replace(nl, name=name)
-
-    def evaluate(self, images, labels, batch: int = 100) -> tuple[float, float]:
-        """(classification error as a fraction, messages sent per sample) of a free phase
-        of ``hyper.n_free`` steps per image."""
-        x = check_input(images, self.net.sizes[0], "images")
-        y = _labels(labels, len(x), self.net.sizes[-1])
-        return self.trainer.evaluate(x, y, batch=batch)
 
     def plot(self, ax=None, path=None, title: str | None = None):
         """The learning curve (:func:`neuroemu.learn.plots.plot_learning_curve`); returns the
