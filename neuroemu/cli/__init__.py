@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neuroemu: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # the reader went away (neuroemu netlists | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
