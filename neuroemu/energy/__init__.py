@@ -2,7 +2,10 @@
 routing, packets) and the accounting that turns a run's exact event counts into joules.
 
 - :mod:`.hardware` -- profiles, placement, route tables, counts per event kind, prices;
-- :mod:`.accounting` -- activity of a run or a trace, the real-valued baseline, the report.
+- :mod:`.accounting` -- activity of a run or a trace, the real-valued baseline, the report;
+- :mod:`.report` -- :func:`~.report.estimate_energy` (``neuroemu.estimate_energy``) and
+  :class:`~.report.EnergyReport`: a run, a trace or a netlist to joules in one call, the text,
+  JSON and plot of ``neuroemu energy``.
 
 See docs/energy-model.md for the model and the source of every number.
 """
