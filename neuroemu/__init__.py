@@ -25,14 +25,13 @@ The package is laid out by stage, imports pointing down the data flow only: ``de
 ``energy`` -> ``learn`` (datasets, training, experiments) -> this API -> ``cli``.
 """
 
-from importlib import resources as _resources
-
 from ._version import __version__
-from .describe import Netlist, from_dict, load, save, shipped
+from .describe import Netlist, from_dict, layered, load, save, shipped
 from .energy.hardware import shipped_profiles as _shipped_profiles
 from .energy.report import EnergyReport, estimate_energy
 from .engines import CompiledNetwork, RunResult, as_compiled as _as_compiled, build, run, session
 from .errors import NeuroemuError
+from .learn.datasets import digits
 from .learn.eqprop import Hyper
 from .learn.evaluate import EvalResult, evaluate
 from .learn.train import TrainResult, train
@@ -42,16 +41,6 @@ __all__ = ["__version__", "Netlist", "load", "from_dict", "layered", "save", "sh
            "CompiledNetwork", "build", "session", "run", "RunResult", "Trace", "open_trace",
            "write_trace", "estimate_energy", "EnergyReport", "profiles", "train", "TrainResult",
            "Hyper", "evaluate", "EvalResult", "digits", "NeuroemuError"]
-
-# Neuron components by name for layered(): the paper's two MNIST networks (docs/model.md).
-NEURONS = {
-    "binary": {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
-               "lam": {"kind": "constant", "value": 0.275},
-               "eps": {"kind": "osa", "nu_bar": 0.0346}},
-    "continuous": {"encoder": "none", "predictive": False, "decoder": "identity",
-                   "eps": {"kind": "constant", "eps0": 0.5}},
-}
-
 
 def open_trace(path) -> Trace:
     """Open an HDF5 spike trace for reading (a lazy :class:`~neuroemu.record.Trace`; use it as
@@ -70,43 +59,3 @@ def write_trace(path, net, result, *, x=None, **kwargs):
 def profiles() -> list[str]:
     """Names of the hardware profiles shipped with neuroemu (for :func:`estimate_energy`)."""
     return _shipped_profiles()
-
-
-def layered(sizes, neuron="binary", *, seed: int = 0, name: str = "layered", bias=0.0,
-            gain: float = 1.0, description: str = "") -> Netlist:
-    """A chain of populations ``input, hidden..., output`` of the given ``sizes``, each
-    adjacent pair joined by a projection of Glorot-uniform weights (scaled by ``gain``,
-    drawn from ``seed``); every non-input population has bias ``bias``.
-
-    ``neuron``: ``"binary"`` (the paper's spiking neuron: sigma-delta, predictive coding
-    with lambda = 0.275, OSA step sizes), ``"continuous"`` (real-valued messages,
-    eps = 0.5), or a dict of components (``encoder``, ``predictive``, ``decoder``, ``lam``,
-    ``eps``; see docs/netlist-format.md).  Goes through the same validator as a netlist
-    file (:func:`from_dict`), so errors name the field and the value."""
-    if isinstance(neuron, str):
-        if neuron not in NEURONS:
-            from .errors import NetlistError
-            raise NetlistError(f"<layered>: neuron: must be one of {', '.join(NEURONS)} or a "
-                               f"dict of components (got {neuron!r})")
-        neuron = NEURONS[neuron]
-    sizes = list(sizes)
-    hidden = ["hidden"] if len(sizes) == 3 else [f"hidden{i}" for i in range(1, len(sizes) - 1)]
-    names = ["input"] + hidden + ["output"] if len(sizes) >= 2 else ["input"] * len(sizes)
-    raw = {"network": {"name": name, "seed": seed, "description": description},
-           "neuron": neuron,
-           "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
-           "projection": [{"pre": names[i], "post": names[i + 1],   # seeds: seed * 1000 + i
-                           "weights": {"init": "glorot_uniform", "gain": gain}}
-                          for i in range(len(sizes) - 1)]}
-    for p in raw["population"][1:]:
-        p["bias"] = bias
-    return from_dict(raw, path="<layered>")
-
-
-def digits():
-    """The 300 MNIST test digits shipped with neuroemu (official test images 0-299):
-    (images (300, 784) float64 in [0, 1], labels (300,) int64)."""
-    import numpy as np
-    path = _resources.files("neuroemu") / "data" / "mnist_test_digits.npz"
-    with _resources.as_file(path) as p, np.load(p, allow_pickle=False) as z:
-        return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)

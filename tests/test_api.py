@@ -81,11 +81,12 @@ def test_layered_weights_biases_and_names():
         neuroemu.layered([2, 0, 2])
 
 
-def test_digits_are_the_demos():
-    from neuroemu.cli.demo import load_digits
+def test_digits_are_the_bundled_test_images():
     x, y = neuroemu.digits()
-    x0, y0 = load_digits()
-    assert np.array_equal(x, x0) and np.array_equal(y, y0) and x.shape == (300, 784)
+    assert x.shape == (300, 784) and x.min() == 0.0 and x.max() == 1.0
+    with np.load(ROOT / "neuroemu" / "data" / "mnist_test_digits.npz") as z:
+        assert np.array_equal(x * 255.0, z["images"].reshape(300, 784))
+        assert np.array_equal(y, z["labels"])
 
 
 def test_run_result_accessors_slice_the_recorded_phases(tiny):

@@ -15,30 +15,19 @@ current folder unless ``--out-dir`` says otherwise).
 from __future__ import annotations
 
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .. import describe, engines
 from ..errors import EngineError
+from ..learn.datasets import digits
 from ..learn.evaluate import default_steps, evaluate
 
 NETWORK = "mnist-binary-trained"
 EXAMPLE = """examples:
   neuroemu demo
   neuroemu demo --digits 100 --profile truenorth --out-dir /tmp/demo"""
-
-
-def digits_path() -> Path:
-    return Path(str(resources.files("neuroemu") / "data" / "mnist_test_digits.npz"))
-
-
-def load_digits(path=None):
-    """The 300 bundled MNIST test digits: (images (300, 784) in [0, 1], labels)."""
-    path = digits_path() if path is None else path
-    with np.load(path, allow_pickle=False) as z:
-        return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)
 
 
 def energy_summary(cn, x, steps, profile_name):
@@ -120,7 +109,7 @@ def demo_main(args) -> int:
     path = describe.resolve(args.netlist)
     nl = describe.load(path)
     cn = engines.build(nl)
-    x, labels = load_digits()
+    x, labels = digits()
     if not 1 <= args.digits <= len(x):
         raise EngineError(f"--digits: must lie in 1..{len(x)} (got {args.digits})")
     x, labels = x[:args.digits], labels[:args.digits]

@@ -29,7 +29,7 @@ NETLIST_HELP = "netlist: a .toml or .h5 file, or the name of a shipped network (
 def check_engine(name: str) -> str:
     """The ``--engine`` option: one of :data:`neuroemu.engines.ENGINES`."""
     if name not in engines.ENGINES:
-        raise EngineError(f"--engine: must be one of "
+        raise EngineError("--engine: must be one of "
                           + ", ".join(f"{k} ({v[2]})" for k, v in engines.ENGINES.items())
                           + f" (got {name!r})")
     return name

@@ -22,11 +22,12 @@ from ..errors import NetlistError
 from .dicts import replace, same, to_dict
 from .h5 import H5_SUFFIXES, load_h5, save_h5
 from .netlist import Component, Netlist, Neuron, Population, Projection, from_dict, loads
+from .neurons import NEURON_PRESETS
 from .tomlwriter import INLINE_MAX, save_toml
 
 __all__ = ["Component", "Netlist", "Neuron", "Population", "Projection", "from_dict", "loads",
            "load", "save", "save_toml", "save_h5", "to_dict", "replace", "same", "convert",
-           "shipped", "resolve", "INLINE_MAX"]
+           "shipped", "resolve", "layered", "INLINE_MAX"]
 
 SUFFIXES = H5_SUFFIXES + (".toml",)
 
@@ -83,6 +84,36 @@ def load(name_or_path) -> Netlist:
     except IsADirectoryError:
         raise NetlistError(f"{path}: is a directory, not a netlist file") from None
     return loads(text, path=path)
+
+
+def layered(sizes, neuron="binary", *, seed: int = 0, name: str = "layered", bias=0.0,
+            gain: float = 1.0, description: str = "") -> Netlist:
+    """A chain of populations ``input, hidden..., output`` of the given ``sizes``, each
+    adjacent pair joined by a projection of Glorot-uniform weights (scaled by ``gain``,
+    drawn from ``seed``); every non-input population has bias ``bias``.
+
+    ``neuron``: ``"binary"`` (the paper's spiking neuron: sigma-delta, predictive coding
+    with lambda = 0.275, OSA step sizes), ``"continuous"`` (real-valued messages,
+    eps = 0.5), or a dict of components (``encoder``, ``predictive``, ``decoder``, ``lam``,
+    ``eps``; see docs/netlist-format.md).  Goes through the same validator as a netlist
+    file (:func:`from_dict`), so errors name the field and the value."""
+    if isinstance(neuron, str):
+        if neuron not in NEURON_PRESETS:
+            raise NetlistError(f"<layered>: neuron: must be one of {', '.join(NEURON_PRESETS)} "
+                               f"or a dict of components (got {neuron!r})")
+        neuron = NEURON_PRESETS[neuron]
+    sizes = list(sizes)
+    hidden = ["hidden"] if len(sizes) == 3 else [f"hidden{i}" for i in range(1, len(sizes) - 1)]
+    names = ["input"] + hidden + ["output"] if len(sizes) >= 2 else ["input"] * len(sizes)
+    raw = {"network": {"name": name, "seed": seed, "description": description},
+           "neuron": neuron,
+           "population": [{"name": n, "size": s} for n, s in zip(names, sizes)],
+           "projection": [{"pre": names[i], "post": names[i + 1],   # seeds: seed * 1000 + i
+                           "weights": {"init": "glorot_uniform", "gain": gain}}
+                          for i in range(len(sizes) - 1)]}
+    for p in raw["population"][1:]:
+        p["bias"] = bias
+    return from_dict(raw, path="<layered>")
 
 
 def save(net: Netlist, path, *, weights=None, biases=None) -> Path:

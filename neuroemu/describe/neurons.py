@@ -73,3 +73,12 @@ DEFAULT_NEURON = {
     "lam": {"kind": "constant", "value": 1.0},
     "eps": {"kind": "constant", "eps0": 0.5},
 }
+
+# Neurons by name for describe.layered(): the paper's two MNIST networks (docs/model.md 4.4).
+NEURON_PRESETS = {
+    "binary": {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
+               "lam": {"kind": "constant", "value": 0.275},
+               "eps": {"kind": "osa", "nu_bar": 0.0346}},
+    "continuous": {"encoder": "none", "predictive": False, "decoder": "identity",
+                   "eps": {"kind": "constant", "eps0": 0.5}},
+}

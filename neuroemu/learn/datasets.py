@@ -243,3 +243,12 @@ def one_hot(labels, n_classes: int = N_CLASSES) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in 0..{n_classes - 1} (got {labels.min()}..{labels.max()})")
     return np.eye(n_classes)[labels.astype(np.intp)]
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 300 MNIST test digits shipped inside the package (official test images 0-299):
+    (images (300, 784) float64 in [0, 1], labels (300,) int64).  Needs no dataset folder."""
+    from importlib import resources
+    path = resources.files("neuroemu") / "data" / "mnist_test_digits.npz"
+    with resources.as_file(path) as p, np.load(p, allow_pickle=False) as z:
+        return z["images"].reshape(len(z["images"]), -1) / 255.0, z["labels"].astype(np.int64)
