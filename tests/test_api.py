@@ -345,3 +345,28 @@ def test_convergence_plot_takes_an_axes(tmp_path):
     assert isinstance(fig, Figure) and (tmp_path / "f.png").is_file()
     own = Figure()
     assert converge.plot(curves, proto, ax=own.add_subplot()) is own
+
+
+def test_estimate_energy_prices_a_bus_engine_mesh_like_the_command(tmp_path, capsys):
+    """A network run on the bus engine with a [hardware] mesh: the API, like the command,
+    prices the packets on the engine's own cluster placement, and refuses placement options."""
+    raw = {"network": {"name": "m", "seed": 3},
+           "neuron": {"encoder": "sigma_delta"},
+           "population": [{"name": "input", "size": 6}, {"name": "hidden", "size": 5},
+                          {"name": "output", "size": 3, "bias": 0.1}],
+           "projection": [{"pre": "input", "post": "hidden"}, {"pre": "hidden", "post": "output"}],
+           "hardware": {"cluster_size": 2, "bus": {"topology": "mesh", "latency": 5},
+                        "mesh": {"width": 3, "height": 3}}}
+    net = neuroemu.from_dict(raw)
+    path = tmp_path / "m.toml"
+    neuroemu.save(net, path)
+    x = np.random.default_rng(1).random((1, 6))
+    np.save(tmp_path / "x.npy", x)
+    rep = neuroemu.estimate_energy(path, "loihi", x=x, steps=20, engine="async")
+    assert cli.main(["energy", str(path), "--input", str(tmp_path / "x.npy"), "--steps", "20",
+                     "--engine", "async", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert rep.to_dict()["placement"] == out["placement"] == "hardware-clusters"
+    assert rep.to_dict()["counts"] == out["counts"]
+    with pytest.raises(neuroemu.NeuroemuError, match=r"mesh: the bus engine ran on the mesh"):
+        neuroemu.estimate_energy(path, "loihi", x=x, steps=5, engine="async", mesh="4x4")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..energy import hardware as hw
 from ..energy.accounting import run_network, trace_phases
-from ..energy.report import EnergyReport, make_setup, plot_reports
+from ..energy.report import EnergyReport, cluster_setup, make_setup, plot_reports
 from ..energy.report import profiles as load_profiles
 from ..energy.report import reports as energy_reports
 from ..errors import EngineError
@@ -96,7 +96,6 @@ def _bus_engine(args, net, cn, seed) -> dict:
     packet per destination core, XY hops: the engine's own routing), so that the energy is
     priced on the chip that was emulated."""
     from .. import engines
-    from ..energy.accounting import Setup, coding_of
     from .run import hardware_line, hardware_settings
     sess = engines.session(cn, np.zeros((1, cn.sizes[0])), engine="async", seed=seed)
     hwc, lay = sess.hw, sess.layout
@@ -115,11 +114,7 @@ def _bus_engine(args, net, cn, seed) -> dict:
                               f"{hwc.mesh[0]}x{hwc.mesh[1]} mesh of {net.path}'s [hardware] "
                               f"(multicast, its clusters on their cores): the energy is priced "
                               f"on that placement (got {given[0]})")
-        core = np.asarray(lay.port, dtype=np.int64)[lay.cluster_of]
-        npc = int(max(h - lo for lo, h in zip(lay.lo, lay.hi)))
-        pl = hw.Placement(hwc.mesh[0], hwc.mesh[1], npc, core, "hardware-clusters")
-        names, sizes = tuple(p.name for p in net.populations), net.sizes
-        out["setup"] = Setup(names, sizes, coding_of(net), pl, hw.route_table(pl, sizes, True))
+        out["setup"] = cluster_setup(cn, seed)
         out["placement"] = "the [hardware] mesh, one core per circuit cluster"
     else:
         out["placement"] = ("the options below (a bus has no mesh: the engine's timing, the "

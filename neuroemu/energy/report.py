@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..describe import Netlist, load
-from ..engines import CompiledNetwork, RunResult, build, check_input
+from ..engines import CompiledNetwork, RunResult, build, check_input, session
 from ..errors import EngineError, ProfileError
 from . import hardware as hw
 from .accounting import (KINDS, Activity, Setup, activity_from_phase, coding_of, fmt_j, fmt_n,
@@ -67,6 +67,23 @@ def make_setup(net, mesh=None, neurons_per_core: int = 256, placement: str = "la
     names, sizes = tuple(p.name for p in nl.populations), nl.sizes
     pl = hw.place(sizes, mesh, neurons_per_core, str(placement))
     return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, sizes, bool(multicast)))
+
+
+def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
+    """For the bus engine on the ``[hardware]`` mesh of a network: the energy model's
+    placement of its circuit clusters on the engine's own cores (one packet per destination
+    core, XY hops: the engine's routing), so the energy is priced on the chip that was
+    emulated.  None when the ``[hardware]`` topology is a bus (no mesh to place on)."""
+    sess = session(cn, np.zeros((1, cn.sizes[0])), engine="async", seed=seed)
+    hwc, lay = sess.hw, sess.layout
+    if hwc.topology != "mesh":
+        return None
+    core = np.asarray(lay.port, dtype=np.int64)[lay.cluster_of]
+    npc = int(max(hi - lo for lo, hi in zip(lay.lo, lay.hi)))
+    pl = hw.Placement(hwc.mesh[0], hwc.mesh[1], npc, core, "hardware-clusters")
+    nl = cn.netlist
+    names, sizes = tuple(p.name for p in nl.populations), nl.sizes
+    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, sizes, True))
 
 
 def reports(setup: Setup, phases: list[Activity], profs: list[hw.Profile], sample_ids=None, *,
@@ -142,11 +159,13 @@ def estimate_energy(source, profile="loihi", *, net=None, x=None, target=None, s
     :class:`EnergyReport` back -- or a list of those or ``"all"`` -- a list of reports of the
     same run.  ``mesh``, ``neurons_per_core``, ``placement``, ``multicast`` and ``word_bits``
     are the command's ``--mesh``, ``--neurons-per-core``, ``--placement``, ``--routing`` and
-    ``--word-bits``.
+    ``--word-bits``.  A network run here on the bus engine (``engine="async"``) whose
+    ``[hardware]`` is a mesh is priced on that mesh, its circuit clusters on their cores
+    (:func:`cluster_setup`); placement options are an error then.
     """
     from ..record import Trace
     profs = profiles(profile, word_bits)
-    ids = sample_ids
+    ids, setup = sample_ids, None
     if isinstance(source, RunResult):
         if net is None:
             raise EngineError("estimate_energy: net: required with a RunResult (a result does "
@@ -177,13 +196,23 @@ def estimate_energy(source, profile="loihi", *, net=None, x=None, target=None, s
                 nl, phases, desc, ids = trace_phases(tr)
     elif isinstance(source, (str, Path, Netlist, CompiledNetwork)):
         src = str(source) if isinstance(source, (str, Path)) else type(source).__name__
-        nl, phases, desc = _run(source, net, x, target, steps, nudge_steps, beta, seed, engine,
+        cn, phases, desc = _run(source, net, x, target, steps, nudge_steps, beta, seed, engine,
                                 sample_ids)
+        nl = cn.netlist
+        setup = cluster_setup(cn, seed) if engine == "async" else None
+        given = [(k, v) for k, v, default in (("mesh", mesh, None), ("placement", placement, "layer"),
+                                               ("neurons_per_core", neurons_per_core, 256),
+                                               ("multicast", multicast, True)) if v != default]
+        if setup is not None and given:
+            raise EngineError(f"estimate_energy: {given[0][0]}: the bus engine ran on the mesh "
+                              f"of {nl.path or nl.name}'s [hardware]; the energy is priced on "
+                              f"that placement (got {given[0][0]} = {given[0][1]!r})")
     else:
         raise TypeError(f"estimate_energy: source: expected a RunResult, a Trace, a trace or "
                         f"netlist path, a Netlist or a CompiledNetwork "
                         f"(got {type(source).__name__})")
-    setup = make_setup(nl, mesh, neurons_per_core, placement, multicast)
+    if setup is None:
+        setup = make_setup(nl, mesh, neurons_per_core, placement, multicast)
     out = reports(setup, phases, profs, ids, source=src, network=nl.name, input=desc)
     single = isinstance(profile, (str, Path, hw.Profile)) and profile != "all"
     return out[0] if single else out
@@ -220,7 +249,7 @@ def _run(source, net, x, target, steps, nudge_steps, beta, seed, engine, sample_
     seed = cn.netlist.seed if seed is None else seed
     phases = run_network(cn, x, steps, nudge_steps, beta, target, seed, engine,
                          sample_ids=sample_ids)
-    return cn.netlist, phases, f"input x of {len(x)} sample(s); seed {seed}, engine {engine}"
+    return cn, phases, f"input x of {len(x)} sample(s); seed {seed}, engine {engine}"
 
 
 # --------------------------------------------------------------------------- the report
