@@ -2,7 +2,7 @@
 recorded sample): neurons, spikes, mean rate, fraction of neurons that spiked at least once, and
 the time of the first and last spike.  ``--raster`` draws the spikes of one sample, layers
 stacked; ``--states`` draws the probed variables (s, v, eps, phi) of chosen neurons over time.
-Both are PNG files."""
+Both are PNG files, drawn by :mod:`neuroemu.record.plots` (docs/trace-format.md, Pictures)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 
 from .. import record
 from ..errors import TraceError
-from ..record.plots import LINES_PER_POPULATION, draw_raster, draw_states
+from ..record.plots import LINES_PER_POPULATION, raster, states
 
 INSPECT_EXAMPLE = """examples:
   neuroemu run netlists/mnist-binary.toml --steps 1000 --trace traces/run.h5 --probe hidden:0-9
@@ -37,7 +37,7 @@ def add_inspect_arguments(p) -> None:
 def inspect_main(args) -> int:
     with record.open(args.trace) as t:
         start, stop = t.span(args.start, args.stop)
-        rows = t.summary(start, stop)
+        rows = t.summary(args.start, args.stop)
         sample = t.samples[0] if args.sample is None else args.sample
         if sample not in t.samples:
             raise TraceError(f"{args.trace}: --sample: sample {sample} was not recorded "
@@ -69,9 +69,10 @@ def inspect_main(args) -> int:
             raise TraceError(f"{args.trace}: nothing to draw: the window holds no steps (the "
                              f"trace holds steps 1..{t.t_end})")
         if args.raster:
-            draw_raster(t, args.raster, sample, start, stop)
+            raster(t, args.raster, sample=sample, start=start, stop=stop)
             print(f"wrote {args.raster}")
         if args.states:
-            draw_states(t, args.states, sample, start, stop, args.neurons)
+            states(t, args.states, sample=sample, start=start, stop=stop,
+                   neurons=args.neurons)
             print(f"wrote {args.states}")
     return 0
