@@ -6,7 +6,7 @@ sigma-delta encoders with predictive coding (lambda = 0.275) and OSA step sizes
 (nu_bar = 0.0346) -- every spike is emulated.  Three runs share the same
 process and the same minibatches:
 
-- ``neuroemu.eqprop.Trainer`` (lockstep sessions, numba kernels), 1 thread and 2 threads;
+- ``neuroemu.learn.eqprop.Trainer`` (lockstep sessions, numba kernels), 1 thread and 2 threads;
 - the baseline: a plain NumPy implementation of the same training step, vectorised over
   the minibatch (spike delivery as a dense float32 matrix product), one BLAS thread.
 

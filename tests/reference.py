@@ -1,5 +1,5 @@
 """Slow, obvious NumPy versions of every kernel and of whole runs, written from
-docs/model.md (not from neuroemu/kernels.py).  Tests compare the kernels against these.
+docs/model.md (not from neuroemu/engines/kernels.py).  Tests compare the kernels against these.
 
 Numerical conventions shared with the kernels (docs/model.md of the project): weights and
 the delivered-input sum are float32, summed in increasing sender order; everything else is

@@ -1,4 +1,4 @@
-"""Tests for neuroemu.datasets: IDX parsing, data-folder resolution, verification, splits."""
+"""Tests for neuroemu.learn.datasets: IDX parsing, data-folder resolution, verification, splits."""
 
 from __future__ import annotations
 

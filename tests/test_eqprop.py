@@ -1,4 +1,4 @@
-"""Equilibrium Propagation training (neuroemu.eqprop) against slow, obvious references."""
+"""Equilibrium Propagation training (neuroemu.learn.eqprop) against slow, obvious references."""
 
 from __future__ import annotations
 

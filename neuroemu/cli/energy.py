@@ -169,7 +169,7 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--batch", type=int, default=1, help="samples (default 1)")
     r.add_argument("--input", metavar="FILE.npy", help="input batch (B, n_input)")
     r.add_argument("--dataset", help="mnist or fashion-mnist: take --batch images as input")
-    r.add_argument("--data", metavar="DIR", help="dataset folder (see neuroemu.datasets)")
+    r.add_argument("--data", metavar="DIR", help="dataset folder (see neuroemu.learn.datasets)")
     r.add_argument("--split", choices=("train", "test"), default="test", help="default test")
     r.add_argument("--offset", type=int, default=0, help="first image (default 0)")
     r.add_argument("--seed", type=int, help="run seed (default: the netlist's)")

@@ -13,7 +13,7 @@ from ..errors import TraceError
 from ..record.plots import LINES_PER_POPULATION, raster, states
 
 INSPECT_EXAMPLE = """examples:
-  neuroemu run netlists/mnist-binary.toml --steps 1000 --trace traces/run.h5 --probe hidden:0-9
+  neuroemu run mnist-binary-trained --steps 1000 --trace traces/run.h5 --probe hidden:0-9
   neuroemu inspect traces/run.h5
   neuroemu inspect traces/run.h5 --json
   neuroemu inspect traces/run.h5 --raster traces/raster.png --states traces/states.png"""

@@ -27,7 +27,7 @@ from ..learn.train import run_epochs
 # ---------------------------------------------------------------------------- CLI
 
 EXAMPLE = """example:
-  neuroemu train netlists/mnist-binary.toml --dataset mnist --epochs 25 \\
+  neuroemu train mnist-binary --dataset mnist --epochs 25 \\
       --out runs/mnist-binary-trained.toml
   (--resume CKPT continues a run; --epochs N counts from the start of the run)
 

@@ -1,6 +1,6 @@
 """Registry of neuron components: names, integer kinds, parameters, defaults and bounds.
 
-Descriptions only -- the arithmetic lives in :mod:`neuroemu.kernels`, which dispatches on
+Descriptions only -- the arithmetic lives in :mod:`neuroemu.engines.kernels`, which dispatches on
 the integer kinds defined here.  See ``docs/model.md`` for the equations.
 """
 

@@ -9,7 +9,7 @@ is cut into *circuit clusters* (contiguous neuron ranges of at most
 (``period_c`` and ``phase_c`` drawn once from the run seed, the jitter per tick from the
 sample's seed).  At its tick k a cluster integrates every packet that arrived strictly
 before T_c(k), through its decoder, steps its states and encodes -- with the same numba
-kernels as the lockstep engine (:mod:`neuroemu.kernels`), its own step counter k driving
+kernels as the lockstep engine (:mod:`neuroemu.engines.kernels`), its own step counter k driving
 its schedules -- and hands its spikes to the network as one batch.  The network is a
 shared bus (one packet per spike) or the energy model's 2-D mesh of cores (one packet per
 spike and destination core, XY hops; cluster i on core i by default): a batch waits for a free channel (a ``simpy.Resource``:

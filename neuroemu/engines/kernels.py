@@ -1,10 +1,10 @@
 """All numba code of neuroemu.
 
 This module imports nothing from neuroemu: it sees only flat arrays and integer kinds
-(the numbers below must match :mod:`neuroemu.neurons`; a test checks that).  Every jitted
+(the numbers below must match :mod:`neuroemu.describe.neurons`; a test checks that).  Every jitted
 helper a kernel calls lives in this file, so numba's on-disk cache sees every edit.
 
-Layout (see :mod:`neuroemu.compile`): a network of ``L+1`` layers is flattened into
+Layout (see :mod:`neuroemu.engines.compiled`): a network of ``L+1`` layers is flattened into
 per-neuron arrays of shape ``(B, N)`` (B samples side by side, N neurons in layer order,
 layer ``l`` at columns ``off[l]:off[l+1]``) and per-layer parameter arrays of length L+1.
 Weights are float32 (as in the original implementation) and so is the accumulator of
@@ -503,7 +503,7 @@ def ep_outer(A, Bm, C, D, out):
     The EP weight update is a sum of B outer products; rows of A or C that are zero
     (silent input pixels, the clamped input's zero change) are skipped.  Summation order
     is fixed (samples in order, the A term before the C term), so results do not depend
-    on threads.  Used by :func:`neuroemu.eqprop.ep_update`.
+    on threads.  Used by :func:`neuroemu.learn.eqprop.ep_update`.
     """
     nb, n0 = A.shape
     n1 = Bm.shape[1]

@@ -1,8 +1,8 @@
 """The lockstep engine: every neuron steps on one global clock (the reference semantics).
 
-The whole step loop runs inside :func:`neuroemu.kernels.run_lockstep`; this module only
+The whole step loop runs inside :func:`neuroemu.engines.kernels.run_lockstep`; this module only
 allocates the state, validates arguments, and turns the kernel's buffers into
-:class:`~neuroemu.engine.Phase` records.
+:class:`~neuroemu.engines.session.Phase` records.
 """
 
 from __future__ import annotations

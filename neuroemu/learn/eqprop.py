@@ -282,7 +282,7 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
 
     ``.h5``: through :func:`neuroemu.describe.save` (self-contained).  Otherwise a TOML file
     with every weight matrix and bias vector in a float32/float64 ``.npy`` file beside it
-    (``{ file = "..." }``), which :func:`neuroemu.netlist.load` reads back exactly.
+    (``{ file = "..." }``), which :func:`neuroemu.describe.load` reads back exactly.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
