@@ -339,8 +339,8 @@ def test_validate_shows_the_hardware(tmp_path, capsys):
 def test_demo_prints_the_figures(capsys):
     rc, out, _ = run_cli(capsys, "demo", "--no-files")
     assert rc == 0
-    assert "accuracy 98.67% (4 errors in 300)" in out
-    assert "spikes per digit: 12747 in total" in out
+    assert "accuracy 99.00% (3 errors in 300)" in out
+    assert "spikes per digit: 12667 in total" in out
     assert "energy on profile 'loihi': 121.9 uJ per classified digit" in out
 
 

@@ -110,8 +110,8 @@ def test_the_installed_command_runs_from_an_empty_folder(installed, tmp_path):
     out = _run([exe, "netlists"], empty, env).stdout
     assert "mnist-binary-trained" in out and "tiny " in out and str(v) in out
     out = _run([exe, "demo", "--no-files"], empty, env).stdout
-    assert "accuracy 98.67% (4 errors in 300)" in out
-    assert "spikes per digit: 12747 in total" in out
+    assert "accuracy 99.00% (3 errors in 300)" in out
+    assert "spikes per digit: 12667 in total" in out
     assert "energy on profile 'loihi': 121.9 uJ per classified digit" in out
     out = _run([exe, "run", "mnist-binary-trained", "--steps", "10"], empty, env).stdout
     assert out.startswith("mnist-binary-trained: 10 steps")
