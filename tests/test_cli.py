@@ -173,6 +173,52 @@ def test_eval_command_matches_a_plain_session(fake_mnist, capsys):
     assert f"spikes per sample: {c['spikes'].sum() / 30:.1f} = " in text
 
 
+def test_eval_split_fit_is_the_images_training_fits(fake_mnist, tmp_path, monkeypatch, capsys):
+    """--split fit: training images 0..n-10,001 (train_validation_split's first part, what
+    neuroemu train fits by default); validation the rest; train all of them.  A training file
+    of 10,010 images (the standard size check is patched down to it) keeps the test small:
+    fit = images 0-9, validation = 10-10,009."""
+    root, path = fake_mnist
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    images = np.zeros((10010, 28, 28), dtype=np.uint8)
+    images[:20] = rng.integers(0, 256, (20, 28, 28)) * (rng.random((20, 28, 28)) < 0.3)
+    idx_file(folder / "train-images-idx3-ubyte", images)
+    idx_file(folder / "train-labels-idx1-ubyte", (np.arange(10010) * 7 % 10).astype(np.uint8))
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "train", 10010)
+    full = datasets.load("mnist", folder.parent, split="train")
+    fit, val = datasets.train_validation_split(full)
+    net = engines.build(describe.load(path))
+
+    def run(split, *extra):
+        rc, out, _ = run_cli(capsys, "eval", path, "--dataset", "mnist", "--data",
+                             folder.parent, "--split", split, "--steps", 20, "--json", *extra)
+        assert rc == 0
+        return json.loads(out)
+
+    got = run("fit")
+    pred, _ = plain_run(net, fit.images, 20, net.netlist.seed)
+    assert np.array_equal(fit.images, full.images[:10]) and got["n"] == 10
+    assert got["predictions"] == pred.tolist() and len(set(pred.tolist())) > 1
+    assert got["errors"] == int((pred != fit.labels).sum())
+    assert got["split"] == "fit" and got["first_image"] == 0
+    assert got["images"] == "mnist training images 0-9, the ones neuroemu train fits"
+    got = run("validation", "--limit", 5)
+    pred, _ = plain_run(net, val.images[:5], 20, net.netlist.seed)
+    assert np.array_equal(val.images[:5], full.images[10:15])
+    assert got["predictions"] == pred.tolist() and got["first_image"] == 10
+    assert got["images"] == "mnist training images 10-14, held out for validation"
+    got = run("train", "--limit", 12)
+    assert got["predictions"][:10] == run("fit")["predictions"] and got["first_image"] == 0
+    rc, text, _ = run_cli(capsys, "eval", path, "--dataset", "mnist", "--data", folder.parent,
+                          "--split", "fit", "--steps", 20)
+    err = int((plain_run(net, fit.images, 20, net.netlist.seed)[0] != fit.labels).sum())
+    assert rc == 0 and "on mnist training images 0-9, the ones neuroemu train fits" in text
+    assert (f"train error (the paper's: training images after training) {10 * err:.2f}% "
+            f"({err} of 10 misclassified") in text
+
+
 def test_evaluate_classifies_as_training_validates(fake_mnist):
     root, path = fake_mnist
     ds = datasets.load("mnist", root, split="test")
@@ -222,7 +268,7 @@ def test_evaluate_rejects_bad_settings(tiny, kw, pattern):
     (["--steps", "0"], r"--steps: must be a positive integer \(got 0\)"),
     (["--limit", "0"], r"--limit: must be a positive integer \(got 0\)"),
     (["--batch", "0"], r"--batch: must be a positive integer \(got 0\)"),
-    (["--split", "dev"], r"--split: must be one of test, train, validation \(got 'dev'\)"),
+    (["--split", "dev"], r"--split: must be one of test, train, fit, validation \(got 'dev'\)"),
 ])
 def test_eval_bad_options(fake_mnist, capsys, extra, pattern):
     root, path = fake_mnist

@@ -16,11 +16,22 @@ from ..errors import DataError, EngineError
 
 EXAMPLE = """examples:
   neuroemu eval mnist-binary-trained --dataset mnist
+  neuroemu eval mnist-binary-trained --dataset mnist --split fit    (the paper's training error)
   neuroemu eval mnist-binary-trained --dataset mnist --data /path/to/datasets --limit 1000
   neuroemu eval runs/fashion-trained.h5 --dataset fashion-mnist --threads 4 --json
 (the dataset folder: --data DIR, else $NEUROEMU_DATA, else ../shared/datasets)"""
 
-SPLITS = ("test", "train", "validation")
+SPLITS = ("test", "train", "fit", "validation")
+
+# What each split's error is called, then which images of which file it covers (the first
+# and last index go in the braces).
+LABELS = {
+    "test": ("test error", "official test images {}-{}"),
+    "train": ("error on all training images", "training images {}-{}"),
+    "fit": ("train error (the paper's: training images after training)",
+            "training images {}-{}, the ones neuroemu train fits"),
+    "validation": ("validation error", "training images {}-{}, held out for validation"),
+}
 
 
 def add_eval_arguments(p) -> None:
@@ -30,7 +41,9 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: $NEUROEMU_DATA or "
                    "../shared/datasets)")
     p.add_argument("--split", default="test", help="test (default: the official test set), "
-                   "train (all 60,000), or validation (training images 50,000-59,999)")
+                   "train (all 60,000 training images), fit (training images 0-49,999: the "
+                   "ones neuroemu train fits by default; the paper's training error), or "
+                   "validation (training images 50,000-59,999)")
     p.add_argument("--steps", type=int, help="free-phase steps per sample (default: the "
                    "paper's for this kind of network, as in training: 100 for spiking ones)")
     p.add_argument("--limit", type=int, help="classify only the first N images of the split")
@@ -48,14 +61,18 @@ def _positive(opt: str, value) -> None:
 
 
 def load_split(name: str, data_dir, split: str):
-    """The images and labels of one split (``validation``: the last 10,000 training images,
-    as training holds them out)."""
+    """(the images and labels of one split, the index of its first image in its file).
+    ``fit`` and ``validation`` divide the training file as ``neuroemu train`` does by
+    default (:func:`neuroemu.learn.datasets.train_validation_split`): images 0-49,999 are
+    trained on, the last 10,000 validate."""
     from ..learn import datasets
     if split not in SPLITS:
         raise DataError(f"--split: must be one of {', '.join(SPLITS)} (got {split!r})")
-    if split == "validation":
-        return datasets.train_validation_split(datasets.load(name, data_dir, split="train"))[1]
-    return datasets.load(name, data_dir, split=split)
+    if split in ("fit", "validation"):
+        full = datasets.load(name, data_dir, split="train")
+        fit, val = datasets.train_validation_split(full)
+        return (fit, 0) if split == "fit" else (val, len(fit))
+    return datasets.load(name, data_dir, split=split), 0
 
 
 def eval_main(args) -> int:
@@ -64,7 +81,7 @@ def eval_main(args) -> int:
         _positive(opt, getattr(args, opt))
     net = describe.load(args.netlist)
     cn = engines.build(net)
-    ds = load_split(args.dataset, args.data, args.split)
+    ds, first = load_split(args.dataset, args.data, args.split)
     if ds.images.shape[1] != cn.sizes[0]:
         raise DataError(f"{args.netlist}: input population has {cn.sizes[0]} neurons, but "
                         f"{ds.name} images have {ds.images.shape[1]} pixels "
@@ -78,18 +95,20 @@ def eval_main(args) -> int:
     res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
                    threads=args.threads, seed=args.seed, progress=True)
     wall = time.perf_counter() - t0
-    where = f"{ds.name} {ds.split} images 0-{res.n - 1}"
+    label, images = LABELS[args.split]
+    images = images.format(f"{first:,}", f"{first + res.n - 1:,}")
     if args.json:
         out = {"netlist": str(args.netlist), "network": net.name, "sizes": list(cn.sizes),
-               "dataset": ds.name, "split": ds.split, "data": str(ds.path), "images": where,
+               "dataset": ds.name, "split": args.split, "data": str(ds.path),
+               "images": f"{ds.name} {images}", "first_image": first,
                "batch": args.batch, "threads": args.threads, "wall_seconds": wall,
                **res.to_dict()}
         print(json.dumps(out, indent=1))
         return 0
     names = cn.names
-    print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {where} (from {ds.path}): "
-          f"{res.steps} free-phase steps each, seed {res.seed}")
-    print(f"{ds.split} error {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
+    print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {ds.name} {images} (from "
+          f"{ds.path}): {res.steps} free-phase steps each, seed {res.seed}")
+    print(f"{label} {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
           f"accuracy {100 * res.accuracy:.2f}%)")
     print(f"spikes per sample: {res.spikes_per_sample:.1f} = " + " + ".join(
         f"{res.spikes_per_population[n]:.1f} {n}" for n in names))
