@@ -261,9 +261,10 @@ def test_train_gives_the_commands_weights_bit_for_bit(tmp_path, fake_mnist, caps
         assert np.array_equal(res.net.biases(l + 1), by_cli.biases(l + 1))
     hist = json.loads((tmp_path / "a-history.json").read_text())["history"]
     for got, want in zip(res.history, hist):
-        for k in ("epoch", "train_error", "train_loss", "val_error", "val_spikes_per_sample"):
+        for k in ("epoch", "running_error", "train_loss", "val_error", "val_spikes_per_sample"):
             assert got[k] == want[k]
-    assert "epoch 2: train error" in lines and len(res.history) == 2
+    assert "epoch 2: running error" in lines and len(res.history) == 2
+    assert "validation error (images 120-149)" in lines
 
 
 def test_a_resumed_command_run_equals_an_uninterrupted_train(tmp_path, fake_mnist, capsys):
@@ -289,6 +290,101 @@ def test_a_resumed_command_run_equals_an_uninterrupted_train(tmp_path, fake_mnis
     assert plain.history[0]["val_error"] is None and "1 epoch(s)" in repr(plain)
 
 
+def _weights(net):
+    return [(net.weights(l).copy(), net.biases(l + 1).copy()) for l in range(net.n_layers - 1)]
+
+
+def test_train_error_after_training_is_an_independent_evaluation(tmp_path, fake_mnist, capsys):
+    """The paper's training error at the end of ``neuroemu train``: the fit images (here the
+    --train-limit subset) classified by the trained network as neuroemu.evaluate does; the
+    weights written are the same bit for bit with and without it."""
+    path, fit, val = fake_mnist
+    common = ("--epochs", "2", "--shuffle", "--seed", "3", "--train-limit", "100")
+    with_it = _cli_train(path, tmp_path / "a.toml", *common)
+    out = capsys.readouterr().out
+    without = _cli_train(path, tmp_path / "b.toml", *common, "--no-train-eval")
+    out_without = capsys.readouterr().out
+    for (wa, ba), (wb, bb) in zip(_weights(with_it), _weights(without)):
+        assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+    ind = neuroemu.evaluate(with_it, fit.images[:100], fit.labels[:100], steps=8)
+    hist = json.loads((tmp_path / "a-history.json").read_text())
+    last = hist["history"][-1]
+    assert last["train_error_after"] == ind.error
+    assert last["train_spikes_per_sample_after"] == pytest.approx(ind.spikes_per_sample,
+                                                                  rel=1e-12)
+    assert 0 < ind.errors < 100                  # a figure that tells nets apart
+    assert hist["settings"]["train_images"] == "mnist training images 0-99"
+    assert hist["settings"]["validation_images"] == "mnist training images 120-149"
+    assert (f"train error (the paper's: training images after training) "
+            f"{100 * ind.error:.2f}% on training images 0-99, ") in out
+    assert "training images after training" not in out_without
+    for rec in hist["history"]:
+        assert "running_error" in rec and "train_error" not in rec
+    assert "train_error_after" not in hist["history"][0]
+    back = json.loads((tmp_path / "b-history.json").read_text())["history"]
+    assert "train_error_after" not in back[-1]
+    assert [r["running_error"] for r in back] == [r["running_error"] for r in hist["history"]]
+    # the checkpoint holds it too; what the netlist says
+    import neuroemu.learn.eqprop as eqprop
+    tr = Trainer(neuroemu.build(neuroemu.load(path)), Hyper(n_free=8, n_nudged=3, batch=10))
+    assert eqprop.load_checkpoint(tmp_path / "a.ckpt.npz", tr)[1][-1]["train_error_after"] \
+        == ind.error
+    assert f"train error after training {100 * ind.error:.2f}%" in \
+        neuroemu.load(tmp_path / "a.toml").description
+
+
+def test_library_train_error_after_training(fake_mnist):
+    path, fit, val = fake_mnist
+    x = np.concatenate([fit.images, val.images])
+    y = np.concatenate([fit.labels, val.labels])
+    kw = dict(epochs=2, batch=10, hyper={"n_free": 8, "n_nudged": 3}, shuffle=True, seed=2,
+              validation=len(val))
+    lines = []
+    res = neuroemu.train(neuroemu.load(path), x, y, train_error=True, log=lines.append, **kw)
+    plain = neuroemu.train(neuroemu.load(path), x, y, **kw)
+    for (wa, ba), (wb, bb) in zip(_weights(res.net), _weights(plain.net)):
+        assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+    ind = neuroemu.evaluate(res.net, fit.images, fit.labels, steps=8)
+    assert res.train_error == res.history[-1]["train_error_after"] == ind.error
+    assert plain.train_error is None and "train_error_after" not in plain.history[-1]
+    assert res.history[-1]["running_error"] == plain.history[-1]["running_error"]
+    assert lines[-1].startswith(f"train error (the paper's: training images after training) "
+                                f"{100 * ind.error:.2f}% on the 120 images trained on")
+    assert "validation error (the last 30 images)" in lines[0]
+    assert "train error (the paper's" in repr(res) and "running error" in repr(plain)
+
+
+def test_resuming_a_checkpoint_that_calls_the_running_error_train_error(tmp_path, fake_mnist,
+                                                                         capsys):
+    """Checkpoints and histories written before the running error had its own name hold it
+    as ``train_error``: a resume reads them, renames it, and trains on identically."""
+    import neuroemu.learn.eqprop as eqprop
+    path, fit, val = fake_mnist
+    common = ("--shuffle", "--seed", "4", "--no-train-eval")
+    _cli_train(path, tmp_path / "c.toml", "--epochs", "1", *common)
+    ckpt = tmp_path / "c.ckpt.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    for rec in meta["history"]:                      # as an older neuroemu wrote it
+        rec["train_error"] = rec.pop("running_error")
+    old = tmp_path / "old.ckpt.npz"
+    np.savez(old, meta=np.array(json.dumps(meta)), **arrays)
+    resumed = _cli_train(path, tmp_path / "d.toml", "--epochs", "2", *common, "--resume", str(old))
+    assert f"resumed from {old}" in capsys.readouterr().out
+    straight = _cli_train(path, tmp_path / "e.toml", "--epochs", "2", *common)
+    for (wa, ba), (wb, bb) in zip(_weights(resumed), _weights(straight)):
+        assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+    hist = json.loads((tmp_path / "d-history.json").read_text())["history"]
+    want = json.loads((tmp_path / "e-history.json").read_text())["history"]
+    assert [sorted(r) for r in hist] == [sorted(r) for r in want]
+    assert [r["running_error"] for r in hist] == [r["running_error"] for r in want]
+    tr = Trainer(neuroemu.build(neuroemu.load(path)), Hyper(n_free=8, n_nudged=3, batch=10))
+    epoch, back, _ = eqprop.load_checkpoint(old, tr)
+    assert epoch == 1 and "train_error" not in back[0]
+    assert back[0]["running_error"] == want[0]["running_error"]
+
+
 def test_train_rejects_bad_arguments_in_one_line(tiny):
     x = np.full((30, 4), 0.5)
     with pytest.raises(neuroemu.NeuroemuError, match=r"labels: must lie in 0\.\.1.*\(got 2\)"):
@@ -309,12 +405,32 @@ def test_train_rejects_bad_arguments_in_one_line(tiny):
 
 # ----------------------------------------------------------------------------- plots
 
+def test_learning_curve_names_each_figure():
+    hist = [{"epoch": 1, "running_error": 0.3, "val_error": 0.35},
+            {"epoch": 2, "running_error": 0.2, "val_error": 0.3, "test_error": 0.25,
+             "train_error_after": 0.15}]
+    fig = plot_learning_curve(hist, val_label="validation error (images 50,000-59,999)",
+                              test_label="test error (official 10,000 test images)")
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["running error (each minibatch's free phase, before its update)",
+                      "validation error (images 50,000-59,999)",
+                      "test error (official 10,000 test images) after epoch 2: 25.00%",
+                      "train error (the paper's: training images after training) after "
+                      "epoch 2: 15.00%"]
+    diamond = [l for l in ax.get_lines() if l.get_marker() == "D"]
+    assert len(diamond) == 1 and list(diamond[0].get_xydata()[0]) == [2, 15]
+
+
 def test_learning_curve_short_runs_get_integer_epoch_ticks(tmp_path):
+    # an older history: the running error under its old key, train_error
     hist = [{"epoch": 1, "train_error": 0.3, "val_error": 0.35},
             {"epoch": 2, "train_error": 0.2, "val_error": None, "test_error": 0.25}]
     fig = plot_learning_curve(hist, tmp_path / "c.png", "two epochs")
     ax = fig.axes[0]
     assert list(ax.get_xticks()) == [1, 2] and ax.get_title() == "two epochs"
+    assert ax.get_legend().get_texts()[0].get_text().startswith("running error")
+    assert list(ax.get_lines()[0].get_ydata()) == [30, 20]
     assert (tmp_path / "c.png").stat().st_size > 5_000
     one = plot_learning_curve(hist[:1])
     assert list(one.axes[0].get_xticks()) == [1]
@@ -328,12 +444,20 @@ def test_train_command_titles_a_subset_and_draws_integer_ticks(tmp_path, fake_mn
     seen = {}
     from neuroemu.cli import train as train_cmd
 
-    def spy(history, p, title, paper=None):
-        seen["title"], seen["fig"] = title, plot_learning_curve(history, p, title, paper)
+    def spy(history, p, title, paper=None, **labels):
+        seen["title"], seen["fig"] = title, plot_learning_curve(history, p, title, paper,
+                                                                **labels)
+        seen["labels"] = labels
     monkeypatch.setattr(train_cmd, "plot_learning_curve", spy)
     _cli_train(path, tmp_path / "s.toml", "--train-limit", "50")
     assert "a subset: the first 50 training images" in seen["title"]
+    assert seen["labels"]["val_label"] == "validation error (images 120-149)"
     assert list(seen["fig"].axes[0].get_xticks()) == [1]
+    legend = [t.get_text() for t in seen["fig"].axes[0].get_legend().get_texts()]
+    assert legend[0].startswith("running error (each minibatch's free phase")
+    assert legend[1] == "validation error (images 120-149)"
+    assert legend[2].startswith("train error (the paper's: training images after training) "
+                                "after epoch 1: ")
     assert (tmp_path / "s-curve.png").is_file()
 
 

@@ -1,5 +1,6 @@
 """``neuroemu train``: EP training from the command line, with a progress bar, per-epoch
-validation, checkpoints and ``--resume``, a learning-curve PNG and the final test error.
+validation, checkpoints and ``--resume``, a learning-curve PNG, the final test error and the
+paper's training error (the training images classified after training).
 
 The training is :mod:`neuroemu.learn.eqprop` (one minibatch) and :mod:`neuroemu.learn.train`
 (the epochs, shared with ``neuroemu.train``); this module reads the options and the dataset,
@@ -21,7 +22,7 @@ from ..learn.datasets import one_hot
 from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
                             save_checkpoint, save_netlist)
 from ..learn.plots import PAPER_TEST_ERROR, plot_learning_curve
-from ..learn.train import run_epochs
+from ..learn.train import TRAIN_ERROR_AFTER, run_epochs, score_after
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -30,6 +31,11 @@ EXAMPLE = """example:
   neuroemu train mnist-binary --dataset mnist --epochs 25 \\
       --out runs/mnist-binary-trained.toml
   (--resume CKPT continues a run; --epochs N counts from the start of the run)
+
+figures (docs/training.md, "The command"): per epoch the running error (each minibatch's
+free phase before its update) and the validation error (images 50,000-59,999); at the end
+the test error (official 10,000 test images) and the paper's training error (the images
+trained on, 0-49,999, classified after training; --no-train-eval skips it)
 
 defaults by network kind (the paper's, docs/model.md section 4; override with the options):
   continuous       784-500-10           beta 0.5, steps 20/4,  rates 0.1,0.05
@@ -73,6 +79,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--shuffle", action="store_true",
                    help="shuffle the training images each epoch (default: file order)")
     p.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
+    p.add_argument("--no-train-eval", action="store_true",
+                   help="skip the paper's training error at the end (classifying the images "
+                   "trained on after training: 50,000 free phases by default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the +-beta signs and shuffling")
     p.add_argument("--threads", type=int, default=1, help="numba threads (opt-in, default 1)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint written every epoch "
@@ -91,7 +100,6 @@ def _load_data(args):
 
 
 def train_main(args) -> int:
-    from tqdm import tqdm
     quiet = not sys.stderr.isatty()
     if args.epochs < 0:
         raise TrainError(f"--epochs: must be >= 0 (got {args.epochs})")
@@ -100,6 +108,7 @@ def train_main(args) -> int:
     hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free, n_nudged=args.n_nudged,
                            rates=args.rates, rule=args.rule, batch=args.batch)
     fit, val, test = _load_data(args)
+    first_val = len(fit)            # the validation images follow the fit images in the file
     if args.train_limit:
         fit = replace(fit, images=fit.images[:args.train_limit], labels=fit.labels[:args.train_limit])
     if args.val_limit:
@@ -114,16 +123,22 @@ def train_main(args) -> int:
     if args.init == "glorot":
         trainer.set_params(glorot_weights(net.sizes, args.seed),
                            [np.zeros(n) for n in net.sizes])
+    fit_images = f"images 0-{len(fit) - 1:,}"
+    val_images = f"images {first_val:,}-{first_val + len(val) - 1:,}"
+    val_label = f"validation error ({val_images})"
+    test_label = None if test is None else f"test error (official {len(test):,} test images)"
     settings = {"netlist": str(args.netlist), "dataset": args.dataset, "seed": args.seed,
                 "shuffle": args.shuffle, "n_train": len(fit), "n_val": len(val),
+                "train_images": f"{args.dataset} training {fit_images}",
+                "validation_images": f"{args.dataset} training {val_images}",
                 "command": " ".join(sys.argv)}
     start, history = 0, []
     if args.resume:
         start, history, _ = load_checkpoint(args.resume, trainer)
         print(f"resumed from {args.resume} after epoch {start}")
     print(f"training {nl.name} ({'-'.join(map(str, net.sizes))}, "
-          f"{Hyper.preset_name(net)}) on {args.dataset}: {len(fit)} train / {len(val)} "
-          f"validation images; beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
+          f"{Hyper.preset_name(net)}) on {args.dataset}: training {fit_images}, validation "
+          f"{val_images} (of the training set); beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
           f"rates={','.join(f'{r:g}' for r in hp.rates)} rule={hp.rule} batch={hp.batch} "
           f"threads={args.threads}", flush=True)
 
@@ -136,23 +151,36 @@ def train_main(args) -> int:
     run_epochs(trainer, fit.images, one_hot(fit.labels), epochs=args.epochs, start=start,
                history=history, shuffle=args.shuffle, seed=args.seed,
                validation=(val.images, val.labels), progress=not quiet,
-               log=lambda line: print(line, flush=True), on_epoch=saved)
+               log=lambda line: print(line, flush=True), on_epoch=saved, val_label=val_label)
+    # After training (the netlist with these weights is written already): the test images,
+    # then the images trained on -- the paper's training error.  Both only read the weights.
     if test is not None and history:
         t0 = time.perf_counter()
-        with tqdm(total=len(test), desc="test", unit="img", disable=quiet, leave=False) as bar:
-            test_err, test_spk = trainer.evaluate(test.images, test.labels, progress=bar)
+        test_err, test_spk = score_after(trainer, test.images, test.labels,
+                                         progress=not quiet, desc="test")
         history[-1]["test_error"] = test_err
         history[-1]["test_spikes_per_sample"] = test_spk
-        print(f"test error {100 * test_err:.2f}% on {len(test)} official test images, "
-              f"{test_spk:.0f} spikes/sample ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"{test_label} {100 * test_err:.2f}%, {test_spk:.0f} spikes/sample "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        save_checkpoint(ckpt, trainer, history[-1]["epoch"], history, settings)
+    if not args.no_train_eval and history:
+        t0 = time.perf_counter()
+        fit_err, fit_spk = score_after(trainer, fit.images, fit.labels, progress=not quiet,
+                                       desc="train error after training")
+        history[-1]["train_error_after"] = fit_err
+        history[-1]["train_spikes_per_sample_after"] = fit_spk
+        print(f"{TRAIN_ERROR_AFTER} {100 * fit_err:.2f}% on training {fit_images}, "
+              f"{fit_spk:.0f} spikes/sample ({time.perf_counter() - t0:.0f} s)", flush=True)
         save_checkpoint(ckpt, trainer, history[-1]["epoch"], history, settings)
     if history:
         total = sum(h["wall_seconds"] for h in history)
         last = history[-1]
-        desc = (f"{nl.name} trained with EP for {last['epoch']} epochs on {args.dataset}: "
-                f"validation error {100 * last['val_error']:.2f}%"
+        desc = (f"{nl.name} trained with EP for {last['epoch']} epochs on {args.dataset} "
+                f"(training {fit_images}): validation error {100 * last['val_error']:.2f}%"
                 + (f", test error {100 * last['test_error']:.2f}%"
-                   if last.get("test_error") is not None else ""))
+                   if last.get("test_error") is not None else "")
+                + (f", train error after training {100 * last['train_error_after']:.2f}%"
+                   if last.get("train_error_after") is not None else ""))
         save_netlist(net, out, description=desc,
                      provenance={"command": settings["command"], "wall seconds": f"{total:.0f}",
                                  "hyper": json.dumps(asdict(hp))})
@@ -165,6 +193,7 @@ def train_main(args) -> int:
             history, plot, f"EP training of {nl.name} ({'-'.join(map(str, net.sizes))}, {kind}) "
             f"on {args.dataset}{subset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, rates "
             f"{','.join(f'{r:g}' for r in hp.rates)}, batch {hp.batch}",
-            PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None)
+            PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None,
+            val_label=val_label, test_label=test_label)
         print(f"wrote {out}, {ckpt}, {plot}, {hist_path}; wall time {total:.0f} s")
     return 0

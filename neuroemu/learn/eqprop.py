@@ -17,7 +17,7 @@ Public API::
     grads = ep_update(s_free, s_nudged, beta_signed, rule)   # [(dW_l, db_{l+1}), ...]
 
 CLI: ``neuroemu train NETLIST --dataset mnist --epochs N --out FILE`` (see
-:mod:`neuroemu.traincmd`).
+:mod:`neuroemu.cli.train`; the epoch loop is :mod:`neuroemu.learn.train`).
 """
 
 from __future__ import annotations
@@ -320,6 +320,17 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
     return path
 
 
+def upgrade_history(history: list) -> list:
+    """Rename, in place, the running error of epoch records written before it had its own
+    name (``train_error`` -> ``running_error``: the free-phase prediction of each minibatch
+    before its update, not the paper's training error); returns ``history``.  New records
+    never hold a ``train_error`` key, so the old key is unambiguous."""
+    for rec in history:
+        if isinstance(rec, dict) and "train_error" in rec and "running_error" not in rec:
+            rec["running_error"] = rec.pop("train_error")
+    return history
+
+
 def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +345,9 @@ def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings:
 
 
 def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
-    """Restore weights, biases, RNG and counters; returns (epochs done, history, settings)."""
+    """Restore weights, biases, RNG and counters; returns (epochs done, history, settings).
+    A history written before the running error had its own name is renamed on the way in
+    (:func:`upgrade_history`)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -352,4 +365,5 @@ def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
     trainer.set_params(W, b)
     trainer.rng.bit_generator.state = meta["rng"]
     trainer._batches = int(meta["batches"])
-    return int(meta["epoch"]), list(meta["history"]), dict(meta.get("settings", {}))
+    return (int(meta["epoch"]), upgrade_history(list(meta["history"])),
+            dict(meta.get("settings", {})))

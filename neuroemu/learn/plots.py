@@ -1,4 +1,5 @@
-"""Pictures of training: the learning curve (training and validation error per epoch).
+"""Pictures of training: the learning curve (running and validation error per epoch, the
+test error and the paper's training error after training).
 
 Like every plot function of neuroemu, :func:`plot_learning_curve` draws into a matplotlib Axes
 when given one (a notebook's), else into a new :class:`matplotlib.figure.Figure` (no pyplot
@@ -25,38 +26,55 @@ def figure(w: float, h: float, dpi: int = 110):
     return fig
 
 
+def _running(rec: dict):
+    """The running error of a record (``train_error`` in histories written before the
+    running error had its own name)."""
+    return rec.get("running_error", rec.get("train_error"))
+
+
 def plot_learning_curve(history: list, path=None, title: str = "", paper: float | None = None,
-                        *, ax=None):
-    """Training and validation error per epoch (log scale), the test error as a star where a
-    record has one, and optionally the paper's test error (``paper``, in %) as a dotted line.
+                        *, ax=None, val_label: str | None = None, test_label: str | None = None):
+    """Running and validation error per epoch (log scale), the test error as a star and the
+    paper's training error (the training images after training) as a diamond where a record
+    has them, and optionally the paper's test error (``paper``, in %) as a dotted line.
 
     ``history``: the records of :func:`neuroemu.train` / ``neuroemu train`` (dicts with
-    ``epoch``, ``train_error``, ``val_error``, optionally ``test_error``; errors as
-    fractions, a missing or None validation error is left out).  ``ax``: draw into this
-    Axes; else a new figure.  ``path``: also write a PNG.  Returns the figure."""
+    ``epoch``, ``running_error`` -- or ``train_error`` in older histories --, ``val_error``,
+    optionally ``test_error`` and ``train_error_after``; errors as fractions, a missing or
+    None one is left out).  ``val_label`` / ``test_label``: what the validation and test
+    images are (the legend's default says only that they were held out / are the test set).
+    ``ax``: draw into this Axes; else a new figure.  ``path``: also write a PNG.  Returns
+    the figure."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
     own = ax is None
     fig = figure(7, 4.4) if own else ax.figure
     ax = fig.add_subplot() if own else ax
     ep = [h["epoch"] for h in history]
-    ax.plot(ep, [100 * h["train_error"] for h in history], "o-", ms=4,
-            label="training error (each minibatch's free phase, before its update)")
+    run = [(h["epoch"], 100 * _running(h)) for h in history if _running(h) is not None]
+    if run:
+        ax.plot(*zip(*run), "o-", ms=4,
+                label="running error (each minibatch's free phase, before its update)")
     val = [(h["epoch"], 100 * h["val_error"]) for h in history if h.get("val_error") is not None]
     if val:
         ax.plot(*zip(*val), "s-", ms=4,
-                label="validation error (images held out of the training set)")
+                label=val_label or "validation error (images held out of the training set)")
     for h in history:
         if h.get("test_error") is not None:
             ax.plot([h["epoch"]], [100 * h["test_error"]], "r*", ms=13,
-                    label=f"official test error after epoch {h['epoch']}: "
+                    label=f"{test_label or 'test error'} after epoch {h['epoch']}: "
                           f"{100 * h['test_error']:.2f}%")
+        if h.get("train_error_after") is not None:
+            ax.plot([h["epoch"]], [100 * h["train_error_after"]], "D", color="tab:purple",
+                    ms=8, label=f"train error (the paper's: training images after training) "
+                                f"after epoch {h['epoch']}: {100 * h['train_error_after']:.2f}%")
     if paper is not None:
         ax.axhline(paper, color="k", ls=":", lw=1, label=f"paper's test error ({paper}%)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("classification error (%, log scale)")
     ax.set_yscale("log")
-    vals = [100 * h[k] for h in history for k in ("train_error", "val_error", "test_error")
-            if h.get(k)] + ([paper] if paper else [])
+    vals = [100 * v for h in history
+            for v in (_running(h), h.get("val_error"), h.get("test_error"),
+                      h.get("train_error_after")) if v] + ([paper] if paper else [])
     if vals:
         lo, hi = min(vals), max(vals)
         ticks = [t for t in _TICKS if lo / 1.3 <= t <= hi * 1.3]

@@ -3,10 +3,22 @@
 through :func:`run_epochs` and adds the files: checkpoints, the trained netlist, the curve).
 
 One minibatch is :meth:`neuroemu.learn.eqprop.Trainer.train_batch`; this module orders the
-images (file order, or a fresh permutation each epoch), counts the training error, loss and
+images (file order, or a fresh permutation each epoch), counts the running error, loss and
 spikes of each epoch, checks the weights stay finite, and evaluates the validation images
 after each epoch.  A run resumed after ``start`` epochs draws the same permutations as an
 uninterrupted one.
+
+The figures keep the names of what they measure (docs/training.md, "The command"):
+
+- ``running_error``: the free-phase prediction of each minibatch *before* its update,
+  accumulated over an epoch (with ``train_loss`` and ``train_spikes_per_sample``, the same
+  running figures); cheap, but not the paper's training error.  Histories written before
+  this name existed call it ``train_error``; :func:`upgrade_history` renames it.
+- ``val_error``: the validation images, classified after the epoch.
+- ``train_error_after``: **the paper's training error**, the training images the network
+  was fitted on classified after training (:func:`score_after`), by the same procedure as
+  validation and test (docs/model.md section 4.5); stored on the last epoch's record.
+- ``test_error``: the test images (``neuroemu train`` stores it on the last record).
 """
 
 from __future__ import annotations
@@ -20,26 +32,46 @@ from ..describe import Netlist
 from ..engines import CompiledNetwork, as_compiled, check_input
 from ..errors import TrainError
 from .datasets import one_hot
-from .eqprop import Hyper, Trainer, glorot_weights
+from .eqprop import Hyper, Trainer, glorot_weights, upgrade_history
 from .plots import plot_learning_curve
 
-__all__ = ["run_epochs", "train", "TrainResult"]
+__all__ = ["run_epochs", "score_after", "train", "TrainResult", "upgrade_history",
+           "RUNNING_ERROR", "TRAIN_ERROR_AFTER"]
+
+# How the figures are labelled in printed lines (the history keys are in the docstring above).
+RUNNING_ERROR = "running error"
+TRAIN_ERROR_AFTER = "train error (the paper's: training images after training)"
+
+
+def score_after(trainer: Trainer, images, labels, *, progress: bool = False,
+                desc: str = "train error") -> tuple[float, float]:
+    """Classify ``images`` with the trainer's current network as validation does
+    (:meth:`Trainer.evaluate`: a free phase of ``n_free`` steps from zero, then the argmax);
+    returns (error as a fraction, spikes per sample).  Reads the weights, never writes
+    them, and draws nothing from the trainer's sign RNG, so training goes on unchanged."""
+    from tqdm import tqdm
+    with tqdm(total=len(images), desc=desc, unit="img", disable=not progress,
+              leave=False) as bar:
+        return trainer.evaluate(images, labels, progress=bar)
 
 
 def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0,
                history: list | None = None, shuffle: bool = False, seed: int = 0,
-               validation=None, progress: bool = False, log=None, on_epoch=None) -> list[dict]:
+               validation=None, progress: bool = False, log=None, on_epoch=None,
+               val_label: str = "validation error") -> list[dict]:
     """Train epochs ``start + 1 .. epochs`` on ``images`` (n, n_input) with one-hot
     ``targets`` (n, n_output), in minibatches of ``trainer.hyper.batch`` (a last partial
     minibatch is left out).
 
     ``shuffle``: a new permutation of the images each epoch, drawn from ``seed + 1``;
-    ``validation``: (images, labels) evaluated after each epoch; ``progress``: tqdm bars;
+    ``validation``: (images, labels) evaluated after each epoch, labelled ``val_label`` in
+    the log lines (say which images they are); ``progress``: tqdm bars;
     ``log``: a function taking a line of text (``print``) for a line per epoch (and, without
     bars, a line every 500 minibatches); ``on_epoch(record)``: called after each epoch.
-    Appends one record per epoch to ``history`` (a new list by default) and returns it."""
+    Appends one record per epoch to ``history`` (a new list by default; records of an
+    older run are renamed by :func:`upgrade_history`) and returns it."""
     from tqdm import tqdm
-    history = [] if history is None else history
+    history = [] if history is None else upgrade_history(history)
     hp, n = trainer.hyper, len(images)
     order_rng = np.random.default_rng(seed + 1)
     for _ in range(start):  # keep the shuffles of a resumed run identical
@@ -64,7 +96,7 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
                 if k % 50 == 0:
                     bar.set_postfix(err=f"{100 * wrong / seen:.2f}%", loss=f"{loss / seen:.3f}")
                 if log and not progress and k and k % 500 == 0:  # a log file still shows progress
-                    log(f"  epoch {epoch}: {seen}/{nb * hp.batch} images, running train error "
+                    log(f"  epoch {epoch}: {seen}/{nb * hp.batch} images, {RUNNING_ERROR} "
                         f"{100 * wrong / seen:.2f}%, {time.perf_counter() - t0:.0f} s")
                 if not np.isfinite(trainer.W[0]).all():
                     raise TrainError(f"training diverged at epoch {epoch}, minibatch {k} "
@@ -76,7 +108,7 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
             with tqdm(total=len(vx), desc="validation", unit="img", disable=not progress,
                       leave=False) as bar:
                 val_err, val_spk = trainer.evaluate(vx, vy, progress=bar)
-        rec = {"epoch": epoch, "train_error": wrong / max(seen, 1),
+        rec = {"epoch": epoch, "running_error": wrong / max(seen, 1),
                "train_loss": loss / max(seen, 1), "train_spikes_per_sample": spk / max(seen, 1),
                "val_error": val_err, "val_spikes_per_sample": val_spk, "train_seconds": t_train,
                "wall_seconds": time.perf_counter() - t0,
@@ -84,11 +116,12 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
         history.append(rec)
         if log:
             val = "" if val_err is None else \
-                f", validation error {100 * val_err:.2f}%, {val_spk:.0f} spikes/sample"
+                f", {val_label} {100 * val_err:.2f}%, {val_spk:.0f} spikes/sample"
             rate = "" if rec["samples_per_second"] is None else \
                 f" ({rec['samples_per_second']:.0f} samples/s)"
-            log(f"epoch {epoch}: train error {100 * rec['train_error']:.2f}% "
-                f"(loss {rec['train_loss']:.4f}){val}, {t_train:.0f} s training{rate}, "
+            log(f"epoch {epoch}: {RUNNING_ERROR} {100 * rec['running_error']:.2f}% "
+                f"(each minibatch before its update; loss {rec['train_loss']:.4f}){val}, "
+                f"{t_train:.0f} s training{rate}, "
                 f"{rec['wall_seconds']:.0f} s total")
         if on_epoch is not None:
             on_epoch(rec)
@@ -98,16 +131,20 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
 @dataclass
 class TrainResult:
     """What :func:`train` returns: the trained compiled network ``net``, one record per
-    epoch in ``history`` (dicts: ``epoch``, ``train_error``, ``train_loss``,
-    ``train_spikes_per_sample``, ``val_error``, ``val_spikes_per_sample`` -- None without
-    validation --, timings), the hyper-parameters used and the :class:`Trainer` (to go on
-    training: ``result.trainer.train_batch(x, y)``).  Score it on a test set with
+    epoch in ``history`` (dicts: ``epoch``, ``running_error``, ``train_loss``,
+    ``train_spikes_per_sample`` -- running figures, each minibatch before its update --,
+    ``val_error``, ``val_spikes_per_sample`` -- None without validation --, timings), the
+    hyper-parameters used and the :class:`Trainer` (to go on training:
+    ``result.trainer.train_batch(x, y)``).  ``train_error``: the paper's training error
+    (the training images classified after training; also ``train_error_after`` in the last
+    record), None unless ``train(..., train_error=True)``.  Score it on a test set with
     ``neuroemu.evaluate(result.net, images, labels)``."""
 
     net: CompiledNetwork
     history: list[dict]
     hyper: Hyper
     trainer: Trainer = field(repr=False)
+    train_error: float | None = None
 
     def netlist(self, name: str | None = None) -> Netlist:
         """The trained network as a Netlist (to save with ``neuroemu.save``)."""
@@ -127,9 +164,11 @@ class TrainResult:
     def __repr__(self) -> str:
         last = self.history[-1] if self.history else None
         tail = "" if last is None else (
-            f", epoch {last['epoch']}: train error {100 * last['train_error']:.2f}%"
+            f", epoch {last['epoch']}: {RUNNING_ERROR} {100 * last['running_error']:.2f}%"
             + ("" if last.get("val_error") is None
-               else f", validation error {100 * last['val_error']:.2f}%"))
+               else f", validation error {100 * last['val_error']:.2f}%")
+            + ("" if self.train_error is None
+               else f", {TRAIN_ERROR_AFTER} {100 * self.train_error:.2f}%"))
         return (f"<TrainResult {self.net.netlist.name} "
                 f"({'-'.join(map(str, self.net.sizes))}), {len(self.history)} epoch(s){tail}>")
 
@@ -163,7 +202,8 @@ def _hyper(cn, hyper, batch) -> Hyper:
 
 def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None = None,
           seed: int = 0, validation=None, shuffle: bool = False, threads: int = 1,
-          init: str = "netlist", progress: bool = False, log=None) -> TrainResult:
+          init: str = "netlist", progress: bool = False, log=None,
+          train_error: bool = False) -> TrainResult:
     """Train a network with Equilibrium Propagation; returns a :class:`TrainResult`.
 
     ``net``: a Netlist (built here) or a CompiledNetwork (trained in place).  ``images``:
@@ -175,7 +215,10 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
     (images, labels) -- evaluated after each epoch.  ``shuffle``: a new order each epoch
     (from ``seed``, which also draws the signs of beta).  ``init="glorot"``: fresh Glorot
     weights and zero biases instead of the netlist's.  ``progress``: tqdm bars; ``log``: a
-    function for a line of text per epoch (``print``).
+    function for a line of text per epoch (``print``).  ``train_error=True``: after the last
+    epoch, classify the images trained on (``images`` less a held-out validation count) as
+    validation does and return the paper's training error in ``result.train_error`` (and
+    ``train_error_after`` of the last record); it reads the weights, never changes them.
 
     The same settings give the same weights as ``neuroemu train`` bit for bit."""
     cn = as_compiled(net)
@@ -208,6 +251,18 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
     trainer = Trainer(cn, hp, seed=seed, threads=threads)
     if init == "glorot":
         trainer.set_params(glorot_weights(cn.sizes, seed), [np.zeros(n) for n in cn.sizes])
+    held_out = val is not None and isinstance(validation, (int, np.integer))
+    val_label = f"validation error (the last {validation} images)" if held_out \
+        else "validation error"
     history = run_epochs(trainer, x, one_hot(y, cn.sizes[-1]), epochs=int(epochs),
-                         shuffle=shuffle, seed=seed, validation=val, progress=progress, log=log)
-    return TrainResult(cn, history, hp, trainer)
+                         shuffle=shuffle, seed=seed, validation=val, progress=progress, log=log,
+                         val_label=val_label)
+    after = None
+    if train_error and history:
+        after, spk = score_after(trainer, x, y, progress=progress)
+        history[-1]["train_error_after"] = after
+        history[-1]["train_spikes_per_sample_after"] = spk
+        if log:
+            log(f"{TRAIN_ERROR_AFTER} {100 * after:.2f}% on the {len(x)} images trained on, "
+                f"{spk:.0f} spikes/sample")
+    return TrainResult(cn, history, hp, trainer, after)
