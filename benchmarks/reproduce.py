@@ -151,10 +151,11 @@ def check(entry: dict, data: str, keep: Path | None = None, echo=print) -> list[
         doc = json.loads((out / spec["file"]).read_text())
         ref = json.loads((ROOT / spec["expected"]).read_text())
         rtol = float(spec.get("rtol", 0.0))
-        for path in spec["paths"]:
-            if not same(at(doc, path), at(ref, path), rtol):
-                bad.append(f"{spec['file']}: {path} differs from {spec['expected']} "
-                           f"(rtol {rtol:g})")
+        for path in spec.get("paths", [None]):      # no paths: the whole document
+            if not same(doc if path is None else at(doc, path),
+                        ref if path is None else at(ref, path), rtol):
+                bad.append(f"{spec['file']}: {path or 'the document'} differs from "
+                           f"{spec['expected']} (rtol {rtol:g})")
     return bad
 
 
