@@ -42,6 +42,16 @@ class TrainError(NeuroemuError, ValueError):
     """Training settings, checkpoints or outputs that cannot be used."""
 
 
+class OutputError(NeuroemuError, OSError):
+    """An output path that neuroemu refuses to write: an input of the same command, a
+    directory, a non-regular file (device, FIFO, socket), or an existing file without
+    ``--force`` (:mod:`neuroemu.files`)."""
+
+
+class OptionError(NeuroemuError, ValueError):
+    """A command-line option value out of its range (checked before any work starts)."""
+
+
 def where(path, field: str) -> str:
     """Format the ``file: field`` prefix used by every message."""
     p = str(path) if path is not None else "<netlist>"

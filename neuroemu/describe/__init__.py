@@ -124,7 +124,9 @@ def save(net: Netlist, path, *, weights=None, biases=None) -> Path:
         describe.save(net, "out.h5", weights=[W0, W1], biases={"hidden": b1, "output": b2})
 
     Trained weights live in a compiled network: save ``compiled.to_netlist()``.  Returns the
-    path."""
+    path.  The write is atomic (:mod:`neuroemu.files`: a crash leaves the old file or the new
+    one, TOML and ``.npy`` files together); an existing regular file is replaced (the command
+    line asks for ``--force`` first), a directory or non-regular file is refused."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -135,12 +137,13 @@ def save(net: Netlist, path, *, weights=None, biases=None) -> Path:
 
 
 def convert(src, dst, *, force: bool = False) -> Path:
-    """Convert a netlist file between TOML and HDF5 (by file suffix); returns ``dst``."""
+    """Convert a netlist file between TOML and HDF5 (by file suffix); returns ``dst``.
+    Refuses (:class:`~neuroemu.errors.OutputError`) a ``dst`` that is the source or one of
+    the ``.npy`` files it names (even with ``force``), a directory or non-regular file, and an
+    existing file unless ``force`` (:func:`neuroemu.files.check_output`)."""
+    from ..files import check_output, netlist_inputs
     src, dst = resolve(src), Path(dst)
     if dst.suffix.lower() not in SUFFIXES:
         raise NetlistError(f"{dst}: unknown netlist file type (use .toml, .h5 or .hdf5)")
-    if dst.exists() and not force:
-        raise NetlistError(f"{dst}: already exists (use --force to overwrite)")
-    if dst.exists() and src.resolve() == dst.resolve():
-        raise NetlistError(f"{dst}: is the source file itself")
+    check_output(dst, inputs=netlist_inputs(src), force=force)
     return save(load(src), dst)

@@ -138,18 +138,16 @@ def _write_neuron(g, d: dict) -> None:
 def save_h5(net: Netlist, path, *, weights=None, biases=None) -> Path:
     """Save a netlist as HDF5; ``weights`` / ``biases`` replace arrays on the way (see
     :func:`~neuroemu.describe.dicts.to_dict`).  The file is written under a temporary name and
-    renamed when complete.  Returns the path."""
+    renamed when complete (:func:`neuroemu.files.replacing`: fsynced, a fresh temporary name
+    in the same folder), so a crash leaves the old file or the new one.  Replaces an existing
+    regular file (the command line checks ``--force`` first); refuses a directory or a
+    non-regular file.  Returns the path."""
+    from ..files import replacing
     path = Path(path)
     import h5py
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    with replacing(path) as tmp:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
             write_group(f, net, weights, biases)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

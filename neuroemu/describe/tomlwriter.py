@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..files import check_target, replace_text_with_arrays, save_npy
 from ..errors import NetlistError
 from .dicts import _check, to_dict
 from .netlist import from_dict
@@ -22,24 +22,34 @@ INLINE_MAX = 64            # arrays up to this many numbers are written inline
 def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_MAX) -> Path:
     """Write a netlist as TOML.  Arrays of at most ``inline_max`` numbers are written inline
     (shortest round-tripping decimal form, so exact); larger ones go to ``.npy`` files beside
-    the TOML, named ``<stem>.<pre>-<post>.weights.npy`` and ``<stem>.<population>.bias.npy``
-    and referenced as ``{ file = "..." }``.  A bias that is one number everywhere is written
-    as that number.  Loading the TOML gives back exactly the same network."""
+    the TOML, named ``<stem>.<pre>-<post>.weights.<digest>.npy`` and
+    ``<stem>.<population>.bias.<digest>.npy`` (``<digest>``: 12 hex digits of the array's
+    SHA-256, :func:`neuroemu.files.npy_name`) and referenced as ``{ file = "..." }``.  A bias
+    that is one number everywhere is written as that number.  Loading the TOML gives back
+    exactly the same network.
+
+    Atomic (:mod:`neuroemu.files`): the ``.npy`` files are written first under their new names,
+    the TOML is replaced last, then the ``.npy`` files only the old TOML named are removed; a
+    crash at any point leaves the old netlist or the new one, complete.  Replaces an existing
+    regular file at ``path`` (the command line checks ``--force`` first); refuses a directory
+    or a non-regular file."""
     base = _check(net)
     raw = to_dict(net, weights, biases)
     from_dict(raw, path=base.path or base.name)
-    path = Path(path)
+    path = check_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.stem
+    written = []
 
-    def array(arr, fname):
+    def array(arr, key):
         arr = np.ascontiguousarray(arr, dtype=np.float64)
         if arr.ndim == 1 and arr.size and np.all(arr == arr[0]) and \
                 np.all(np.signbit(arr) == np.signbit(arr[0])):
             return toml_value(float(arr[0]))
         if arr.size <= inline_max:
             return toml_value(arr.tolist())
-        np.save(path.parent / fname, arr, allow_pickle=False)
+        fname = save_npy(path.parent, stem, key, arr)
+        written.append(fname)
         return toml_value({"file": fname})
 
     neurons = [p["neuron"] for p in raw["population"]]
@@ -53,20 +63,16 @@ def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_
         out += ["", "[[population]]", f"name = {toml_value(p['name'])}", f"size = {p['size']}",
                 f"role = {toml_value(p['role'])}"]
         if "bias" in p:
-            fname = f"{stem}.{p['name']}.bias.npy"
-            out.append(f"bias = {array(p['bias'], fname)}")
+            out.append(f"bias = {array(p['bias'], p['name'] + '.bias')}")
         if p["neuron"] != default:
             out.append(f"neuron = {toml_value(p['neuron'])}")
     for p in raw["projection"]:
-        fname = f"{stem}.{p['pre']}-{p['post']}.weights.npy"
+        key = f"{p['pre']}-{p['post']}.weights"
         out += ["", "[[projection]]", f"pre = {toml_value(p['pre'])}",
-                f"post = {toml_value(p['post'])}", f"weights = {array(p['weights'], fname)}"]
+                f"post = {toml_value(p['post'])}", f"weights = {array(p['weights'], key)}"]
     if base.hardware:
         out += _toml_tables(["hardware"], base.hardware)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return replace_text_with_arrays(path, "\n".join(out) + "\n", written)
 
 
 def _key(k: str) -> str:

@@ -35,6 +35,7 @@ from ..engines import CompiledNetwork
 from ..engines import kernels as K
 from ..engines import session as open_session
 from ..errors import TrainError
+from ..files import check_target, replace_text_with_arrays, replacing, save_npy
 
 RULES = ("first-order", "full")
 
@@ -282,9 +283,15 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
 
     ``.h5``: through :func:`neuroemu.describe.save` (self-contained).  Otherwise a TOML file
     with every weight matrix and bias vector in a float32/float64 ``.npy`` file beside it
-    (``{ file = "..." }``), which :func:`neuroemu.describe.load` reads back exactly.
+    (``{ file = "..." }``, named by content: :func:`neuroemu.files.save_npy`), which
+    :func:`neuroemu.describe.load` reads back exactly.
+
+    Atomic in both forms (:mod:`neuroemu.files`): the ``.npy`` files are written first under
+    new names and the TOML replaced last, so a crash during an epoch's save leaves the previous
+    epoch's netlist complete (never weights and biases of different epochs).  Replaces an
+    existing regular file (``neuroemu train`` checks ``--force`` first).
     """
-    path = Path(path)
+    path = check_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     nl = net.netlist
     name = name or f"{nl.name}-trained"
@@ -295,7 +302,7 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
             renamed, path,
             weights=[net.weights(l).astype(np.float64) for l in range(net.n_layers - 1)],
             biases=[None] + [net.biases(l).copy() for l in range(1, net.n_layers)])
-    stem = path.stem
+    stem, written = path.stem, []
     lines = [f"# {description or name}", "# written by neuroemu train (docs/training.md)"]
     for k, v in (provenance or {}).items():
         lines.append(f"# {k}: {v}")
@@ -306,18 +313,19 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
                   f"role = {toml_value(pop.role)}",
                   f"neuron = {toml_value(pop.neuron.as_dict())}"]
         if l > 0:
-            fname = f"{stem}.{pop.name}.bias.npy"
-            np.save(path.parent / fname, np.asarray(net.biases(l), dtype=np.float64))
+            fname = save_npy(path.parent, stem, f"{pop.name}.bias",
+                                   np.asarray(net.biases(l), dtype=np.float64))
+            written.append(fname)
             lines.append(f"bias = {{ file = {toml_value(fname)} }}")
         lines.append("")
     for l, pr in enumerate(nl.projections):
-        fname = f"{stem}.{pr.pre}-{pr.post}.weights.npy"
-        np.save(path.parent / fname, np.ascontiguousarray(net.weights(l), dtype=np.float32))
+        fname = save_npy(path.parent, stem, f"{pr.pre}-{pr.post}.weights",
+                               np.ascontiguousarray(net.weights(l), dtype=np.float32))
+        written.append(fname)
         lines += ["[[projection]]", f"pre = {toml_value(pr.pre)}",
                   f"post = {toml_value(pr.post)}",
                   f"weights = {{ file = {toml_value(fname)} }}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return replace_text_with_arrays(path, "\n".join(lines), written)
 
 
 def upgrade_history(history: list) -> list:
@@ -332,16 +340,17 @@ def upgrade_history(history: list) -> list:
 
 
 def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings: dict) -> None:
+    """Write the training state (weights, biases, RNG, counters, history) to ``path``
+    atomically (:func:`neuroemu.files.replacing`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"W{l}": w for l, w in enumerate(trainer.W)}
     arrays.update({f"b{l}": b for l, b in enumerate(trainer.b)})
     meta = {"epoch": epoch, "history": history, "settings": settings,
             "hyper": asdict(trainer.hyper), "batches": trainer._batches,
             "rng": trainer.rng.bit_generator.state}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
+    with replacing(path) as tmp:      # atomic: the previous checkpoint or this one
+        with open(tmp, "xb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
