@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import NetlistError, where
-from .neurons import (ANNEALER_PARAMS, ANNEALERS, DECODERS, DEFAULT_NEURON, ENCODERS, ROLES,
-                      SCHEDULE_PARAMS, SCHEDULES)
+from .arrays import read_npy
+from .neurons import (ANNEALER_PARAMS, ANNEALERS, DECODERS, DEFAULT_NEURON, ENCODERS, MAX_VALUE,
+                      ROLES, SCHEDULE_PARAMS, SCHEDULES)
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 _TOP_KEYS = {"network", "neuron", "population", "projection", "hardware"}
@@ -285,13 +286,16 @@ class _Validator:
             if set(spec) != {"file"} or not isinstance(spec["file"], str):
                 self.fail(fld, "a table here must be { file = \"name.npy\" }", spec)
             fpath = (self.base / spec["file"])
-            try:
-                arr = np.load(fpath, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                self.fail(f"{fld}.file", f"cannot read .npy file {fpath} ({exc})", spec["file"])
+            try:  # header first: shape and size are checked before the data is read
+                arr = read_npy(fpath, shape=shape, max_items=_MAX_WEIGHTS, what="array")
+            except NetlistError as exc:
+                self.fail(f"{fld}.file", f"cannot use .npy file: {exc}", spec["file"])
             fld = f"{fld}.file ({fpath})"
         elif isinstance(spec, (int, float)) and not isinstance(spec, bool) and len(shape) == 1:
-            arr = np.full(shape, self.number(spec, fld))
+            x = self.number(spec, fld)
+            if abs(x) > MAX_VALUE:
+                self.fail(fld, f"must lie in [-{MAX_VALUE:g}, {MAX_VALUE:g}]", spec)
+            arr = np.full(shape, x)
         else:
             try:
                 arr = np.asarray(spec)
@@ -302,12 +306,22 @@ class _Validator:
         if arr.shape != shape:
             self.fail(fld, f"must have shape {shape}", _Said(f"shape {arr.shape}"))
         arr = np.ascontiguousarray(arr, dtype=np.float64)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            idx = tuple(int(k) for k in np.argwhere(bad)[0])
-            self.fail(f"{fld}{list(idx)}", "must be finite", float(arr[idx]))
+        self.bounded(arr, fld)
         arr.setflags(write=False)
         return arr
+
+    def bounded(self, arr, fld):
+        """Finite and at most MAX_VALUE in magnitude (docs/netlist-format.md, Bounds): the
+        engine computes in float32 (weights, delivered input) and float64, and every sum and
+        square it forms of such values stays finite."""
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(arr) <= MAX_VALUE)
+        if bad.any():
+            idx = tuple(int(k) for k in np.argwhere(bad)[0])
+            x = float(arr[idx])
+            rule = "must be finite" if not math.isfinite(x) else \
+                f"must lie in [-{MAX_VALUE:g}, {MAX_VALUE:g}] (the engine computes in float32)"
+            self.fail(f"{fld}{list(idx)}", rule, x)
 
     def projection(self, value, i, pops, seed):
         fld = f"projection[{i}]"
@@ -342,6 +356,9 @@ class _Validator:
         else:
             s = self.integer(spec.get("seed", seed * 1000 + i), f"{fld}.seed", 0, 2**63 - 1)
             gain = self.number(spec.get("gain", 1.0), f"{fld}.gain")
+            if abs(gain) * math.sqrt(6.0 / (shape[0] + shape[1])) > MAX_VALUE:
+                self.fail(f"{fld}.gain", f"makes weights beyond [-{MAX_VALUE:g}, {MAX_VALUE:g}] "
+                          "(the engine computes in float32)", gain)
             w = glorot_uniform(shape, s, gain)
         w.setflags(write=False)
         return w

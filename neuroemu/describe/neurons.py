@@ -35,6 +35,8 @@ class Param:
         hi_ok = value < self.hi if self.hi_open else value <= self.hi
         if lo_ok and hi_ok:
             return None
+        if self.hi == INF:
+            return f"must be {'>' if self.lo_open else '>='} {self.lo:g}"
         lb = "(" if self.lo_open else "["
         hb = ")" if self.hi_open else "]"
         return f"must lie in {lb}{self.lo:g}, {self.hi:g}{hb}"
@@ -42,26 +44,39 @@ class Param:
 
 INF = float("inf")
 
+# Bounds that keep every quantity the engine computes finite (docs/netlist-format.md,
+# "Bounds"): weights, biases, inputs, targets and beta are at most MAX_VALUE in magnitude,
+# so the float32 accumulator of delivered input (10^7 senders of messages up to 2 / LAM_MIN)
+# and the float64 drive, its square (OSA) and the state update cannot overflow.  LAM_MIN
+# bounds the predictive encoder's division by lambda; ETA_MAX keeps lam0 / t**eta above 0
+# for any reachable t; the scheduled step size is at most EPS_MAX.
+MAX_VALUE = 1e20
+LAM_MIN = 1e-6
+ETA_MAX = 10.0
+EPS_MAX = 1e6
+
 # Parameters of each step-size annealer ("eps" table of a population).
 ANNEALER_PARAMS = {
     "constant": (Param("eps0", 0.5, 0.0, 1.0, lo_open=True, doc="eps_t = eps0"),),
     "scheduled": (
-        Param("eps0", 1.0, 0.0, INF, lo_open=True, doc="eps_t = eps0 / t**eta"),
+        Param("eps0", 1.0, 0.0, EPS_MAX, lo_open=True, doc="eps_t = eps0 / t**eta"),
         Param("eta", 0.5, 0.0, INF, doc="decay exponent"),
     ),
     "osa": (
         Param("nu_bar", None, 0.0, 1.0, lo_open=True, hi_open=True,
               doc="OSA target step size (George & Powell 2006)"),
-        Param("reg", 1e-15, 0.0, INF, doc="regulariser e in alpha = 1 - (var+e)/(delta+e)"),
+        Param("reg", 1e-15, 0.0, INF, lo_open=True,
+              doc="regulariser e in alpha = 1 - (var+e)/(delta+e); > 0, as delta = var = 0 "
+                  "(a constant drive) would give 0/0"),
     ),
 }
 
 # Parameters of each lambda schedule ("lam" table of a population).
 SCHEDULE_PARAMS = {
-    "constant": (Param("value", None, 0.0, 1.0, lo_open=True, doc="lam_t = value"),),
+    "constant": (Param("value", None, LAM_MIN, 1.0, doc="lam_t = value"),),
     "scheduled": (
-        Param("lam0", None, 0.0, INF, lo_open=True, doc="lam_t = lam0 / t**eta"),
-        Param("eta", None, 0.0, INF, doc="decay exponent"),
+        Param("lam0", None, LAM_MIN, 1.0, doc="lam_t = lam0 / t**eta"),
+        Param("eta", None, 0.0, ETA_MAX, doc="decay exponent"),
     ),
 }
 

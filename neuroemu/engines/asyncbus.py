@@ -525,6 +525,7 @@ class AsyncSession(SessionBase):
                 chip.flush()
                 self.c["elapsed"][chip.b] += chip.env.now - start
         self._rec = None
+        self.check_finite(name or f"phase{len(self.phases)}")
         after = self.counters()
         phase = Phase(name or f"phase{len(self.phases)}", t0, int(steps), beta, int(every),
                       {k: after[k] - before[k] for k in after},

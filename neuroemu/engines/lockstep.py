@@ -63,6 +63,7 @@ class LockstepSession(SessionBase):
         before = self.counters()
         t0 = self.t
         self._kernel(int(steps), beta, int(every), rq, rs, rx)
+        self.check_finite(name or f"phase{len(self.phases)}")
         after = self.counters()
         phase = Phase(name or f"phase{len(self.phases)}", t0, int(steps), beta, int(every),
                       {k: after[k] - before[k] for k in after},

@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ..describe.neurons import MAX_VALUE
 from ..errors import EngineError
 from .compiled import CompiledNetwork
+
+# At most this many (sample, neuron) cells of state per session: a session holds about 13
+# float64 arrays of B x N, so this is ~5 GB; a larger batch is refused before allocating.
+MAX_STATE_CELLS = 50_000_000
 
 COUNTER_DOC = {
     "spikes": "(B, layers) non-zero messages sent (spikes, or real values for encoder 'none')",
@@ -116,7 +121,8 @@ def sample_seeds(seed: int, sample_ids: np.ndarray) -> np.ndarray:
 
 
 def check_input(x: Any, n: int, name: str = "inputs") -> np.ndarray:
-    """Validate an input batch: shape (B, n) or (n,), finite numbers."""
+    """Validate an input batch: shape (B, n) or (n,), finite numbers of magnitude at most
+    MAX_VALUE (1e20: larger ones overflow the sums and means computed from them)."""
     arr = np.asarray(x)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -126,9 +132,13 @@ def check_input(x: Any, n: int, name: str = "inputs") -> np.ndarray:
         raise EngineError(f"{name}: must be a non-empty array of numbers (got dtype {arr.dtype}, "
                           f"shape {arr.shape})")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        b, j = np.argwhere(~np.isfinite(arr))[0]
-        raise EngineError(f"{name}[{b}, {j}]: must be finite (got {arr[b, j]})")
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(arr) <= MAX_VALUE)
+    if bad.any():
+        b, j = np.argwhere(bad)[0]
+        rule = "must be finite" if not math.isfinite(arr[b, j]) else \
+            f"must lie in [-{MAX_VALUE:g}, {MAX_VALUE:g}]"
+        raise EngineError(f"{name}[{b}, {j}]: {rule} (got {arr[b, j]})")
     return arr
 
 
@@ -138,9 +148,14 @@ def check_run_args(steps, every, beta, target, n_out: int, batch: int):
         raise EngineError(f"steps: must be a non-negative integer (got {steps!r})")
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
         raise EngineError(f"every: must be a positive integer (got {every!r})")
-    beta = float(beta)
+    try:
+        beta = float(beta)
+    except (TypeError, ValueError):
+        raise EngineError(f"beta: must be a number (got {beta!r})") from None
     if not math.isfinite(beta):
         raise EngineError(f"beta: must be finite (got {beta})")
+    if abs(beta) > MAX_VALUE:
+        raise EngineError(f"beta: must lie in [-{MAX_VALUE:g}, {MAX_VALUE:g}] (got {beta})")
     if target is None:
         if beta != 0.0:
             raise EngineError(f"target: required when beta is non-zero (beta = {beta})")
@@ -168,6 +183,11 @@ class SessionBase:
     def _allocate(self, x, sample_ids) -> tuple[int, int, int]:
         """Clamp inputs ``x`` and allocate zeroed state; returns (B, N, layers)."""
         net = self.net
+        shape = np.shape(x)
+        if len(shape) == 2 and shape[0] * net.n_neurons > MAX_STATE_CELLS:
+            raise EngineError(f"inputs: a batch of {shape[0]} samples of {net.n_neurons} neurons "
+                              f"needs {shape[0] * net.n_neurons} state cells, more than the "
+                              f"limit of {MAX_STATE_CELLS} (use a smaller batch)")
         self.x = check_input(x, net.sizes[0])
         B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
         self.batch = B
@@ -195,6 +215,35 @@ class SessionBase:
         self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
         self.ev = np.zeros((B, N), dtype=np.int32)      # per-layer event lists of the last step
         return B, N, L1
+
+    def check_finite(self, phase: str) -> None:
+        """After a run: every state, decoded input, drive, step size, OSA statistic, encoder
+        memory and delivered input must be finite; else an EngineError naming the population,
+        the first bad neuron and sample, and the variable.  (A state s is clipped to [0, 1],
+        so an overflow shows in v, a or the statistics first.)"""
+        names = ("s", "v", "a", "eps", "phi", "xm", "u")
+        arrays = (self.s, self.v, self.a, self.eps, self.phi, self.xm, self.u, *self.osa)
+        names += ("osa theta", "osa beta", "osa delta", "osa lambda")
+        first = None
+        for what, arr in zip(names, arrays):
+            if np.isfinite(arr).all():
+                continue
+            bad = ~np.isfinite(arr)
+            cols = np.flatnonzero(bad.any(axis=0))
+            j = int(cols[0])
+            b = int(np.flatnonzero(bad[:, j])[0])
+            if first is None or (j, b) < first[:2]:
+                first = (j, b, what, float(arr[b, j]))
+        if first is None:
+            return
+        j, b, what, value = first
+        off = self.net.off
+        layer = int(np.searchsorted(off, j, side="right")) - 1
+        raise EngineError(
+            f"population {self.net.names[layer]!r}: neuron {j - int(off[layer])}, sample {b}: "
+            f"{what} is not finite after phase {phase!r} at step {self.t} (got {value}); the "
+            f"network overflows float32/float64 -- smaller weights, biases, inputs or beta, or a "
+            f"larger lam (docs/netlist-format.md, Bounds)")
 
     def state(self, pop) -> np.ndarray:
         """Copy of the states s of a population (B, n); the input layer returns x."""
