@@ -79,14 +79,17 @@ def npy_header(fp, path, error=NetlistError) -> tuple[tuple[int, ...], bool, np.
 
 def read_npy(path, *, shape: tuple[int, ...] | None = None, ndim: int | None = None,
              max_items: int = MAX_ITEMS, kinds: str = "iuf", error=NetlistError,
-             what: str = "array") -> np.ndarray:
+             what: str = "array", expect: str | None = None) -> np.ndarray:
     """Read a ``.npy`` file after checking its header: dtype kind in ``kinds``, ``shape``
     (exact) or ``ndim``, at most ``max_items`` elements, and a file long enough.  Returns
-    the array as stored (native byte order, C-contiguous, writable)."""
+    the array as stored (native byte order, C-contiguous, writable).  ``expect``, if given,
+    is the rule printed for a wrong dtype or shape (followed by what the header says)."""
     path = Path(path)
     with open_regular(path, error, f"{what} file") as fp:
         dims, fortran, dtype = npy_header(fp, path, error)
-        if dtype.kind not in kinds or dtype.kind == "b" and "b" not in kinds:
+        if expect and (dtype.kind not in kinds or shape is not None and dims != tuple(shape)):
+            raise error(f"{path}: {expect} (got {dtype} {dims})")
+        if dtype.kind not in kinds:
             raise error(f"{path}: {what} must hold numbers only (got dtype {dtype})")
         if shape is not None and dims != tuple(shape):
             raise error(f"{path}: {what} must have shape {tuple(shape)} (got shape {dims}, "

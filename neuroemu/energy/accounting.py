@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import neuroemu.energy.hardware as hw
+from ..errors import ProfileError
 
 KINDS = hw.KINDS
 
@@ -242,7 +243,23 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                "real_valued_total_j": d["total_j"],
                                "spike_vs_real_ratio": a["total_j"] / d["total_j"]
                                if d["total_j"] else None})
+    _check_finite(out, profile)
     return out
+
+
+def _check_finite(value, profile, key: str = "report") -> None:
+    """Every number of a report must be finite (JSON has no NaN or Infinity): a
+    ProfileError naming the first that is not.  Bounded profiles (hardware.MAX_PJ) and
+    int64 counters keep every total finite; this guards what they cannot (damaged counts)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, profile, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, profile, f"{key}[{i}]")
+    elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        raise ProfileError(f"{profile.path or profile.name}: energy {key} is not finite "
+                           f"(got {float(value)}): event counts x energies overflow float64")
 
 
 # --------------------------------------------------------------------------- running

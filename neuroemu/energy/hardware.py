@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..describe.arrays import read_npy
 from ..errors import ProfileError, where
 
 # Event kinds with an energy per event, in report order.  ``weight_update`` is optional in
@@ -56,6 +57,12 @@ KIND_DOC = {
 _NOC_KEYS = {"header_bits": (0, 4096), "flit_bits": (1, 1 << 20), "word_bits": (1, 4096)}
 _TOP_KEYS = {"profile", "noc", "energy_pj", "sources"}
 POLICIES = ("layer", "packed")
+# At most this many picojoules per event: far above any hardware (a few to a few hundred pJ),
+# and low enough that no total of int64 event counts x flits can overflow float64.
+MAX_PJ = 1e6
+# Core indices of a placement map must be below this (a million cores; route tables are
+# computed per used core, never per mesh cell).
+MAX_CORES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -163,8 +170,9 @@ def profile_from_dict(raw, path=None) -> Profile:
                  "in another kind)")
         value = en[kind]
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
-            fail(f"energy_pj.{kind}", "must be a finite non-negative number of picojoules", value)
+                or not math.isfinite(value) or not 0 <= value <= MAX_PJ:
+            fail(f"energy_pj.{kind}", f"must be a finite non-negative number of picojoules, at "
+                 f"most {MAX_PJ:g}", value)
         energy[kind] = float(value)
 
     src = table(raw.get("sources"), "sources", required=False)
@@ -267,23 +275,29 @@ def place(sizes, mesh: tuple[int, int] | None = None, neurons_per_core: int = 25
 
 
 def _load_map(path, n, npc) -> np.ndarray:
+    # header first: a regular file, integers, shape (n,), before the data is read
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ProfileError(f"{path}: cannot read placement map ({exc}); --placement takes "
-                           f"{', '.join(POLICIES)} or a .npy file of core indices") from None
-    if arr.shape != (n,) or arr.dtype.kind not in "iu":
-        raise ProfileError(f"{path}: placement map must be an integer array of shape ({n},), one "
-                           f"core index per neuron (got {arr.dtype} {arr.shape})")
+        arr = read_npy(path, shape=(n,), kinds="iu", error=ProfileError, what="placement map",
+                       expect=f"placement map must be an integer array of shape ({n},), one "
+                              f"core index per neuron")
+    except ProfileError as exc:
+        if "placement map must be" in str(exc):
+            raise
+        raise ProfileError(f"{exc}; --placement takes {', '.join(POLICIES)} or a .npy file of "
+                           f"core indices") from None
     if arr.min() < 0:
         raise ProfileError(f"{where(path, f'[{int(np.argmin(arr))}]')}: core index must be >= 0 "
                            f"(got {int(arr.min())})")
+    if arr.max() >= MAX_CORES:
+        raise ProfileError(f"{where(path, f'[{int(np.argmax(arr))}]')}: core index must be below "
+                           f"{MAX_CORES} (got {int(arr.max())})")
+    arr = arr.astype(np.int64)
     counts = np.bincount(arr)
     if counts.max() > npc:
         c = int(np.argmax(counts))
         raise ProfileError(f"{where(path, f'core {c}')}: holds {int(counts[c])} neurons, more "
                            f"than --neurons-per-core {npc}")
-    return arr.astype(np.int64)
+    return arr
 
 
 # --------------------------------------------------------------------------- routing
@@ -315,9 +329,8 @@ def route_table(placement: Placement, sizes, multicast: bool = True) -> RouteTab
     off = np.concatenate([[0], np.cumsum(sizes)])
     core = placement.core
     n_cores = int(core.max()) + 1
-    cx, cy = placement.xy(np.arange(n_cores))
-    dx = np.abs(cx[:, None] - cx[None, :])
-    dy = np.abs(cy[:, None] - cy[None, :])
+    if n_cores > MAX_CORES:
+        raise ProfileError(f"placement: core index must be below {MAX_CORES} (got {n_cores - 1})")
     N = int(off[-1])
     packets = np.zeros(N, dtype=np.int64)
     hx = np.zeros(N, dtype=np.int64)
@@ -332,9 +345,26 @@ def route_table(placement: Placement, sizes, multicast: bool = True) -> RouteTab
             w = (w > 0).astype(np.int64)
         src = core[off[l]:off[l + 1]]
         packets[off[l]:off[l + 1]] = w.sum()
-        hx[off[l]:off[l + 1]] = (dx @ w)[src]
-        hy[off[l]:off[l + 1]] = (dy @ w)[src]
+        hx[off[l]:off[l + 1]], hy[off[l]:off[l + 1]] = _hops(placement, src, w)
     return RouteTable(packets, hx, hy, bool(multicast))
+
+
+def _hops(placement: Placement, src: np.ndarray, w: np.ndarray):
+    """``sum_d w[d] |x_c - x_d|`` and the same in y for each sender core ``c`` in ``src``:
+    over used cores only (senders x destinations, in blocks), never a cores x cores matrix."""
+    dst = np.flatnonzero(w)
+    wd = w[dst]
+    dxs, dys = placement.xy(dst)
+    cores, inv = np.unique(src, return_inverse=True)
+    sx, sy = placement.xy(cores)
+    hx = np.zeros(cores.size, dtype=np.int64)
+    hy = np.zeros(cores.size, dtype=np.int64)
+    step = max(1, (1 << 22) // max(1, dst.size))
+    for i in range(0, cores.size, step):
+        blk = slice(i, i + step)
+        hx[blk] = np.abs(sx[blk, None] - dxs[None, :]) @ wd
+        hy[blk] = np.abs(sy[blk, None] - dys[None, :]) @ wd
+    return hx[inv], hy[inv]
 
 
 def packet_bits(placement: Placement, profile: Profile, real: bool) -> int:
