@@ -28,14 +28,16 @@ by file suffix.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import NetlistError, NeuroemuError
+from ..errors import NetlistError, NeuroemuError, where
 from .dicts import _check, to_dict
-from .netlist import Netlist, from_dict
+from .netlist import _MAX_SIZE, _MAX_WEIGHTS, Netlist, from_dict
 
 FORMAT = "neuroemu-netlist"
 FORMAT_VERSION = (1, 0)
@@ -154,19 +156,34 @@ def save_h5(net: Netlist, path, *, weights=None, biases=None) -> Path:
 # --------------------------------------------------------------------------- HDF5 reading
 
 def load_h5(path) -> Netlist:
-    """Load an HDF5 netlist -- or the network embedded in a neuroemu trace."""
+    """Load an HDF5 netlist -- or the network embedded in a neuroemu trace.
+
+    One error boundary: whatever the file holds (damaged headers, foreign objects, links to
+    other files), the result is a Netlist or a one-line NetlistError."""
     import h5py
     path = Path(path)
-    if not path.exists():
-        raise NetlistError(f"{path}: file not found")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NetlistError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise NetlistError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NetlistError(f"{path}: must be a regular file (an HDF5 netlist)")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 -- h5py raises many kinds on damaged files
         raise NetlistError(f"{path}: not a readable HDF5 file ({_msg(exc)})") from None
     with f:
-        g, label = f, str(path)
-        if "format" not in f.attrs and "neuroemu" in f and "netlist" in f["neuroemu"]:
-            g, label = f["neuroemu/netlist"], f"{path}:/neuroemu/netlist"  # a trace
+        try:
+            g, label = f, str(path)
+            if "format" not in f.attrs and _member(f, "neuroemu", label) is not None \
+                    and _member(f["neuroemu"], "netlist", label) is not None:
+                g, label = f["neuroemu/netlist"], f"{path}:/neuroemu/netlist"  # a trace
+        except NeuroemuError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise NetlistError(f"{path}: damaged or incomplete HDF5 file ({_msg(exc)})") from None
         return load_group(g, label, path=path)
 
 
@@ -175,63 +192,189 @@ def _msg(exc) -> str:
 
 
 def load_group(g, label: str, path=None) -> Netlist:
-    """Build a Netlist from an h5py group written by :func:`write_group`."""
+    """Build a Netlist from an h5py group written by :func:`write_group`.
+
+    Attribute values go to :func:`from_dict` as they are (numbers, strings, arrays), so the
+    HDF5 form obeys exactly the rules of the TOML form; only a boolean stored as the integer
+    0 or 1 (HDF5 has no boolean type) becomes false / true.  Every dataset's shape is checked
+    against the sizes it must have before it is read; external links, virtual datasets and
+    external storage are refused (a netlist never reads another file)."""
+    where_ = path if path is not None else label
     try:
-        if "format" not in g.attrs or get_str(g.attrs, "format") != FORMAT:
+        if "format" not in g.attrs or _attr(g.attrs, "format") != FORMAT:
             raise NetlistError(f"{label}: not a neuroemu netlist (attribute format = "
                                f"'{FORMAT}' missing)")
-        ver = tuple(int(v) for v in g.attrs["format_version"])
+        ver = np.asarray(g.attrs.get("format_version", ()))
+        if ver.shape != (2,) or ver.dtype.kind not in "iu":
+            raise NetlistError(f"{label}: format_version: must be two integers [major, minor] "
+                               f"(got {_short(ver)})")
+        ver = tuple(int(v) for v in ver)
         if ver[0] != FORMAT_VERSION[0]:
             raise NetlistError(f"{label}: format_version: netlist format {ver[0]}.{ver[1]} is "
                                f"not readable by this neuroemu (reads {FORMAT_VERSION[0]}.x)")
-        net = {"name": get_str(g.attrs, "name"), "seed": int(g.attrs["seed"]),
-               "description": get_str(g.attrs, "description")}
+        net = {k: _attr(g.attrs, k) for k in g.attrs if k not in ("format", "format_version")}
         raw = {"network": net}
-        hw = read_text(g, "hardware")
+        hw = _text(g, "hardware", label)
         if hw is not None:
             raw["hardware"] = json.loads(hw)
+        sizes: dict = {}
         for kind in ("population", "projection"):
-            raw[kind] = [_read_item(g, kind, i, label) for i in range(_count(g, kind, label))]
-        text = read_text(g, "source")
+            raw[kind] = [_read_item(g, kind, i, label, where_, sizes)
+                         for i in range(_count(g, kind, label))]
+        text = _text(g, "source", label)
     except NeuroemuError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- one boundary: h5py raises many kinds
         raise NetlistError(f"{label}: damaged or incomplete HDF5 netlist ({_msg(exc)})") from None
-    return from_dict(raw, path=path if path is not None else label, text=text)
+    return from_dict(raw, path=where_, text=text)
+
+
+_MAX_TEXT = 1 << 26    # bytes of the stored source text or [hardware] JSON
+_MAX_ITEMS = 100_000   # populations or projections of one netlist
+
+
+def _short(value) -> str:
+    s = repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _member(g, name: str, label: str):
+    """``g[name]`` if present, refusing links to other files, virtual datasets and datasets
+    stored in external files; None if absent."""
+    import h5py
+    link = g.get(name, getlink=True)
+    if link is None:
+        return None
+    at = f"{g.name.rstrip('/')}/{name}"
+    if isinstance(link, h5py.ExternalLink):
+        raise NetlistError(f"{label}: {at}: is an external link to {link.filename}:{link.path}; "
+                           "a netlist must be self-contained")
+    obj = g[name]
+    if isinstance(obj, h5py.Dataset):
+        if obj.is_virtual:
+            raise NetlistError(f"{label}: {at}: is a virtual dataset (it reads other files); a "
+                               "netlist must be self-contained")
+        if obj.external:
+            raise NetlistError(f"{label}: {at}: is stored in external file(s); a netlist must "
+                               "be self-contained")
+    return obj
+
+
+def _attr(attrs, key: str):
+    """An attribute as a plain Python value, uncoerced: str, int, float, bool, or an ndarray
+    when it is not a scalar."""
+    v = attrs[key]
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v[()]
+    if isinstance(v, (bytes, np.bytes_)):
+        return bytes(v).decode("utf-8")
+    if isinstance(v, np.str_):
+        return str(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _text(g, name: str, label: str) -> str | None:
+    """A text dataset (see :func:`write_text`), its shape and size checked before reading."""
+    ds = _member(g, name, label)
+    if ds is None:
+        return None
+    import h5py
+    if not isinstance(ds, h5py.Dataset) or len(ds.shape) != 1 or ds.dtype != np.uint8 \
+            or ds.shape[0] > _MAX_TEXT:
+        raise NetlistError(f"{label}: {ds.name}: must be UTF-8 text stored as a 1-D uint8 "
+                           f"dataset of at most {_MAX_TEXT} bytes (got "
+                           f"{getattr(ds, 'dtype', 'a group')} {getattr(ds, 'shape', '')})")
+    return ds[()].tobytes().decode("utf-8")
 
 
 def _count(g, kind: str, label: str) -> int:
-    if kind not in g:
+    grp = _member(g, kind, label)
+    if grp is None:
         raise NetlistError(f"{label}: /{kind}: group missing")
-    n = int(g[kind].attrs["count"])
-    names = set(g[kind].keys())
-    if names != {str(i) for i in range(n)}:
+    if "count" not in grp.attrs:
+        raise NetlistError(f"{label}: /{kind}: attribute count missing")
+    n = _attr(grp.attrs, "count")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= _MAX_ITEMS:
+        raise NetlistError(f"{label}: /{kind}: count: must be an integer in [0, {_MAX_ITEMS}] "
+                           f"(got {_short(n)})")
+    names = set(grp.keys())
+    if len(names) != n or names != {str(i) for i in range(n)}:
+        shown = ", ".join(sorted(names, key=lambda s: (len(s), s))[:10])
         raise NetlistError(f"{label}: /{kind}: must hold groups 0..{n - 1} (got "
-                           f"{', '.join(sorted(names, key=lambda s: (len(s), s)))})")
+                           f"{shown}{', ...' if len(names) > 10 else ''})")
     return n
 
 
-def _read_item(g, kind: str, i: int, label: str) -> dict:
-    sub = g[f"{kind}/{i}"]
-    d = {}
-    for key in sub.attrs:
-        v = sub.attrs[key]
-        d[key] = get_str(sub.attrs, key) if v.dtype.kind in "SOU" else int(v)
+def _size_of(value):
+    """A population size exactly as from_dict accepts it, else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_SIZE
+    return value if ok else None
+
+
+def _read_item(g, kind: str, i: int, label: str, where_, sizes: dict) -> dict:
+    """Population or projection ``i``: attributes uncoerced, datasets read only when their
+    declared shape is the one the netlist needs (``sizes``: population name -> size, or None
+    when that name is not a valid, unique population)."""
+    import h5py
+    sub = _member(g[kind], str(i), label)
+    if not isinstance(sub, h5py.Group):
+        raise NetlistError(f"{label}: /{kind}/{i}: must be a group")
+    d = {key: _attr(sub.attrs, key) for key in sub.attrs}
+    if kind == "population":
+        name = d.get("name")
+        if isinstance(name, str):
+            sizes[name] = _size_of(d.get("size")) if name not in sizes else None
+        want = {"bias": (_size_of(d.get("size")),)}
+    else:
+        pre, post = (sizes.get(d.get(e)) if isinstance(d.get(e), str) else None
+                     for e in ("pre", "post"))
+        want = {"weights": (pre, post)}
     for key in sub:
-        if key == "neuron":
-            d["neuron"] = _read_neuron(sub["neuron"])
+        obj = _member(sub, key, label)
+        if key == "neuron" and isinstance(obj, h5py.Group):
+            d["neuron"] = _read_neuron(obj, label)
+        elif isinstance(obj, h5py.Dataset):
+            shape = want.get(key)
+            fld = f"{kind}[{i}].{key}"
+            if shape is None or None in shape or math.prod(shape) > _MAX_WEIGHTS:
+                d[key] = _UNREAD  # from_dict fails on the size or the name first
+            elif tuple(obj.shape) != shape:
+                raise NetlistError(f"{where(where_, fld)}: must have shape {shape} (got shape "
+                                   f"{tuple(obj.shape)}, not read)")
+            else:
+                d[key] = obj[()]
         else:
-            d[key] = sub[key][()]
+            d[key] = _UNREAD
     return d
 
 
-def _read_neuron(g) -> dict:
-    d = {"encoder": get_str(g.attrs, "encoder"), "predictive": bool(g.attrs["predictive"]),
-         "decoder": get_str(g.attrs, "decoder")}
-    for comp in ("lam", "eps"):
-        c = g[comp]
-        d[comp] = {k: (get_str(c.attrs, k) if k == "kind" else float(c.attrs[k]))
-                   for k in c.attrs}
+class _Unread:
+    """Stands for a dataset that was not read (an unknown key, or one whose shape cannot be
+    known because its size or population name is invalid); from_dict reports those first."""
+
+    def __repr__(self) -> str:
+        return "<HDF5 object, not read>"
+
+
+_UNREAD = _Unread()
+
+
+def _read_neuron(g, label: str) -> dict:
+    import h5py
+    d = {k: _attr(g.attrs, k) for k in g.attrs}
+    if "predictive" in d and not isinstance(d["predictive"], bool) \
+            and isinstance(d["predictive"], int) and d["predictive"] in (0, 1):
+        d["predictive"] = bool(d["predictive"])  # HDF5 has no boolean: stored as uint8 0 / 1
+    for key in g:
+        obj = _member(g, key, label)
+        d[key] = {k: _attr(obj.attrs, k) for k in obj.attrs} \
+            if isinstance(obj, h5py.Group) else _UNREAD
     return d
 
 
