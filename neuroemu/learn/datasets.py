@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..describe.arrays import open_regular
 from ..errors import DataError, where
 
 ENV_VAR = "NEUROEMU_DATA"
@@ -68,21 +69,41 @@ class Dataset:
         return len(self.labels)
 
 
-def read_idx(path) -> np.ndarray:
-    """Parse an IDX file (gzipped or plain) into a native-endian array of the header's shape."""
+# The most bytes of data one IDX file may declare (MNIST's training images: 47 MB).
+MAX_IDX_BYTES = 1 << 28
+_EXTRA_COUNTED = 1 << 20   # bytes past the declared payload counted before giving up
+
+
+def read_idx(path, expect=None) -> np.ndarray:
+    """Parse an IDX file (gzipped or plain) into a native-endian array of the header's shape.
+
+    The header is read and checked first (for a gzip file, the first bytes of the stream):
+    the declared payload must be at most :data:`MAX_IDX_BYTES`, and ``expect`` -- a function
+    of (dtype, shape) returning an error message or None -- is asked before any data is read
+    or inflated; then exactly the declared payload is read, so a file that inflates to more
+    is refused without inflating it all.  Regular files only (a FIFO never blocks)."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read file ({e.strerror})") from None
-    if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
+    with open_regular(path, DataError, "file") as fp:
+        start = fp.read(2)
+        fp.seek(0)
+        if path.suffix == ".gz" or start == b"\x1f\x8b":
+            stream = gzip.GzipFile(fileobj=fp, mode="rb")
+            size = None
+        else:
+            stream, size = fp, os.fstat(fp.fileno()).st_size
         try:
-            raw = gzip.decompress(raw)
+            return _parse_idx(path, stream, size, expect)
         except (OSError, EOFError, zlib.error) as e:
+            if isinstance(e, DataError):
+                raise
+            if stream is fp:
+                raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
             raise DataError(f"{where(path, 'gzip')}: not a valid gzip stream ({e})") from None
+
+
+def _parse_idx(path: Path, stream, size, expect) -> np.ndarray:
     head = where(path, "header")
+    raw = stream.read(4)
     if len(raw) < 4:
         raise DataError(f"{head}: file holds {len(raw)} bytes, too short for the 4-byte magic number")
     if raw[:2] != b"\0\0":
@@ -93,16 +114,35 @@ def read_idx(path) -> np.ndarray:
                         f"{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)})")
     if ndim == 0:
         raise DataError(f"{head}: dimension count must be at least 1 (got 0)")
-    size = 4 + 4 * ndim
-    if len(raw) < size:
-        raise DataError(f"{head}: file holds {len(raw)} bytes, a header with {ndim} dimensions needs {size}")
-    shape = struct.unpack(f">{ndim}I", raw[4:size])
+    hsize = 4 + 4 * ndim
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{head}: file holds {4 + len(dims)} bytes, a header with {ndim} "
+                        f"dimensions needs {hsize}")
+    shape = struct.unpack(f">{ndim}I", dims)
     dtype = np.dtype(_IDX_DTYPES[code])
-    count = math.prod(shape)
-    if len(raw) - size != count * dtype.itemsize:
-        raise DataError(f"{head}: payload holds {len(raw) - size} bytes, "
-                        f"header promises {count * dtype.itemsize}")
-    array = np.frombuffer(raw, dtype, count=count, offset=size).reshape(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_IDX_BYTES:
+        raise DataError(f"{head}: declares shape {shape} of {dtype.name} ({nbytes} bytes), more "
+                        f"than the limit of {MAX_IDX_BYTES} bytes")
+    rule = expect(dtype.newbyteorder("="), shape) if expect else None
+    if rule:
+        raise DataError(f"{where(path, 'shape')}: {rule}")
+    if size is not None and size - hsize != nbytes:
+        raise DataError(f"{head}: payload holds {size - hsize} bytes, header promises {nbytes}")
+    payload = stream.read(nbytes)
+    if len(payload) != nbytes:
+        raise DataError(f"{head}: payload holds {len(payload)} bytes, header promises {nbytes}")
+    extra = 0
+    while extra <= _EXTRA_COUNTED:
+        more = stream.read(1 << 16)
+        if not more:
+            break
+        extra += len(more)
+    if extra:
+        held = f"{nbytes + extra}" if extra <= _EXTRA_COUNTED else f"more than {nbytes + extra}"
+        raise DataError(f"{head}: payload holds {held} bytes, header promises {nbytes}")
+    array = np.frombuffer(payload, dtype, count=math.prod(shape)).reshape(shape)
     return array.astype(dtype.newbyteorder("="))  # a writable, native-endian copy
 
 
@@ -192,13 +232,17 @@ def load(name: str, data_dir=None, split: str = "train", verify: bool = True) ->
     if verify:
         _verify_md5(image_path)
         _verify_md5(label_path)
-    images, labels = read_idx(image_path), read_idx(label_path)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise DataError(f"{where(image_path, 'shape')}: expected uint8 images of shape (N, 28, 28) "
-                        f"(got {images.dtype} {images.shape})")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{where(label_path, 'shape')}: expected a 1-D integer array "
-                        f"(got {labels.dtype} {labels.shape})")
+    def images_ok(dtype, shape):
+        if dtype != np.uint8 or len(shape) != 3 or shape[1:] != IMAGE_SHAPE:
+            return f"expected uint8 images of shape (N, 28, 28) (got {dtype} {shape})"
+        return None
+
+    def labels_ok(dtype, shape):
+        if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+            return f"expected a 1-D integer array (got {dtype} {shape})"
+        return None
+
+    images, labels = read_idx(image_path, images_ok), read_idx(label_path, labels_ok)
     if len(images) != len(labels):
         raise DataError(f"{folder}: {image_path.name} holds {len(images)} images but "
                         f"{label_path.name} holds {len(labels)} labels")
