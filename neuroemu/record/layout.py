@@ -79,3 +79,35 @@ def parse_indices(text: str, n: int, what: str) -> np.ndarray:
             raise EngineError(f"{what}: indices must lie in [0, {n - 1}] (got {part.strip()!r})")
         out.extend(range(lo, hi + 1))
     return np.unique(np.array(out, dtype=np.int64))
+
+
+def looks_like_trace(path) -> bool:
+    """Whether a command given ``path`` should read it as a trace rather than a netlist: an
+    ``.h5``/``.hdf5`` file, or the ``NAME.h5.partial`` an unfinished writer leaves, that is not
+    an HDF5 netlist (root attribute ``format``) -- it has a SONATA ``magic``, a ``/neuroemu``
+    or ``/spikes`` group (then a damaged ``magic`` is the trace reader's one-line error, not a
+    netlist to run), or cannot be opened at all (the trace reader says why)."""
+    import os
+    import stat
+    from pathlib import Path
+    p = Path(path)
+    name = p.name[:-len(".partial")] if p.name.endswith(".partial") else p.name
+    if Path(name).suffix.lower() not in (".h5", ".hdf5"):
+        return False
+    try:
+        if not stat.S_ISREG(os.stat(p).st_mode):
+            return False
+    except OSError:
+        return False
+    h5py = _h5()
+    try:
+        try:
+            f = h5py.File(p, "r")
+        except OSError:   # left open by a writer that did not finish: the SWMR way
+            f = h5py.File(p, "r", swmr=True)
+        with f:
+            if "format" in f.attrs:
+                return False
+            return "magic" in f.attrs or "neuroemu" in f or "spikes" in f
+    except Exception:  # noqa: BLE001 -- damaged: let the trace reader explain what is wrong
+        return True

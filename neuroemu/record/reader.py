@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..describe.h5 import get_str, load_group, read_text
+from ..describe.h5 import load_group, read_text
 from ..errors import NetlistError, NeuroemuError, TraceError
 import neuroemu.record.checks as C
 from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SORTINGS, _h5, _msg, pop_name,

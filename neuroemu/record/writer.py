@@ -20,29 +20,35 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..describe.h5 import FILTERS, LIBVER, chunks_of, set_str, write_group, write_text
-from ..errors import EngineError, TraceError
+from ..errors import EngineError, NeuroemuError, TraceError
+from ..files import check_target
 from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SONATA_VERSION, SORTINGS,
-                     VALUE_FILTERS, _h5, pop_name, progress_check, spike_filters)
-
-CELLS_PER_CALL = 1 << 21   # run_traced: steps per engine call ~ this / (batch * neurons)
-
+                     VALUE_FILTERS, _h5, _msg, pop_name, progress_check, spike_filters)
 
 class _Appender:
-    """Appends rows to a resizable dataset in whole chunks (at most one chunk kept in memory)."""
+    """Appends rows to a resizable dataset in whole chunks (at most one chunk kept in memory).
+    A commit also writes the partly filled chunk (:meth:`flush_partial`), so the rows the file
+    holds reach the last commit; that chunk is written again, whole, once it fills."""
 
     def __init__(self, dset):
         self.d = dset
         self.chunk = dset.chunks[0]
         self.buf = np.empty((self.chunk,) + dset.shape[1:], dtype=dset.dtype)
-        self.n = 0      # rows pending in memory
-        self.rows = 0   # rows in the file
+        self.n = 0      # rows pending in memory (the chunk being filled)
+        self.rows = 0   # rows in whole chunks in the file
+        self.flushed = 0   # of the pending rows, those a commit already wrote to the file
+
+    @property
+    def committed(self) -> int:
+        """Rows the file holds (whole chunks, and the part of the pending chunk flushed)."""
+        return self.rows + self.flushed
 
     def append(self, arr) -> None:
         m, i = len(arr), 0
@@ -63,9 +69,20 @@ class _Appender:
 
     def _write(self, block) -> None:
         end = self.rows + len(block)
-        self.d.resize(end, axis=0)
+        if self.d.shape[0] < end:
+            self.d.resize(end, axis=0)
         self.d[self.rows:end] = block
         self.rows = end
+        self.flushed = 0
+
+    def flush_partial(self) -> None:
+        """Write the pending rows (a partly filled chunk) without dropping them from memory."""
+        if self.n > self.flushed:
+            end = self.rows + self.n
+            if self.d.shape[0] < end:
+                self.d.resize(end, axis=0)
+            self.d[self.rows:end] = self.buf[:self.n]
+            self.flushed = self.n
 
     def finish(self) -> None:
         if self.n:
@@ -74,28 +91,55 @@ class _Appender:
 
 
 class _Timed:
-    """Appenders whose first column is a time (step * scale); knows the first step whose rows
-    are still pending in memory."""
+    """Appenders whose first column is a time; remembers the last time appended."""
 
     def __init__(self, scale: float, key: _Appender, *others: _Appender):
         self.scale, self.key, self.all = scale, key, (key,) + others
-        self.first_pending = None
         self.last_time = -np.inf
 
     def append(self, *cols, steps=None) -> None:
-        """Append columns; ``steps`` gives each row's step when the first column is not
-        exactly step * scale (sub-tick times from the asynchronous engine)."""
         for a, c in zip(self.all, cols):
             a.append(c)
-        n, m = self.key.n, len(cols[0])
-        if n == 0:
-            self.first_pending = None
-        elif n <= m:   # else the buffer still starts with older rows
-            self.first_pending = int(round(cols[0][m - n] / self.scale)) if steps is None \
-                else int(steps[m - n])
 
-    def complete_through(self, t: int) -> int:
-        return t if self.first_pending is None else self.first_pending - 1
+
+class _Lock:
+    """An exclusive lock (``flock``) on a small file beside the trace, ``.NAME.lock``, held
+    while a writer writes ``NAME.partial``: a second writer of the same path gets a one-line
+    TraceError instead of truncating the first one's file.  The kernel drops the lock when
+    its process dies, so a lock file left by a killed writer blocks nobody."""
+
+    def __init__(self, path: Path):
+        import fcntl
+        self.path = path.with_name(f".{path.name}.lock")
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                other = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise TraceError(f"{path}: another process (pid {other or '?'}) is writing this "
+                                 f"trace (lock {self.path.name}); wait for it or choose another "
+                                 f"path") from None
+            try:   # the holder before us may have removed the file after we opened it
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)     # while still holding the lock
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
 
 
 class TraceWriter:
@@ -154,6 +198,7 @@ class TraceWriter:
                 raise EngineError(f"probes[{name!r}]: neuron indices must lie in [0, {n - 1}]")
             self.probes[net.names[l]] = idx
         self.t = int(t_start)
+        self.t_committed = self.t   # the step the last commit reached
         L1 = net.n_layers
         zeros = {"spikes": np.zeros((self.batch, L1), np.int64),
                  "syn_events": np.zeros((self.batch, L1 - 1, 2), np.int64),
@@ -162,7 +207,10 @@ class TraceWriter:
         self.flush_seconds = float(flush_seconds)
         n_pops = len(self.samples) * L1
         self.chunk = int(chunk or max(1024, min(32768, 1 << int(np.log2(max(1, (1 << 20) // n_pops))))))
+        check_target(self.path)     # never onto a directory, FIFO or device (neuroemu.files)
+        check_target(self.tmp)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _Lock(self.path)   # one writer per trace path (TraceError for the others)
         # no chunk cache: whole chunks go straight to the file (a cache would only hold memory)
         self.f = h5py.File(self.tmp, "w", libver=LIBVER, rdcc_nbytes=0)
         try:
@@ -170,8 +218,9 @@ class TraceWriter:
         except BaseException:
             self.f.close()
             self.tmp.unlink(missing_ok=True)
+            self._lock.release()
             raise
-        self.closed = False
+        self.closed = self.broken = False
         self._last_commit = time.monotonic()
 
     # ------------------------------------------------------------------ layout
@@ -252,6 +301,49 @@ class TraceWriter:
         """Append one Phase (spikes recorded every step; states/extra when probing)."""
         if self.closed:
             raise TraceError(f"{self.path}: the trace is closed")
+        with self._io():
+            self._append(phase)
+
+    @contextmanager
+    def _io(self):
+        """A write that fails (a full disk, a file-size limit) leaves the file as a killed
+        writer would -- what the last commit recorded stays readable -- and raises one
+        TraceError saying what was kept, instead of HDF5's traceback."""
+        try:
+            yield
+        except NeuroemuError:
+            raise
+        except (OSError, RuntimeError) as exc:
+            self._abandon()
+            why = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else _msg(exc)
+            raise TraceError(f"{self.tmp}: writing failed ({why}); the file keeps "
+                             f"steps 1..{self.t_committed}, committed before the failure "
+                             f"(neuroemu inspect {self.tmp.name})") from None
+
+    def _abandon(self) -> None:
+        """Close the file without writing anything more to it: HDF5 would flush metadata
+        that points past what a full disk let it write (then no reader opens the file), so
+        its descriptor is first pointed at a read-only one.  The file stays as it was at the
+        failure: SWMR keeps it readable up to the last commit, as after ``kill -9``."""
+        if self.closed:
+            return
+        self.closed = self.broken = True
+        try:
+            fd = self.f.id.get_vfd_handle()
+            ro = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.dup2(ro, fd)
+            finally:
+                os.close(ro)
+        except (OSError, TypeError, ValueError):
+            pass
+        try:
+            self.f.close()
+        except (OSError, RuntimeError, ValueError):
+            pass
+        self._lock.release()
+
+    def _append(self, phase) -> None:
         spk = phase.spikes
         if spk is None or phase.every != 1:
             raise EngineError(f"phase '{phase.name}': spikes must be recorded at every step "
@@ -328,50 +420,58 @@ class TraceWriter:
             grp.append(rec[keep], *out)
 
     def commit(self, complete: bool = False) -> None:
-        """Flush, then record in /neuroemu/progress what the file now holds."""
-        horizon = [p.complete_through(self.t) for _, _, p in self.pops]
-        horizon += [g.complete_through(self.t) for _, _, g in self.probe_groups]
-        t_complete = min(horizon, default=self.t)
-        rows = np.array([a.rows for a in self.appenders], dtype=np.uint64)
+        """Flush (partly filled chunks too), then record in /neuroemu/progress what the file
+        now holds: every row appended, through step ``t``."""
+        for a in self.appenders:
+            a.flush_partial()
+        rows = np.array([a.committed for a in self.appenders], dtype=np.uint64)
         self.f.flush()
         row = np.zeros(1, dtype=self.progress_t)
         row["t_end"], row["t_complete"], row["complete"], row["rows"] = \
-            self.t, t_complete, int(complete), rows
+            self.t, self.t, int(complete), rows
         row["check"] = progress_check(row[0])
         k = self.progress.shape[0]
         self.progress.resize((k + 1,))
         self.progress[k] = row[0]
         self.f.flush()
+        self.t_committed = self.t
         self._last_commit = time.monotonic()
 
     def close(self) -> Path:
         """Write what is left, mark the trace complete, close and rename it.  Returns the path."""
         if self.closed:
+            if self.broken:
+                raise TraceError(f"{self.tmp}: writing failed earlier; the file keeps steps "
+                                 f"1..{self.t_committed}")
             return self.path
-        self._write_rest()
-        self.commit(complete=True)
-        self.f.close()
+        with self._io():
+            self._write_rest()
+            self.commit(complete=True)
+            self.f.close()
         self.closed = True
+        check_target(self.path)     # nothing became a directory or FIFO meanwhile
         os.replace(self.tmp, self.path)
+        self._lock.release()
         return self.path
 
     def _write_rest(self) -> None:
         for a in self.appenders:
             a.finish()
-        for _, _, p in self.pops + self.probe_groups:
-            p.first_pending = None
 
     def abort(self) -> None:
         """Write what was appended and close without marking the trace complete: the file
         stays ``NAME.partial``."""
         if self.closed:
             return
-        self.closed = True
         try:
-            self._write_rest()
-            self.commit(complete=False)
-        finally:
-            self.f.close()
+            with self._io():
+                self._write_rest()
+                self.commit(complete=False)
+                self.f.close()
+        except TraceError:   # the write failed: the file keeps the last commit (_abandon)
+            pass
+        self.closed = True
+        self._lock.release()
 
     def __enter__(self):
         return self
@@ -416,49 +516,3 @@ def write(path, net, result, *, x=None, **kw) -> Path:
         for ph in result.phases:
             w.append(ph)
     return w.path
-
-
-def run_traced(path, net, x, steps: int, *, seed=None, engine: str = "lockstep",
-               threads: int = 1, samples=None, dt: float = 1.0, probes=None,
-               probe_every: int = 1, probe_vars=PROBE_VARS, settings=None, progress=None,
-               **session_kw):
-    """Run a free phase of ``steps`` on a new session, streaming it into a trace at ``path``
-    in chunks of steps (memory stays flat however long the run).  ``probes``, ``probe_every``,
-    ``probe_vars``, ``samples`` and ``dt`` are the writer's (see :class:`TraceWriter`);
-    ``settings`` is stored in the provenance; ``progress``: show a progress bar (default: when
-    stderr is a terminal).  Returns the session's RunResult (its phases hold no spikes: they
-    are in the file)."""
-    from tqdm import tqdm
-
-    from ..engines import session
-    sess = session(net, x, engine=engine, seed=seed, threads=threads, **session_kw)
-    net, seed = sess.net, sess.seed
-    probes = probes or {}
-    pvars = tuple(probe_vars)
-    rec_s = bool(probes) and "s" in pvars
-    rec_x = bool(probes) and any(v != "s" for v in pvars)
-    every = int(probe_every)
-    per_cell = 1 + 8 * rec_s + 24 * rec_x if every == 1 else 1
-    chunk = max(1, CELLS_PER_CALL // (per_cell * sess.batch * net.n_neurons))
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    with TraceWriter(path, net, x=sess.x, samples=samples, dt=dt, probes=probes,
-                     probe_every=every, probe_vars=pvars, time_sorted=engine != "async",
-                     sub_tick=engine == "async",
-                     provenance={"seed": seed, "engine": engine, "settings": settings or {}}) \
-            as w, tqdm(total=steps, unit="step", disable=not show, desc=Path(path).name) as bar:
-        done = 0
-        while done < steps:
-            # probing every k > 1 steps: spikes-only calls up to the step before a probed one,
-            # then that one step with states (the engine records all of a call at one rate)
-            k = min(chunk, steps - done)
-            probe_now = every == 1 or (done + 1) % every == 0
-            if probes and every > 1:
-                k = 1 if probe_now else min(k, every - 1 - done % every)
-            probe_now = bool(probes) and probe_now
-            ph = sess.run(k, name="free", record_spikes=True, record_states=rec_s and probe_now,
-                          record_extra=rec_x and probe_now)
-            w.append(ph)
-            ph.spikes = ph.states = ph.extra = None   # the session keeps its Phase records
-            done += k
-            bar.update(k)
-    return sess.result(trace=str(w.path))
