@@ -123,17 +123,10 @@ def result_phases(result: RunResult) -> list[Activity]:
 
 
 def _trace_file(path: Path) -> bool:
-    """True if ``path`` is a neuroemu/SONATA trace (not an HDF5 netlist or a TOML file)."""
-    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
-        return False
-    import h5py
-
-    from ..record.layout import MAGIC
-    try:
-        with h5py.File(path, "r") as f:
-            return int(f.attrs.get("magic", -1)) == MAGIC
-    except OSError:
-        return True  # let the trace reader explain what is wrong with the file
+    """True if ``path`` is a neuroemu/SONATA trace (or the ``.partial`` an unfinished writer
+    left), not an HDF5 netlist or a TOML file (:func:`neuroemu.record.layout.looks_like_trace`)."""
+    from ..record.layout import looks_like_trace
+    return looks_like_trace(path)
 
 
 # --------------------------------------------------------------------------- one call
