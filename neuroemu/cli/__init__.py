@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 # The command line runs NumPy's BLAS on one thread unless the user says otherwise: the
@@ -48,9 +49,24 @@ EPILOG = """examples:
 run 'neuroemu COMMAND --help' for each command's options and an example."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as every other bad input: one line ``neuroemu: error: ...``
+    (no usage block), exit 2.  Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        message = message[len("argument "):] if message.startswith("argument ") else message
+        m = re.fullmatch(r"(.*): invalid choice: (.*) \(choose from (.*)\)", message, re.S)
+        if m:
+            choices = ", ".join(c.strip("'") for c in m[3].split(", "))
+            message = f"{m[1]}: must be one of {choices} (got {m[2]})"
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (neuroemu {sub} --help)" if sub else " (neuroemu --help)"
+        self.exit(2, f"neuroemu: error: {' '.join(message.split())}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="neuroemu", description="Event-driven emulator of neuromorphic hardware "
         "(spiking Equilibrium Propagation, O'Connor et al. 2019).", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:    # bad options: Parser.error's one line, returned as 2 (--help, --version exit 0)
+        args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    except SystemExit as exc:
+        if not exc.code:
+            raise
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2

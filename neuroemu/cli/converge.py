@@ -7,8 +7,9 @@ import argparse
 import json
 import time
 
-from ..errors import EngineError
+from ..files import replacing, write_text
 from ..learn.converge import SCHEMES, Protocol, experiment, plot, scores
+from .options import check_outputs, check_plot, integer, seed, subset
 
 EXAMPLE = """example:
   neuroemu converge --runs 20 --json out.json --plot docs/img/fig2.png"""
@@ -16,22 +17,23 @@ EXAMPLE = """example:
 
 def add_converge_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLE
-    p.add_argument("--runs", type=int, default=20, help="random networks (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="experiment seed (default 0)")
-    p.add_argument("--schemes", default=",".join(SCHEMES),
+    p.add_argument("--runs", type=integer(1), default=20, help="random networks (default 20)")
+    p.add_argument("--seed", type=seed, default=0, help="experiment seed (default 0)")
+    p.add_argument("--schemes", type=subset(SCHEMES, "scheme"), default=SCHEMES,
                    help="comma-separated subset of: " + ", ".join(SCHEMES))
     p.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     p.add_argument("--plot", metavar="FILE.png", default="converge.png",
                    help="write the figure (default converge.png; '' for none)")
+    p.add_argument("--force", action="store_true", help="replace existing --json/--plot files "
+                   "(without it an existing one, the default converge.png included, is refused "
+                   "before the experiment starts)")
 
 
 def converge_main(args) -> int:
-    names = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    for n in names:
-        if n not in SCHEMES:
-            raise EngineError(f"--schemes: unknown scheme {n!r} (known: {', '.join(SCHEMES)})")
-    if args.runs < 1:
-        raise EngineError(f"--runs: must be a positive integer (got {args.runs})")
+    names = list(args.schemes)
+    check_outputs([("--json", args.json or None), ("--plot", args.plot or None)],
+                  force=args.force)
+    check_plot(args.plot, "--plot")
     proto = Protocol()
     t0 = time.perf_counter()
     curves = experiment(args.runs, args.seed, names, proto)
@@ -42,10 +44,11 @@ def converge_main(args) -> int:
         print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}")
     print(f"{args.runs} networks, {wall:.1f} s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"schemes": res, "runs": args.runs, "seed": args.seed,
-                       "wall_s": round(wall, 2)}, f, indent=1)
+        write_text(args.json, json.dumps({"schemes": res, "runs": args.runs,
+                                          "seed": args.seed, "wall_s": round(wall, 2)},
+                                         indent=1))
     if args.plot:
-        plot(curves, proto, args.plot)
+        with replacing(args.plot) as tmp:
+            plot(curves, proto, tmp)
         print(f"figure: {args.plot}")
     return 0

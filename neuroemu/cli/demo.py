@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import describe, engines
-from ..errors import EngineError
+from ..files import check_partial, netlist_inputs, replacing
 from ..learn.datasets import digits
 from ..learn.evaluate import default_steps, evaluate
+from .options import check_outputs, check_plot, integer, resolve_profile
 
 NETWORK = "mnist-binary-trained"
 EXAMPLE = """examples:
@@ -33,12 +34,14 @@ EXAMPLE = """examples:
 def energy_summary(cn, x, steps, profile_name):
     from ..energy import accounting as energy
     from ..energy import hardware as hw
+    profile = profile_name if isinstance(profile_name, hw.Profile) else \
+        hw.load_profile(profile_name)
     phases = energy.run_network(cn, x, steps)
     names, sizes = cn.names, cn.sizes
     placement = hw.place(sizes)
     setup = energy.Setup(names, sizes, energy.coding_of(cn.netlist), placement,
                          hw.route_table(placement, sizes, True))
-    return energy.report(setup, phases, hw.load_profile(profile_name))
+    return energy.report(setup, phases, profile)
 
 
 def raster_png(path, cn, x, label, pred, steps, seed):
@@ -98,20 +101,31 @@ def add_demo_arguments(p) -> None:
     p.epilog = EXAMPLE
     p.add_argument("--netlist", default=NETWORK,
                    help=f"trained network, a file or a shipped name (default {NETWORK})")
-    p.add_argument("--digits", type=int, default=300, help="how many bundled digits (max 300)")
-    p.add_argument("--profile", default="loihi", help="hardware profile for the energy estimate")
+    p.add_argument("--digits", type=integer(1, 300), default=300,
+                   help="how many bundled digits (1..300, default 300)")
+    p.add_argument("--profile", default="loihi", help="hardware profile for the energy estimate "
+                   "(a shipped name, or a .toml file)")
     p.add_argument("--out-dir", default="traces",
-                   help="where the trace and raster go (default ./traces)")
+                   help="where the trace and raster go (default ./traces): demo-trace.h5 and "
+                   "demo-raster.png, the demo's own files, which a later demo replaces "
+                   "(atomically; never a folder or a FIFO of that name, nor the netlist)")
     p.add_argument("--no-files", action="store_true", help="write no trace or PNG")
 
 
 def demo_main(args) -> int:
+    from ..energy import hardware as hw
     path = describe.resolve(args.netlist)
+    out = Path(args.out_dir)
+    if not args.no_files:   # its own two files in its own folder: replaced, never an input
+        check_outputs([("--out-dir", out / "demo-raster.png"),
+                       ("--out-dir", out / "demo-trace.h5")],
+                      inputs=netlist_inputs(path), force=True)
+        check_partial(out / "demo-trace.h5", force=True, option="--out-dir")
+        check_plot(out / "demo-raster.png", "--out-dir")
+    profile = hw.load_profile(resolve_profile(args.profile))
     nl = describe.load(path)
     cn = engines.build(nl)
     x, labels = digits()
-    if not 1 <= args.digits <= len(x):
-        raise EngineError(f"--digits: must lie in 1..{len(x)} (got {args.digits})")
     x, labels = x[:args.digits], labels[:args.digits]
     print(f"network {nl.name} ({'-'.join(map(str, cn.sizes))}) from {path}")
     if nl.description:
@@ -132,7 +146,7 @@ def demo_main(args) -> int:
         print("first misclassified: " + ", ".join(f"#{i} ({labels[i]}->{pred[i]})" for i in wrong))
 
     from ..energy.accounting import fmt_j
-    rep = energy_summary(cn, x, res.steps, args.profile)
+    rep = energy_summary(cn, x, res.steps, profile)
     ratio = rep.get("spike_vs_real_ratio")
     print(f"energy on profile '{rep['profile']}': {fmt_j(rep['per_inference_j'])} per "
           f"classified digit"
@@ -140,10 +154,10 @@ def demo_main(args) -> int:
              f"{fmt_j(rep['real_valued_total_j_per_sample'])}, {1 / ratio:.1f}x)"
              if ratio else ""))
     if not args.no_files:
-        out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         png = out / "demo-raster.png"
-        run = raster_png(png, cn, x[0], int(labels[0]), int(pred[0]), res.steps, nl.seed)
+        with replacing(png) as tmp:
+            run = raster_png(tmp, cn, x[0], int(labels[0]), int(pred[0]), res.steps, nl.seed)
         print(f"wrote {png} (spike raster of test digit #0)")
         from .. import record
         tpath = record.write(out / "demo-trace.h5", cn, run, x=x[:1])

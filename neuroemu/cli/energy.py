@@ -19,6 +19,8 @@ from ..energy.report import EnergyReport, cluster_setup, make_setup, plot_report
 from ..energy.report import profiles as load_profiles
 from ..energy.report import reports as energy_reports
 from ..errors import EngineError
+from ..files import netlist_inputs, replacing
+from .options import check_outputs, check_plot, integer, mesh, number, resolve_profile, seed
 from .run import bus_line, check_engine, engine_help
 
 EXAMPLE = """examples:
@@ -79,6 +81,8 @@ def _load_source(args):
                               f"(got {v})")
     x, y, desc = _make_input(args, cn, seed)
     bus = _bus_engine(args, net, cn, seed) if args.engine == "async" else None
+    if bus is None:     # the placement (a --placement file too) is checked before the run
+        args._setup = _setup(args, net)
     # the session reads the netlist's [hardware] itself (AsyncSession: hardware=None)
     phases = run_network(cn, x, args.steps, args.nudge_steps, args.beta, y, seed, args.engine,
                          progress=True)
@@ -125,19 +129,12 @@ def _bus_engine(args, net, cn, seed) -> dict:
 
 
 def _open_trace(path: Path):
-    """:func:`trace_phases` of a trace file, or None if ``path`` is no trace."""
-    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
-        return None
-    import h5py
-
+    """:func:`trace_phases` of a trace file (or the ``.partial`` an unfinished writer left),
+    or None if ``path`` is no trace (:func:`neuroemu.record.layout.looks_like_trace`)."""
     from .. import record
-    from ..record.layout import MAGIC
-    try:
-        with h5py.File(path, "r") as f:
-            if int(f.attrs.get("magic", -1)) != MAGIC:
-                return None  # an HDF5 netlist
-    except OSError:
-        pass  # let the trace reader explain what is wrong with the file
+    from ..record.layout import looks_like_trace
+    if not looks_like_trace(path):
+        return None
     with record.open(path) as tr:
         return trace_phases(tr)
 
@@ -148,41 +145,58 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLE
     p.add_argument("source", nargs="?", help="netlist (.toml/.h5) to run, or a trace file")
     p.add_argument("--profile", action="append", metavar="NAME|FILE",
-                   help="hardware profile: a shipped name, a .toml file, or 'all' "
-                        "(repeatable; default loihi)")
+                   help="hardware profile: a shipped name (always the shipped profile, whatever "
+                        "files the current folder holds), a .toml file or a path with a folder "
+                        "(./loihi), or 'all' (repeatable; default loihi)")
     p.add_argument("--list-profiles", action="store_true", help="list shipped profiles and exit")
     g = p.add_argument_group("placement and routing")
-    g.add_argument("--mesh", help="WIDTHxHEIGHT of cores (default: smallest square that fits)")
-    g.add_argument("--neurons-per-core", type=int, help="default 256")
+    g.add_argument("--mesh", type=mesh,
+                   help="WIDTHxHEIGHT of cores (default: smallest square that fits)")
+    g.add_argument("--neurons-per-core", type=integer(1), help="default 256")
     g.add_argument("--placement",
                    help="layer (each population from a fresh core; default), packed, or a .npy "
                         "file of one core index per neuron")
     g.add_argument("--routing", choices=("multicast", "unicast"), default="multicast",
                    help="one packet per destination core (default) or per destination neuron")
-    g.add_argument("--word-bits", type=int, help="bits of a real-valued word (default: the "
+    g.add_argument("--word-bits", type=integer(1, 4096), help="bits of a real-valued word (default: the "
                                                  "profile's, 32 in the shipped ones)")
     r = p.add_argument_group("running a netlist")
-    r.add_argument("--steps", type=int, default=100, help="free-phase steps (default 100)")
-    r.add_argument("--nudge-steps", type=int, default=0,
+    r.add_argument("--steps", type=integer(0), default=100,
+                   help="free-phase steps (default 100)")
+    r.add_argument("--nudge-steps", type=integer(0), default=0,
                    help="nudged-phase steps after the free phase (default 0: inference only)")
-    r.add_argument("--beta", type=float, default=0.5, help="nudge strength (default 0.5)")
-    r.add_argument("--batch", type=int, default=1, help="samples (default 1)")
+    r.add_argument("--beta", type=number(), default=0.5, help="nudge strength (default 0.5)")
+    r.add_argument("--batch", type=integer(1), default=1, help="samples (default 1)")
     r.add_argument("--input", metavar="FILE.npy", help="input batch (B, n_input)")
     r.add_argument("--dataset", help="mnist or fashion-mnist: take --batch images as input")
     r.add_argument("--data", metavar="DIR", help="dataset folder (see neuroemu.learn.datasets)")
     r.add_argument("--split", choices=("train", "test"), default="test", help="default test")
-    r.add_argument("--offset", type=int, default=0, help="first image (default 0)")
-    r.add_argument("--seed", type=int, help="run seed (default: the netlist's)")
+    r.add_argument("--offset", type=integer(0), default=0, help="first image (default 0)")
+    r.add_argument("--seed", type=seed, help="run seed, 0..2**63-1 (default: the netlist's)")
     r.add_argument("--engine", default="lockstep",
                    help=engine_help() + "; async runs on the netlist's [hardware] (its clocks, "
                    "bus or mesh; a mesh also places the cores the energy is priced on)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print JSON (a list if several profiles)")
     o.add_argument("--plot", metavar="FILE.png", help="stacked bars of where the energy goes")
+    o.add_argument("--force", action="store_true", help="replace an existing --plot file")
 
 
 def _profiles(args) -> list[hw.Profile]:
-    return load_profiles(args.profile or ["loihi"], args.word_bits)
+    names = []
+    for arg in args.profile or ["loihi"]:     # shipped names mean the shipped profiles
+        for n in (hw.shipped_profiles() if arg == "all" else [arg]):
+            n = resolve_profile(n)
+            if n not in names:
+                names.append(n)
+    return load_profiles(names, args.word_bits)
+
+
+def _setup(args, net):
+    """The energy model's placement from the options (as neuroemu.estimate_energy)."""
+    return make_setup(net, args.mesh or None,
+                      256 if args.neurons_per_core is None else args.neurons_per_core,
+                      args.placement or "layer", args.routing == "multicast")
 
 
 def energy_main(args) -> int:
@@ -193,18 +207,24 @@ def energy_main(args) -> int:
     if not args.source:
         raise EngineError("energy: give a NETLIST or TRACE file (or --list-profiles)")
     check_engine(args.engine)
+    placement = args.placement if args.placement not in (None, "layer", "packed") else None
+    inputs = [args.input, placement] + [p for p in (args.profile or []) if Path(p).exists()]
+    if Path(args.source).is_file():
+        inputs += netlist_inputs(args.source)
+    check_outputs([("--plot", args.plot)], inputs=inputs, force=args.force)
+    check_plot(args.plot, "--plot")
     profiles = _profiles(args)
+    args._setup = None
     net, phases, desc, ids, bus = _load_source(args)
     if bus is not None and "setup" in bus:      # priced on the [hardware] mesh it ran on
         setup = bus["setup"]
     else:  # the same assembly as neuroemu.estimate_energy (neuroemu/energy/report.py)
-        setup = make_setup(net, args.mesh or None,
-                           256 if args.neurons_per_core is None else args.neurons_per_core,
-                           args.placement or "layer", args.routing == "multicast")
+        setup = args._setup or _setup(args, net)
     reports = energy_reports(setup, phases, profiles, ids, source=str(args.source),
                              network=net.name, input=desc)
     if args.plot:
-        plot(reports, args.plot)
+        with replacing(args.plot) as tmp:       # atomic: the old picture or the new one
+            plot(reports, tmp)
     engine = {} if bus is None else {
         "engine": "async", "hardware": bus["hardware"], "hardware_source": bus["hardware_source"],
         "clusters": bus["clusters"], "energy_placement": bus["placement"], "bus": bus["bus"]}

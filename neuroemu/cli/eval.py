@@ -12,7 +12,8 @@ import time
 from dataclasses import replace
 
 from .. import describe, engines
-from ..errors import DataError, EngineError
+from ..errors import DataError
+from .options import integer, seed
 
 EXAMPLE = """examples:
   neuroemu eval mnist-binary-trained --dataset mnist
@@ -40,24 +41,19 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--dataset", required=True, help="mnist | fashion-mnist")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: $NEUROEMU_DATA or "
                    "../shared/datasets)")
-    p.add_argument("--split", default="test", help="test (default: the official test set), "
+    p.add_argument("--split", default="test", choices=SPLITS, help="test (default: the official test set), "
                    "train (all 60,000 training images), fit (training images 0-49,999: the "
                    "ones neuroemu train fits by default; the paper's training error), or "
                    "validation (training images 50,000-59,999)")
-    p.add_argument("--steps", type=int, help="free-phase steps per sample (default: the "
+    p.add_argument("--steps", type=integer(1), help="free-phase steps per sample (default: the "
                    "paper's for this kind of network, as in training: 100 for spiking ones)")
-    p.add_argument("--limit", type=int, help="classify only the first N images of the split")
-    p.add_argument("--batch", type=int, default=100, help="samples per session (default 100; "
+    p.add_argument("--limit", type=integer(1), metavar="N", help="classify only the first N images of the split")
+    p.add_argument("--batch", type=integer(1), default=100, help="samples per session (default 100; "
                    "results do not depend on it)")
-    p.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
-    p.add_argument("--seed", type=int, help="session seed (default: the netlist's)")
+    p.add_argument("--threads", type=integer(1), default=1, help="numba threads (default 1)")
+    p.add_argument("--seed", type=seed, help="session seed, 0..2**63-1 (default: the netlist's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with the "
                    "prediction of every sample)")
-
-
-def _positive(opt: str, value) -> None:
-    if value is not None and value < 1:
-        raise EngineError(f"--{opt}: must be a positive integer (got {value})")
 
 
 def load_split(name: str, data_dir, split: str):
@@ -77,8 +73,6 @@ def load_split(name: str, data_dir, split: str):
 
 def eval_main(args) -> int:
     from ..learn.evaluate import evaluate
-    for opt in ("steps", "limit", "batch", "threads"):
-        _positive(opt, getattr(args, opt))
     net = describe.load(args.netlist)
     cn = engines.build(net)
     ds, first = load_split(args.dataset, args.data, args.split)

@@ -10,7 +10,9 @@ import json
 
 from .. import record
 from ..errors import TraceError
+from ..files import replacing
 from ..record.plots import LINES_PER_POPULATION, raster, states
+from .options import check_outputs, check_plot, integer, unique_names
 
 INSPECT_EXAMPLE = """examples:
   neuroemu run mnist-binary-trained --steps 1000 --trace traces/run.h5 --probe hidden:0-9
@@ -25,16 +27,24 @@ def add_inspect_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--raster", metavar="FILE.png", help="draw a spike raster (layers stacked)")
     p.add_argument("--states", metavar="FILE.png", help="draw the probed variables over time")
-    p.add_argument("--sample", type=int, default=None,
+    p.add_argument("--force", action="store_true",
+                   help="replace existing --raster/--states files")
+    p.add_argument("--sample", type=integer(0), default=None,
                    help="sample to draw (default: the first recorded)")
-    p.add_argument("--start", type=int, default=None, help="first step of the window")
-    p.add_argument("--stop", type=int, default=None, help="step after the window (exclusive)")
+    p.add_argument("--start", type=integer(0), default=None, help="first step of the window")
+    p.add_argument("--stop", type=integer(0), default=None,
+                   help="step after the window (exclusive)")
     p.add_argument("--neurons", action="append", default=[], metavar="POP:LIST",
                    help=f"probed neurons for --states, e.g. hidden:0-3 (repeatable; default the "
                         f"first {LINES_PER_POPULATION} probed of each population)")
 
 
 def inspect_main(args) -> int:
+    outputs = [("--raster", args.raster), ("--states", args.states)]
+    check_outputs(outputs, inputs=[args.trace], force=args.force)
+    for option, path in outputs:
+        check_plot(path, option)
+    unique_names(args.neurons, "--neurons")
     with record.open(args.trace) as t:
         start, stop = t.span(args.start, args.stop)
         rows = t.summary(args.start, args.stop)
@@ -69,10 +79,11 @@ def inspect_main(args) -> int:
             raise TraceError(f"{args.trace}: nothing to draw: the window holds no steps (the "
                              f"trace holds steps 1..{t.t_end})")
         if args.raster:
-            raster(t, args.raster, sample=sample, start=start, stop=stop)
+            with replacing(args.raster) as tmp:
+                raster(t, tmp, sample=sample, start=start, stop=stop)
             print(f"wrote {args.raster}")
         if args.states:
-            states(t, args.states, sample=sample, start=start, stop=stop,
-                   neurons=args.neurons)
+            with replacing(args.states) as tmp:
+                states(t, tmp, sample=sample, start=start, stop=stop, neurons=args.neurons)
             print(f"wrote {args.states}")
     return 0

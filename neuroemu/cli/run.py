@@ -12,7 +12,9 @@ import numpy as np
 
 from .. import describe, engines
 from ..errors import EngineError
+from ..files import netlist_inputs
 from ..record.layout import PROBE_VARS, parse_indices
+from .options import check_trace, integer, number, seed, subset, unique_names
 
 RUN_EXAMPLE = """example:
   neuroemu run mnist-binary --steps 100 --batch 4 --seed 1
@@ -100,16 +102,17 @@ def _fmt(d: dict) -> str:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = RUN_EXAMPLE
     p.add_argument("netlist", help=NETLIST_HELP)
-    p.add_argument("--steps", type=int, default=100, help="steps to run (default 100)")
+    p.add_argument("--steps", type=integer(0), default=100, help="steps to run (default 100)")
     p.add_argument("--input", metavar="FILE.npy",
                    help="input batch (B, n_input) or one input (n_input,); default: seeded "
                         "uniform random in [0, 1]")
-    p.add_argument("--batch", type=int, default=1,
+    p.add_argument("--batch", type=integer(1), default=1,
                    help="samples for the random input (default 1)")
-    p.add_argument("--seed", type=int, default=None, help="run seed (default: the netlist's)")
+    p.add_argument("--seed", type=seed, default=None,
+                   help="run seed, 0..2**63-1 (default: the netlist's)")
     p.add_argument("--engine", default="lockstep", help=engine_help() + "; async reports its "
                    "bus: packets, late and early packets, queueing delay, utilisation")
-    p.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
+    p.add_argument("--threads", type=integer(1), default=1, help="numba threads (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_trace_arguments(p)
 
@@ -139,20 +142,22 @@ def summarise(result: engines.RunResult) -> list[dict]:
 
 def run_main(args) -> int:
     check_engine(args.engine)
-    net = describe.load(args.netlist)
-    cn = engines.build(net)
-    seed = net.seed if args.seed is None else args.seed
-    x = make_input(args, cn.sizes[0], seed)
-    if args.steps < 0:
-        raise EngineError(f"--steps: must be a non-negative integer (got {args.steps})")
     trace = getattr(args, "trace", None)
     if getattr(args, "probe", None) and not trace:
         raise EngineError(f"--probe: records into a trace; add --trace FILE.h5 "
                           f"(got --probe {' '.join(args.probe)})")
+    unique_names(args.probe, "--probe")
+    if trace:   # before any work: never onto the netlist, a folder, a FIFO, an existing file
+        inputs = netlist_inputs(describe.resolve(args.netlist)) + [args.input]
+        check_trace(trace, inputs=inputs, force=args.force)
+    net = describe.load(args.netlist)
+    cn = engines.build(net)
+    seed = net.seed if args.seed is None else args.seed
+    x = make_input(args, cn.sizes[0], seed)
     if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
         from ..record import run_traced
         probes = parse_probes(args.probe, cn)
-        pvars = tuple(v.strip() for v in args.probe_vars.split(",") if v.strip())
+        pvars = tuple(args.probe_vars)
         samples = parse_indices(args.trace_samples, x.shape[0], "--trace-samples").tolist()
         settings = {"steps": args.steps, "batch": int(x.shape[0]), "seed": seed,
                     "engine": args.engine, "threads": args.threads,
@@ -191,18 +196,23 @@ def run_main(args) -> int:
 def add_trace_arguments(p) -> None:
     g = p.add_argument_group("trace", "write an HDF5 spike trace (docs/trace-format.md)")
     g.add_argument("--trace", metavar="FILE.h5", help="write spikes (SONATA layout), counters "
-                   "and provenance to this file, streaming as the run goes")
+                   "and provenance to this file, streaming as the run goes (as FILE.h5.partial "
+                   "until it is complete); refused if FILE.h5 or FILE.h5.partial exists, unless "
+                   "--force, and never onto the netlist or the input")
+    g.add_argument("--force", action="store_true",
+                   help="replace an existing trace (and its .partial)")
     g.add_argument("--probe", metavar="POP[:NEURONS]", action="append", default=[],
                    help="also record states of a population, e.g. hidden:0-9,20 (repeatable; "
                         "all neurons if no list)")
-    g.add_argument("--probe-every", type=int, default=1, metavar="K",
+    g.add_argument("--probe-every", type=integer(1), default=1, metavar="K",
                    help="record probes every K steps (default 1)")
-    g.add_argument("--probe-vars", default=",".join(PROBE_VARS), metavar="LIST",
+    g.add_argument("--probe-vars", type=subset(PROBE_VARS, "variable"), default=PROBE_VARS,
+                   metavar="LIST",
                    help="probed variables: s (state), v (decoded input), eps (step size), "
                         "phi (encoder residue); default all")
     g.add_argument("--trace-samples", default="all", metavar="LIST",
                    help="samples of the batch to record, e.g. 0 or 0-3 (default all)")
-    g.add_argument("--dt", type=float, default=1.0, metavar="MS",
+    g.add_argument("--dt", type=number(positive=True), default=1.0, metavar="MS",
                    help="duration of one step in ms (spike times are step * dt; default 1)")
     p.epilog = (p.epilog or "") + ("\n  neuroemu run mnist-binary --steps 1000 "
                                    "--trace traces/run.h5 --probe hidden:0-9 --probe-every 10")

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import describe, engines
+from ..files import netlist_inputs, replacing, write_text
 from ..learn.datasets import one_hot
 from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
                             save_checkpoint, save_netlist)
 from ..learn.plots import PAPER_TEST_ERROR, plot_learning_curve
 from ..learn.train import TRAIN_ERROR_AFTER, run_epochs, score_after
+from .options import check_outputs, check_plot, integer, number, numbers, seed
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -32,6 +34,9 @@ EXAMPLE = """example:
       --out runs/mnist-binary-trained.toml
   (--resume CKPT continues a run; --epochs N counts from the start of the run)
 
+files: --out, its checkpoint (<out>.ckpt.npz), <out>-history.json and <out>-curve.png are
+refused if they exist (two trainings of one netlist share the default --out), unless --force,
+or unless this is the run that made them: --resume of their own checkpoint advances them
 figures (docs/training.md, "The command"): per epoch the running error (each minibatch's
 free phase before its update) and the validation error (images 50,000-59,999); at the end
 the test error (official 10,000 test images) and the paper's training error (the images
@@ -46,13 +51,6 @@ defaults by network kind (the paper's, docs/model.md section 4; override with th
   minibatch 20)"""
 
 
-def _rates(text):
-    try:
-        return tuple(float(r) for r in text.split(","))
-    except ValueError:
-        raise TrainError(f"--rates: must be comma-separated numbers (got {text!r})") from None
-
-
 def add_train_arguments(p) -> None:
     p.epilog = EXAMPLE
     p.add_argument("netlist", help="netlist (.toml or .h5): topology, neuron components, "
@@ -60,33 +58,45 @@ def add_train_arguments(p) -> None:
     p.add_argument("--dataset", default="mnist", help="mnist | fashion-mnist (default mnist)")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: $NEUROEMU_DATA or "
                    "../shared/datasets)")
-    p.add_argument("--epochs", type=int, default=1, help="epochs to train (default 1)")
+    p.add_argument("--epochs", type=integer(0), default=1, help="epochs to train (default 1)")
     p.add_argument("--out", metavar="FILE", help="trained netlist to write (.toml + .npy "
-                   "files, or .h5); default <netlist name>-trained.toml")
+                   "files, or .h5); default <netlist name>-trained.toml (refused if it exists: "
+                   "give --out or --force)")
+    p.add_argument("--force", action="store_true", help="replace existing output files "
+                   "(--out, the checkpoint, the history and the curve)")
     g = p.add_argument_group("hyper-parameters (defaults: the paper's, by network kind)")
-    g.add_argument("--beta", type=float, help="nudge strength (sign drawn per minibatch)")
-    g.add_argument("--steps-free", type=int, dest="n_free", help="free-phase steps")
-    g.add_argument("--steps-nudged", type=int, dest="n_nudged", help="nudged-phase steps")
-    g.add_argument("--rates", type=_rates, help="learning rates per projection, e.g. 0.1,0.05")
+    g.add_argument("--beta", type=number(positive=True),
+                   help="nudge strength (sign drawn per minibatch)")
+    g.add_argument("--steps-free", type=integer(1), dest="n_free", help="free-phase steps")
+    g.add_argument("--steps-nudged", type=integer(1), dest="n_nudged",
+                   help="nudged-phase steps")
+    g.add_argument("--rates", type=numbers(0.0),
+                   help="learning rates per projection, e.g. 0.1,0.05")
     g.add_argument("--rule", choices=RULES, default="first-order", help="EP update rule")
-    g.add_argument("--batch", type=int, default=20, help="minibatch size (default 20)")
+    g.add_argument("--batch", type=integer(1), default=20, help="minibatch size (default 20)")
     g.add_argument("--init", choices=("netlist", "glorot"), default="netlist",
                    help="initial weights: the netlist's, or fresh Glorot (zero biases)")
-    p.add_argument("--validation", type=int, default=10000,
+    p.add_argument("--validation", type=integer(1), default=10000,
                    help="validation images carved from the end of the training set")
-    p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--val-limit", type=int, help="evaluate on the first N validation images")
+    p.add_argument("--train-limit", type=integer(1), metavar="N",
+                   help="use only the first N training images")
+    p.add_argument("--val-limit", type=integer(1), metavar="N",
+                   help="evaluate on the first N validation images")
     p.add_argument("--shuffle", action="store_true",
                    help="shuffle the training images each epoch (default: file order)")
     p.add_argument("--no-test", action="store_true", help="skip the final test-set evaluation")
     p.add_argument("--no-train-eval", action="store_true",
                    help="skip the paper's training error at the end (classifying the images "
                    "trained on after training: 50,000 free phases by default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the +-beta signs and shuffling")
-    p.add_argument("--threads", type=int, default=1, help="numba threads (opt-in, default 1)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the +-beta signs and shuffling, 0..2**63-1 (default 0)")
+    p.add_argument("--threads", type=integer(1), default=1,
+                   help="numba threads (opt-in, default 1)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint written every epoch "
                    "(default <out>.ckpt.npz)")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint; when it is "
+                   "this run's own checkpoint, the run's existing outputs advance without "
+                   "--force")
     p.add_argument("--plot", metavar="PNG", help="learning curve (default <out>-curve.png)")
 
 
@@ -101,9 +111,23 @@ def _load_data(args):
 
 def train_main(args) -> int:
     quiet = not sys.stderr.isatty()
-    if args.epochs < 0:
-        raise TrainError(f"--epochs: must be >= 0 (got {args.epochs})")
     nl = describe.load(args.netlist)
+    out = Path(args.out or f"{nl.name}-trained.toml")
+    if out.suffix.lower() not in (".toml", ".h5", ".hdf5"):
+        raise TrainError(f"--out {out}: unknown netlist file type (use .toml, .h5 or .hdf5)")
+    ckpt = Path(args.checkpoint or out.with_name(out.stem + ".ckpt.npz"))
+    plot = Path(args.plot or out.with_name(out.stem + "-curve.png"))
+    hist_path = out.with_name(out.stem + "-history.json")
+    outputs = [("--out", out), ("--checkpoint", ckpt), ("--plot", plot),
+               ("history", hist_path)]
+    # Before any work: never onto an input, a folder or a FIFO; existing files only with
+    # --force, or when this run resumes from its own checkpoint (its outputs advance).
+    own = bool(args.resume) and Path(args.resume).is_file() and ckpt.is_file() \
+        and Path(args.resume).resolve() == ckpt.resolve()
+    check_outputs(outputs, inputs=netlist_inputs(describe.resolve(args.netlist))
+                  + ([] if own else [args.resume]), force=args.force,
+                  resumable=[p for _, p in outputs] if own else [])
+    check_plot(plot, "--plot")
     net = engines.build(nl)
     hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free, n_nudged=args.n_nudged,
                            rates=args.rates, rule=args.rule, batch=args.batch)
@@ -116,9 +140,6 @@ def train_main(args) -> int:
     if fit.images.shape[1] != net.sizes[0] or net.sizes[-1] != 10:
         raise TrainError(f"{args.netlist}: the network is {'-'.join(map(str, net.sizes))} but "
                          f"{args.dataset} needs {fit.images.shape[1]} inputs and 10 outputs")
-    out = Path(args.out or f"{nl.name}-trained.toml")
-    ckpt = Path(args.checkpoint or out.with_name(out.stem + ".ckpt.npz"))
-    plot = Path(args.plot or out.with_name(out.stem + "-curve.png"))
     trainer = Trainer(net, hp, seed=args.seed, threads=args.threads)
     if args.init == "glorot":
         trainer.set_params(glorot_weights(net.sizes, args.seed),
@@ -184,16 +205,17 @@ def train_main(args) -> int:
         save_netlist(net, out, description=desc,
                      provenance={"command": settings["command"], "wall seconds": f"{total:.0f}",
                                  "hyper": json.dumps(asdict(hp))})
-        hist_path = out.with_name(out.stem + "-history.json")
-        hist_path.write_text(json.dumps({"settings": settings, "hyper": asdict(hp),
-                                         "history": history}, indent=1))
+        write_text(hist_path, json.dumps({"settings": settings, "hyper": asdict(hp),
+                                          "history": history}, indent=1))
         kind = Hyper.preset_name(net)
         subset = f" (a subset: the first {len(fit)} training images)" if args.train_limit else ""
-        plot_learning_curve(
-            history, plot, f"EP training of {nl.name} ({'-'.join(map(str, net.sizes))}, {kind}) "
-            f"on {args.dataset}{subset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, rates "
-            f"{','.join(f'{r:g}' for r in hp.rates)}, batch {hp.batch}",
-            PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None,
-            val_label=val_label, test_label=test_label)
+        title = (f"EP training of {nl.name} ({'-'.join(map(str, net.sizes))}, {kind}) on "
+                 f"{args.dataset}{subset}\nbeta {hp.beta}, steps {hp.n_free}/{hp.n_nudged}, "
+                 f"rates {','.join(f'{r:g}' for r in hp.rates)}, batch {hp.batch}")
+        with replacing(plot) as tmp:        # atomic: the old curve or the new one
+            plot_learning_curve(
+                history, tmp, title,
+                PAPER_TEST_ERROR.get((kind, args.dataset)) if len(fit) >= 50000 else None,
+                val_label=val_label, test_label=test_label)
         print(f"wrote {out}, {ckpt}, {plot}, {hist_path}; wall time {total:.0f} s")
     return 0
