@@ -212,12 +212,16 @@ class TraceWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _Lock(self.path)   # one writer per trace path (TraceError for the others)
         # no chunk cache: whole chunks go straight to the file (a cache would only hold memory)
-        self.f = h5py.File(self.tmp, "w", libver=LIBVER, rdcc_nbytes=0)
+        # NAME.partial appears only once readable: the layout is written under a hidden name
+        # and renamed when SWMR mode has started (a writer killed before leaves no .partial)
+        new = self.tmp.with_name(f".{self.tmp.name}.new")
+        self.f = h5py.File(new, "w", libver=LIBVER, rdcc_nbytes=0)
         try:
             self._create(provenance or {})
+            os.replace(new, self.tmp)
         except BaseException:
             self.f.close()
-            self.tmp.unlink(missing_ok=True)
+            new.unlink(missing_ok=True)
             self._lock.release()
             raise
         self.closed = self.broken = False
