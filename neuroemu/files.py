@@ -16,9 +16,11 @@ Nothing the user has is lost (docs/architecture.md):
   the final name is untouched.  :func:`write_text` and :func:`write_bytes` use it.
 - Multi-file netlists (a TOML naming ``.npy`` files beside it): :func:`save_npy` writes each
   array atomically under a content-addressed name (``<stem>.<key>.<sha256[:12]>.npy``), then
-  :func:`replace_text_with_arrays` replaces the TOML last and removes the ``.npy`` files the
-  old TOML named that the new one does not.  A crash at any point leaves either the old
-  complete netlist or the new complete one, never a mix: arrays are never written in place.
+  :func:`replace_text_with_arrays` replaces the TOML last and removes the ``.npy`` files of
+  that form the old TOML named that the new one does not (a TOML copied by hand beside another
+  shares its arrays: copy netlists with ``neuroemu convert``, which writes its own).  A crash
+  at any point leaves either the old complete netlist or the new complete one, never a mix:
+  arrays are never written in place.
 
 This module sits beside :mod:`neuroemu.errors` at the bottom of the package: it imports
 nothing else of neuroemu.
@@ -30,6 +32,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -89,8 +92,9 @@ def check_target(path, *, option: str | None = None) -> Path:
     p = Path(path)
     try:
         st = os.stat(p)
-    except FileNotFoundError:
-        return p        # nothing there, or a dangling symlink: replaced by the rename
+    except (FileNotFoundError, NotADirectoryError):
+        return p        # nothing there (or a dangling symlink: replaced by the rename); a
+                        # parent that is no folder is check_output's to explain
     except OSError as exc:
         raise OutputError(f"{_label(p, option)}: cannot write here ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
@@ -107,7 +111,7 @@ def _check_parent(p: Path, option: str | None) -> None:
         try:
             st = os.stat(parent)
             break
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if parent == parent.parent:
                 return
             parent = parent.parent
@@ -280,19 +284,18 @@ def netlist_inputs(path) -> list[Path]:
 def replace_text_with_arrays(path, text: str, new_files) -> Path:
     """The last step of writing a TOML whose arrays are in ``new_files`` (already written by
     :func:`save_npy`): replace the TOML atomically, then remove the ``.npy`` files the old TOML
-    named that the new one does not -- only those named ``<stem>.*.npy`` in the same folder,
-    as neuroemu writes them, so files the user made keep."""
+    named that the new one does not -- only regular files in the same folder whose names
+    neuroemu gave them (``<stem>.<key>.<12 hex digits>.npy``, :func:`npy_name`), so arrays the
+    user made, or an older neuroemu wrote under plain names, are kept."""
     p = Path(path)
     old = toml_file_refs(p)
     write_text(p, text)
-    keep = set(new_files)
-    for ref in old - keep:
-        q = Path(ref)
-        if q.parent != Path(".") or not (q.name.startswith(p.stem + ".")
-                                         and q.name.endswith(".npy")):
+    ours = re.compile(re.escape(p.stem) + r"\.[^/\\]+\.[0-9a-f]{12}\.npy")
+    for ref in old - set(new_files):
+        if Path(ref).parent != Path(".") or not ours.fullmatch(ref):
             continue
+        target = p.parent / ref
         with contextlib.suppress(OSError):
-            target = p.parent / q.name
-            if os.lstat(target) and stat.S_ISREG(os.lstat(target).st_mode):
+            if stat.S_ISREG(os.lstat(target).st_mode):
                 target.unlink()
     return p

@@ -21,7 +21,7 @@ from ..energy.report import reports as energy_reports
 from ..errors import EngineError
 from ..files import netlist_inputs, replacing
 from .options import check_outputs, check_plot, integer, mesh, number, resolve_profile, seed
-from .run import bus_line, check_engine, engine_help
+from .run import bus_line, check_batch, check_engine, engine_help
 
 EXAMPLE = """examples:
   neuroemu energy mnist-binary --profile loihi
@@ -34,8 +34,7 @@ EXAMPLE = """examples:
 def _make_input(args, cn, seed):
     """(x, target or None, description) for a netlist run."""
     n_in, n_out = cn.sizes[0], cn.sizes[-1]
-    if args.batch < 1:
-        raise EngineError(f"--batch: must be a positive integer (got {args.batch})")
+    check_batch(args.batch, cn)
     if args.dataset:
         from ..learn import datasets
         ds = datasets.load(args.dataset, args.data, split=args.split)

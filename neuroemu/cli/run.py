@@ -117,6 +117,16 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_trace_arguments(p)
 
 
+def check_batch(batch: int, cn) -> None:
+    """A random-input ``--batch`` the session can hold, checked before the input is drawn
+    (:data:`neuroemu.engines.session.MAX_STATE_CELLS`)."""
+    from ..engines.session import MAX_STATE_CELLS
+    if batch * cn.n_neurons > MAX_STATE_CELLS:
+        raise EngineError(f"--batch: {batch} samples of {cn.n_neurons} neurons exceed the "
+                          f"session limit of {MAX_STATE_CELLS} (sample, neuron) cells "
+                          f"(got --batch {batch})")
+
+
 def make_input(args, n_in: int, seed: int) -> np.ndarray:
     if args.input:
         try:
@@ -153,6 +163,8 @@ def run_main(args) -> int:
     net = describe.load(args.netlist)
     cn = engines.build(net)
     seed = net.seed if args.seed is None else args.seed
+    if not args.input:
+        check_batch(args.batch, cn)
     x = make_input(args, cn.sizes[0], seed)
     if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
         from ..record import run_traced
