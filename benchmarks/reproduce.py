@@ -6,8 +6,9 @@ compare what they produce with what the reproduction manifest (benchmarks/manife
     python benchmarks/reproduce.py --check --short           # every short entry (pytest -m slow)
     python benchmarks/reproduce.py --check train-mnist-binary --data ../shared/datasets
 
-Each manifest entry names the results.md section it backs, the command (``neuroemu ...`` runs
-with this interpreter; ``{out}`` is a fresh folder, ``{data}`` the dataset folder), the commit
+Each manifest entry names the results.md section it backs, the command or a list of commands run
+one after another (``neuroemu ...`` runs with this interpreter; ``{out}`` is a fresh folder,
+``{data}`` the dataset folder), the commit
 and seed that produced the figures, the wall time, and what to compare:
 
 - ``sha256``: the digest of the weights and biases of a netlist the command wrote
@@ -111,7 +112,7 @@ def argv_of(command: str, out: Path, data: str) -> list[str]:
 
 
 def needs_data(entry) -> bool:
-    return "{data}" in entry["command"]
+    return "{data}" in str(entry["command"])
 
 
 def check(entry: dict, data: str, keep: Path | None = None, echo=print) -> list[str]:
@@ -119,14 +120,17 @@ def check(entry: dict, data: str, keep: Path | None = None, echo=print) -> list[
     out = Path(tempfile.mkdtemp(prefix=f"reproduce-{entry['name']}-", dir=keep))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    argv = argv_of(entry["command"], out, data)
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    echo(f"{entry['name']}: {shlex.join(argv[2:] if argv[1] == '-m' else argv[1:])} "
-         f"({wall:.0f} s; the manifest's run took {entry.get('wall_seconds', '?')} s)")
-    if proc.returncode != 0:
-        return [f"exit status {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"]
+    commands = entry["command"] if isinstance(entry["command"], list) else [entry["command"]]
+    for command in commands:    # several: one after another in the same folder
+        argv = argv_of(command, out, data)
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=out, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        echo(f"{entry['name']}: {shlex.join(argv[2:] if argv[1] == '-m' else argv[1:])} "
+             f"({wall:.0f} s; the manifest's run took {entry.get('wall_seconds', '?')} s "
+             f"in all)")
+        if proc.returncode != 0:
+            return [f"exit status {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"]
     if entry["kind"] == "timing":
         echo(proc.stdout.rstrip())
         return []
