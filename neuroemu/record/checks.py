@@ -26,6 +26,8 @@ def fail(path, field: str, rule: str, value=None):
 def _show(v) -> str:
     if isinstance(v, np.ndarray) and v.size > 4:
         return f"array of shape {v.shape}, dtype {v.dtype}"
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, bytes):
         v = v[:40]
     s = repr(v.tolist() if isinstance(v, np.ndarray) else v)

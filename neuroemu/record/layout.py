@@ -103,7 +103,9 @@ def looks_like_trace(path) -> bool:
     try:
         try:
             f = h5py.File(p, "r")
-        except OSError:   # left open by a writer that did not finish: the SWMR way
+        except OSError as exc:   # left open by a writer that did not finish: the SWMR way
+            if "already open for write" not in str(exc):   # (SWMR retries damaged reads
+                return True                                 # for a long time: not those)
             f = h5py.File(p, "r", swmr=True)
         with f:
             if "format" in f.attrs:

@@ -220,7 +220,8 @@ def _raster_panel(t, ax, pop, n, x0, steps, bin_steps, bin_neurons):
         ax.scatter(x, ids, s=size, marker=marker, c="k", linewidths=0, antialiased=False)
         note, spikes = "one mark per spike", len(ids)
     else:
-        xs, ids = zip(*blocks) if blocks else ([], [])
+        cols_ = list(zip(*blocks))      # (a generator is always true: test what it gave)
+        xs, ids = cols_ if cols_ else ([], [])
         img = density(list(xs), list(ids), n, x0, steps, bin_steps, bin_neurons)
         rows, cols = img.shape
         im = ax.imshow(img, aspect="auto", origin="lower", cmap="Greys", vmin=0,

@@ -237,6 +237,9 @@ class Trace:
                             or t_ends[-1] > self.t_written):
             C.fail(self.path, ds.name, f"must be increasing steps in [1, {self.t_written}]",
                    t_ends)
+        if t_ends.size and t_ends[-1] != self.t_written:   # each commit follows an append
+            C.fail(self.path, ds.name, f"the last committed row must be the progress record's "
+                   f"step {self.t_written}", int(t_ends[-1]))
         self._counter_row = int(np.searchsorted(t_ends, self.t_end, side="right")) - 1
         self.counters_step = int(t_ends[self._counter_row]) if self._counter_row >= 0 else 0
         self._counters_ok = False
