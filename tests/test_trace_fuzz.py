@@ -321,7 +321,8 @@ def test_damaged_magic_is_one_error_everywhere(traces, tmp_path, capsys):
     with pytest.raises(NeuroemuError, match=r"m-lock\.h5: / attribute magic: must be 0x0a7a "
                                             r"\(a damaged trace\) \(got 0\)"):
         record.open(path)
-    for argv in (["inspect", str(path)], ["energy", str(path)]):
+    for argv in (["inspect", str(path)], ["energy", str(path)], ["run", str(path)],
+                 ["convert", str(path), str(tmp_path / "x.toml")]):
         assert cli.main(argv) == 2
         assert "magic" in capsys.readouterr().err
 

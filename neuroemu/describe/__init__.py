@@ -75,7 +75,8 @@ def load(name_or_path) -> Netlist:
     """Load a netlist: a ``.toml`` file, an ``.h5`` file (or the network embedded in a trace),
     or a shipped network by name (``"mnist-binary-trained"``; see :func:`shipped`)."""
     path = resolve(name_or_path)
-    if path.suffix.lower() in H5_SUFFIXES:
+    partial = path.suffix == ".partial" and Path(path.stem).suffix.lower() in H5_SUFFIXES
+    if path.suffix.lower() in H5_SUFFIXES or partial:   # (the .partial a trace writer left)
         return load_h5(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -171,7 +171,12 @@ def load_h5(path) -> Netlist:
     if not stat.S_ISREG(st.st_mode):
         raise NetlistError(f"{path}: must be a regular file (an HDF5 netlist)")
     try:
-        f = h5py.File(path, "r")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:   # a trace left open by a killed writer: read the SWMR way
+            if "already open for write" not in str(exc):
+                raise
+            f = h5py.File(path, "r", swmr=True)
     except Exception as exc:  # noqa: BLE001 -- h5py raises many kinds on damaged files
         raise NetlistError(f"{path}: not a readable HDF5 file ({_msg(exc)})") from None
     with f:
@@ -180,6 +185,10 @@ def load_h5(path) -> Netlist:
             if "format" not in f.attrs and _member(f, "neuroemu", label) is not None \
                     and _member(f["neuroemu"], "netlist", label) is not None:
                 g, label = f["neuroemu/netlist"], f"{path}:/neuroemu/netlist"  # a trace
+                magic = np.asarray(f.attrs.get("magic", 0))
+                if magic.dtype.kind not in "iu" or magic.size != 1 or int(magic.flat[0]) != 0x0A7A:
+                    raise NetlistError(f"{path}: / attribute magic: must be 0x0a7a (a damaged "
+                                       f"trace) (got {f.attrs.get('magic')!r})")
         except NeuroemuError:
             raise
         except Exception as exc:  # noqa: BLE001
