@@ -10,12 +10,17 @@
 * ``trace_write_memory_growth`` (MB): growth of the resident memory of a fresh process while it
   writes ``--spikes`` events (peak minus the value after the first append).  Baseline: the
   memory that holding those spikes as (timestamp, node id) pairs would take (16 bytes each).
+* ``run_trace_probe_every_2_peak_memory`` (MB): peak resident memory of ``neuroemu run
+  mnist-binary --steps 100000 --trace ... --probe hidden:0-9 --probe-every 2`` (an engine call
+  every step or two).  Baseline: the same with 10^4 steps; the ratio should be ~1 (memory flat
+  in run length; before run_traced merged the session's Phase records it grew ~0.9 KB per call).
 * ``run_trace_peak_memory`` (MB): peak resident memory of ``neuroemu run
   mnist-binary --batch 4 --steps N --trace ...`` (about 10^7 spikes for N = 5000).
   Baseline: the same command without ``--trace``.  ``run_trace_peak_memory_4x_steps``: the same
   traced run with 4 N steps (4x the spikes); baseline: the traced run of N steps.
 
     .venv/bin/python benchmarks/bench_trace.py [--spikes 10000000] [--repeat 3] [--steps 5000]
+        [--probe-steps 100000] [--only-probe]
 """
 
 from __future__ import annotations
@@ -116,16 +121,37 @@ def peak_of(args) -> tuple[float, float]:
     return json.loads(p.stderr.strip().splitlines()[-1])["peak_mb"], time.perf_counter() - t
 
 
+def probe_memory(rep, tmp: Path, steps: int) -> None:
+    """Peak RSS of a traced run probing every 2 steps, 10^5 vs 10^4 steps (flat: ratio ~1)."""
+    probe = ["--probe", "hidden:0-9", "--probe-every", "2"]
+    short, t_short = peak_of(["run", NET, "--steps", steps // 10, "--trace",
+                              tmp / "p1.h5", *probe])
+    long_, t_long = peak_of(["run", NET, "--steps", steps, "--trace",
+                             tmp / "p2.h5", *probe])
+    rep.add("run_trace_probe_every_2_peak_memory", long_, "MB", baseline=short,
+            ratio=long_ / short, steps=steps,
+            baseline_steps=steps // 10,
+            growth_kb_per_step=round((long_ - short) * 1024 / (0.9 * steps), 4),
+            seconds=round(t_long, 2), baseline_seconds=round(t_short, 2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spikes", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5000, help="steps of the traced CLI run")
+    ap.add_argument("--probe-steps", type=int, default=100_000,
+                    help="steps of the --probe-every 2 run (baseline: a tenth of them)")
+    ap.add_argument("--only-probe", action="store_true", help="only the --probe-every 2 figure")
     ap.add_argument("--memory-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         return memory_child(args.memory_child, args.spikes)
     rep = common.Report("trace writing (784-500-10 binary network, batch 4)")
+    if args.only_probe:
+        with tempfile.TemporaryDirectory(dir=ROOT / "traces") as tmp:
+            probe_memory(rep, Path(tmp), args.probe_steps)
+        return rep.table()
     cn, x, ph = spike_record()
     per = int(ph.spikes.sum())
     reps = -(-args.spikes // per)
@@ -164,6 +190,7 @@ def main() -> None:
         rep.add("run_trace_peak_memory_4x_steps", traced4, "MB", baseline=traced,
                 ratio=traced4 / traced, steps=4 * args.steps, spikes=spikes[1],
                 seconds=round(t_traced4, 2))
+        probe_memory(rep, Path(tmp), args.probe_steps)
     rep.table()
 
 

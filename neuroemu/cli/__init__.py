@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except NeuroemuError as exc:
         print(f"neuroemu: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("neuroemu: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:   # run_traced says what its .partial file holds
+        print(f"neuroemu: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:     # the reader went away (neuroemu netlists | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
