@@ -299,8 +299,13 @@ def mutated(src, tmp, name):
     return dst
 
 
-@pytest.mark.parametrize("kind", ["lock.h5", "bus.h5"])
-@pytest.mark.parametrize("name", sorted(CRAFTED))
+BUS_DEFAULT = {"timestamp nan", "timestamp negative", "timestamp beyond", "node id too big",
+               "dt 0", "progress unwritten rows"}   # the rest of the bus ones run with -m slow
+
+
+@pytest.mark.parametrize("kind,name", [("lock.h5", n) for n in sorted(CRAFTED)] + [
+    pytest.param("bus.h5", n, marks=() if n in BUS_DEFAULT else pytest.mark.slow)
+    for n in sorted(CRAFTED)])
 def test_crafted_trace_gives_an_error_never_a_wrong_answer(traces, tmp_path, capsys, kind, name):
     src, want = traces[kind]
     path = mutated(src, tmp_path, name)
