@@ -360,6 +360,7 @@ def test_trace_embedding_a_huge_netlist(tmp_path):
     describe.save(describe.load("tiny"), src)
     path = tmp_path / "trace.h5"
     with h5py.File(src, "r") as a, h5py.File(path, "w") as b:
+        b.attrs["magic"] = np.uint32(0x0A7A)
         b.create_group("neuroemu")
         a.copy(a["/"], b["neuroemu"], "netlist")
         b["neuroemu/netlist/population/1"].attrs["size"] = 10**9
