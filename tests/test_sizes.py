@@ -188,9 +188,19 @@ def test_generated_npy_headers_slow(tmp_path_factory, h):
     _npy_property(tmp_path_factory.mktemp("npy"), h)
 
 
+@pytest.mark.parametrize("shape", [(0, 10**12, 10**12), (10**12, 0)])
+def test_empty_but_impossible_shapes(tmp_path, shape):
+    npy(tmp_path / "a.npy", shape, body=b"")
+    with bounded(), pytest.raises(NetlistError, match=r"declares shape \(.*\) \(0 elements\), beyond the limit"):
+        read_npy(tmp_path / "a.npy")
+    (tmp_path / "x").write_bytes(idx((0, 2**31, 2**31)))
+    with bounded(), pytest.raises(DataError, match=r"declares shape .* more than the limit"):
+        read_idx(tmp_path / "x")
+
+
 def test_read_npy_limit(tmp_path):
     npy(tmp_path / "a.npy", (10**5,), body=b"")
-    with pytest.raises(NetlistError, match=r"declares 100000 elements .* limit of 10"):
+    with pytest.raises(NetlistError, match=r"declares shape \(100000,\) \(100000 elements\), beyond the limit of 10 "):
         read_npy(tmp_path / "a.npy", max_items=10)
 
 

@@ -97,9 +97,10 @@ def read_npy(path, *, shape: tuple[int, ...] | None = None, ndim: int | None = N
         if ndim is not None and len(dims) != ndim:
             raise error(f"{path}: {what} must have {ndim} dimension(s) (got shape {dims})")
         count = math.prod(dims)
-        if count > max_items:
-            raise error(f"{path}: {what} declares {count} elements (shape {dims}), more than "
-                        f"the limit of {max_items}")
+        # zero-length axes too: (0, 10^12, 10^12) holds nothing but is no valid array shape
+        if math.prod(max(n, 1) for n in dims) > max_items:
+            raise error(f"{path}: {what} declares shape {dims} ({count} elements), beyond the "
+                        f"limit of {max_items} elements")
         nbytes = count * dtype.itemsize
         have = os.fstat(fp.fileno()).st_size - fp.tell()
         if have < nbytes:

@@ -122,7 +122,8 @@ def _parse_idx(path: Path, stream, size, expect) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", dims)
     dtype = np.dtype(_IDX_DTYPES[code])
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > MAX_IDX_BYTES:
+    # zero-length axes too: (0, 2^21, 2^21) holds nothing but is no valid array shape
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > MAX_IDX_BYTES:
         raise DataError(f"{head}: declares shape {shape} of {dtype.name} ({nbytes} bytes), more "
                         f"than the limit of {MAX_IDX_BYTES} bytes")
     rule = expect(dtype.newbyteorder("="), shape) if expect else None
