@@ -29,6 +29,7 @@ nothing else of neuroemu.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -38,6 +39,9 @@ import stat
 from pathlib import Path
 
 from .errors import OutputError
+
+# errno values of a full disk, a file-size limit and a disk quota
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 __all__ = ["check_output", "check_target", "check_partial", "is_input", "replacing",
            "write_text", "write_bytes", "save_npy", "replace_text_with_arrays",
@@ -198,6 +202,13 @@ def replacing(path, *, fsync: bool = True):
             _fsync_file(tmp)
         check_target(p)         # nothing became a FIFO or folder meanwhile
         os.replace(tmp, p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.errno in _NO_ROOM:   # a full disk or a file-size limit: one line, say what stays
+            kept = "the file that was there is kept" if p.exists() else "nothing was written"
+            raise OutputError(f"{p}: writing failed ({exc.strerror or exc}); {kept}") from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

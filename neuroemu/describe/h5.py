@@ -144,13 +144,18 @@ def save_h5(net: Netlist, path, *, weights=None, biases=None) -> Path:
     in the same folder), so a crash leaves the old file or the new one.  Replaces an existing
     regular file (the command line checks ``--force`` first); refuses a directory or a
     non-regular file.  Returns the path."""
-    from ..files import replacing
-    path = Path(path)
+    import io
+
     import h5py
-    with replacing(path) as tmp:
-        with h5py.File(tmp, "w", libver=LIBVER) as f:
-            write_group(f, net, weights, biases)
-    return path
+
+    from ..files import write_bytes
+    # built in memory, then written by plain file I/O: a full disk or a file-size limit is
+    # then an ordinary OSError on the temporary file, never an HDF5 library left holding a
+    # half-written file (which crashes the interpreter at exit)
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=LIBVER) as f:
+        write_group(f, net, weights, biases)
+    return write_bytes(Path(path), image.getvalue())
 
 
 # --------------------------------------------------------------------------- HDF5 reading
