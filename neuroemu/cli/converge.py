@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from ..files import replacing, write_text
 from ..learn.converge import SCHEMES, Protocol, experiment, plot, scores
-from .options import check_outputs, check_plot, integer, seed, subset
+from .options import check_outputs, check_plot, dumps, integer, seed, subset
 
 EXAMPLE = """example:
   neuroemu converge --runs 20 --json out.json --plot docs/img/fig2.png"""
@@ -44,7 +43,7 @@ def converge_main(args) -> int:
         print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}")
     print(f"{args.runs} networks, {wall:.1f} s")
     if args.json:
-        write_text(args.json, json.dumps({"schemes": res, "runs": args.runs,
+        write_text(args.json, dumps({"schemes": res, "runs": args.runs,
                                           "seed": args.seed, "wall_s": round(wall, 2)},
                                          indent=1))
     if args.plot:

@@ -8,7 +8,6 @@ input (bundled digits, a dataset or random), runs or reads the phases and prints
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ from ..energy.report import profiles as load_profiles
 from ..energy.report import reports as energy_reports
 from ..errors import EngineError
 from ..files import netlist_inputs, replacing
-from .options import check_outputs, check_plot, integer, mesh, number, resolve_profile, seed
+from .options import (check_outputs, check_plot, dumps, integer, mesh, number, read_input,
+                      resolve_profile, seed)
 from .run import bus_line, check_batch, check_engine, engine_help
 
 EXAMPLE = """examples:
@@ -50,12 +50,7 @@ def _make_input(args, cn, seed):
                 f"{ds.name} {ds.split} images {lo}..{lo + args.batch - 1}")
     rng = np.random.default_rng(seed)
     if args.input:
-        from ..engines import check_input
-        try:
-            x = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise EngineError(f"{args.input}: cannot read input array ({exc})") from None
-        x, desc = check_input(x, n_in, args.input), f"input {args.input}"
+        x, desc = read_input(args.input, n_in), f"input {args.input}"
     else:
         x, desc = rng.random((args.batch, n_in)), f"seeded uniform random input (seed {seed})"
     y = np.eye(n_out)[rng.integers(0, n_out, len(x))]
@@ -229,7 +224,7 @@ def energy_main(args) -> int:
         "clusters": bus["clusters"], "energy_placement": bus["placement"], "bus": bus["bus"]}
     if args.json:
         dicts = [dict(rep.to_dict(), **engine) for rep in reports]
-        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1))
+        print(dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1))
         return 0
     if bus is not None:
         print(f"async engine {bus['line']}; {bus['clusters']} circuit clusters; energy "

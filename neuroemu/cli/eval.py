@@ -7,13 +7,12 @@ validates with); this module reads the options and the dataset and prints.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
 from .. import describe, engines
 from ..errors import DataError
-from .options import integer, seed
+from .options import dumps, integer, seed
 
 EXAMPLE = """examples:
   neuroemu eval mnist-binary-trained --dataset mnist
@@ -97,7 +96,7 @@ def eval_main(args) -> int:
                "images": f"{ds.name} {images}", "first_image": first,
                "batch": args.batch, "threads": args.threads, "wall_seconds": wall,
                **res.to_dict()}
-        print(json.dumps(out, indent=1))
+        print(dumps(out, indent=1))
         return 0
     names = cn.names
     print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {ds.name} {images} (from "

@@ -6,13 +6,12 @@ Both are PNG files, drawn by :mod:`neuroemu.record.plots` (docs/trace-format.md,
 
 from __future__ import annotations
 
-import json
 
 from .. import record
 from ..errors import TraceError
 from ..files import replacing
 from ..record.plots import LINES_PER_POPULATION, raster, states
-from .options import check_outputs, check_plot, integer, unique_names
+from .options import check_outputs, check_plot, dumps, integer, unique_names
 
 INSPECT_EXAMPLE = """examples:
   neuroemu run mnist-binary-trained --steps 1000 --trace traces/run.h5 --probe hidden:0-9
@@ -55,7 +54,7 @@ def inspect_main(args) -> int:
         status = "complete" if t.complete else \
             f"INCOMPLETE: the writer did not finish; the file holds steps 1..{t.t_end}"
         if args.json:
-            print(json.dumps({"trace": str(args.trace), "complete": t.complete,
+            print(dumps({"trace": str(args.trace), "complete": t.complete,
                               "t_end": t.t_end, "dt_ms": t.dt, "window": [start, stop],
                               "batch": t.batch, "samples": t.samples, "populations": rows,
                               "probes": {k: {"node_ids": v["node_ids"].tolist(),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 
 from .. import describe
+from .options import dumps
 
 EXAMPLE = """examples:
   neuroemu netlists
@@ -23,7 +23,7 @@ def netlists_main(args) -> int:
         rows.append({"name": name, "file": str(path), "sizes": list(net.sizes),
                      "description": net.description})
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(dumps(rows, indent=1))
         return 0
     width = max((len(r["name"]) for r in rows), default=4)
     for r in rows:

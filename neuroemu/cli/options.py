@@ -184,3 +184,42 @@ def check_plot(path, option: str) -> None:
         from ..errors import OutputError
         raise OutputError(f"{option} {path}: must end in a picture suffix, e.g. .png (matplotlib "
                           f"writes {', '.join('.' + f for f in sorted(formats))})")
+
+
+def read_input(path, n_in: int):
+    """``--input FILE.npy``: header first (a regular file, numbers, at most 2 dimensions and
+    the session's cell limit), then the values (finite, within the engine's bounds)."""
+    from ..describe.arrays import read_npy
+    from ..engines import check_input
+    from ..engines.session import MAX_STATE_CELLS
+    from ..errors import EngineError
+    x = read_npy(path, max_items=MAX_STATE_CELLS, error=EngineError, what="input",
+                 expect=f"must hold numbers of shape (batch, {n_in}) or ({n_in},)")
+    if x.ndim not in (1, 2):
+        raise EngineError(f"{path}: must hold numbers of shape (batch, {n_in}) or ({n_in},) "
+                          f"(got shape {x.shape})")
+    return check_input(x, n_in, str(path))
+
+
+def dumps(obj, **kwargs) -> str:
+    """JSON for the user: strict (a NaN or infinity is an error naming the first path that
+    holds one, never printed as NaN/Infinity)."""
+    import json
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        from ..errors import EngineError
+        raise EngineError(f"JSON output: {_non_finite(obj) or 'a value'} is not finite; "
+                          "nothing was printed") from None
+
+
+def _non_finite(obj, path="") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path or "the result"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None

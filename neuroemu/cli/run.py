@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -14,7 +13,8 @@ from .. import describe, engines
 from ..errors import EngineError
 from ..files import netlist_inputs
 from ..record.layout import PROBE_VARS, parse_indices
-from .options import check_trace, integer, number, seed, subset, unique_names
+from .options import (check_trace, dumps, integer, number, read_input, seed, subset,
+                      unique_names)
 
 RUN_EXAMPLE = """example:
   neuroemu run mnist-binary --steps 100 --batch 4 --seed 1
@@ -129,11 +129,7 @@ def check_batch(batch: int, cn) -> None:
 
 def make_input(args, n_in: int, seed: int) -> np.ndarray:
     if args.input:
-        try:
-            x = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise EngineError(f"{args.input}: cannot read input array ({exc})") from None
-        return engines.check_input(x, n_in, f"{args.input}")
+        return read_input(args.input, n_in)
     if args.batch < 1:
         raise EngineError(f"--batch: must be a positive integer (got {args.batch})")
     return np.random.default_rng(seed).random((args.batch, n_in))
@@ -191,7 +187,7 @@ def run_main(args) -> int:
         for key in ("hardware", "clusters", "bus"):     # the bus engine's
             if key in meta:
                 out[key] = meta[key]
-        print(json.dumps(out, indent=1))
+        print(dumps(out, indent=1))
         return 0
     print(f"{Path(args.netlist).name}: {args.steps} steps, batch {result.batch}, seed {seed}, "
           f"engine {meta.get('engine', args.engine)}")

@@ -24,7 +24,7 @@ from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, l
                             save_checkpoint, save_netlist)
 from ..learn.plots import PAPER_TEST_ERROR, plot_learning_curve
 from ..learn.train import TRAIN_ERROR_AFTER, run_epochs, score_after
-from .options import check_outputs, check_plot, integer, number, numbers, seed
+from .options import check_outputs, check_plot, dumps, integer, number, numbers, seed
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -205,7 +205,7 @@ def train_main(args) -> int:
         save_netlist(net, out, description=desc,
                      provenance={"command": settings["command"], "wall seconds": f"{total:.0f}",
                                  "hyper": json.dumps(asdict(hp))})
-        write_text(hist_path, json.dumps({"settings": settings, "hyper": asdict(hp),
+        write_text(hist_path, dumps({"settings": settings, "hyper": asdict(hp),
                                           "history": history}, indent=1))
         kind = Hyper.preset_name(net)
         subset = f" (a subset: the first {len(fit)} training images)" if args.train_limit else ""
