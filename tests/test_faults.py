@@ -186,3 +186,16 @@ def test_traced_run_keeps_one_merged_phase_with_the_untraced_counters(tmp_path, 
         assert np.array_equal(traced.final_states[k], v)
     with record.open(tmp_path / "t.h5") as t:
         assert t.t_end == 301 and len(t.blocks()) == 301   # the file keeps every call
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`neuroemu energy ... --json | head -c 20`: the reader goes away after a few bytes of
+    an output larger than the pipe's buffer (~167 KB here); neuroemu stops without a
+    traceback, with the status a shell reports for SIGPIPE."""
+    p = subprocess.Popen([sys.executable, "-m", "neuroemu", "energy", "mnist-binary-trained",
+                          "--steps", "3", "--json", "--profile", "all", "--batch", "50"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(20)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err.strip() == "", err
