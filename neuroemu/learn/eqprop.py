@@ -356,23 +356,102 @@ def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings:
 def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
     """Restore weights, biases, RNG and counters; returns (epochs done, history, settings).
     A history written before the running error had its own name is renamed on the way in
-    (:func:`upgrade_history`)."""
+    (:func:`upgrade_history`).
+
+    One error boundary: a missing, damaged, truncated, foreign or crafted file is a one-line
+    :class:`TrainError` naming the file and the field.  Every array's header is checked
+    (dtype, the netlist's shape) before it is read, then its values (finite, within the
+    engine's bounds); the metadata's types and ranges are checked before anything of the
+    trainer changes."""
+    import struct
+    import zipfile
+    import zlib
+
+    from ..describe.arrays import open_regular
     path = Path(path)
+
+    def bad(field, rule):
+        raise TrainError(f"{path}: {field}: {rule}")
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            W = [z[f"W{l}"] for l in range(trainer.L)]
-            b = [z[f"b{l}"] for l in range(trainer.L + 1)]
-    except FileNotFoundError:
-        raise TrainError(f"{path}: checkpoint not found") from None
-    except (OSError, KeyError, ValueError) as exc:
-        raise TrainError(f"{path}: not a neuroemu training checkpoint ({exc})") from None
-    for l, w in enumerate(W):
-        if w.shape != trainer.W[l].shape:
-            raise TrainError(f"{path}: W{l}: shape {w.shape} does not match the netlist's "
-                             f"{trainer.W[l].shape}")
+        with open_regular(path, TrainError, "checkpoint") as fp, zipfile.ZipFile(fp) as z:
+            names = set(z.namelist())
+            meta = _checkpoint_meta(z, names, bad)
+            W = [_checkpoint_array(z, names, f"W{l}", trainer.W[l].shape, bad)
+                 for l in range(trainer.L)]
+            b = [_checkpoint_array(z, names, f"b{l}", trainer.b[l].shape, bad)
+                 for l in range(trainer.L + 1)]
+    except TrainError:
+        raise
+    except (OSError, EOFError, KeyError, ValueError, NotImplementedError, RuntimeError,
+            struct.error, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        # what zipfile and numpy raise for damaged archives: bad CRCs, truncated headers,
+        # unknown versions or compression methods, encrypted members
+        raise TrainError(f"{path}: not a readable neuroemu training checkpoint ({exc})") from None
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = meta["rng"]
+    except (TypeError, ValueError, KeyError) as exc:
+        bad("meta.rng", f"is not the state of a {type(rng.bit_generator).__name__} generator "
+                        f"({exc})")
     trainer.set_params(W, b)
     trainer.rng.bit_generator.state = meta["rng"]
-    trainer._batches = int(meta["batches"])
-    return (int(meta["epoch"]), upgrade_history(list(meta["history"])),
-            dict(meta.get("settings", {})))
+    trainer._batches = meta["batches"]
+    return meta["epoch"], upgrade_history(meta["history"]), meta["settings"]
+
+
+_CKPT_BYTES = 1 << 20   # the metadata member is JSON text: history, settings, RNG state
+
+
+def _checkpoint_meta(z, names, bad) -> dict:
+    if "meta.npy" not in names:
+        bad("meta", "missing (not a neuroemu training checkpoint)")
+    if z.getinfo("meta.npy").file_size > _CKPT_BYTES:
+        bad("meta", f"larger than {_CKPT_BYTES} bytes")
+    with z.open("meta.npy") as f:
+        raw = np.lib.format.read_array(f, allow_pickle=False)
+    if raw.dtype.kind != "U" or raw.shape != ():
+        bad("meta", f"must be one JSON text (got {raw.dtype} {raw.shape})")
+    try:
+        meta = json.loads(str(raw))
+    except ValueError as exc:
+        bad("meta", f"is not JSON ({exc})")
+    if not isinstance(meta, dict):
+        bad("meta", "must be a JSON object")
+    for key, kind in (("epoch", int), ("batches", int), ("history", list), ("rng", dict)):
+        v = meta.get(key)
+        if not isinstance(v, kind) or isinstance(v, bool):
+            bad(f"meta.{key}", f"must be {'an integer' if kind is int else 'a JSON ' + kind.__name__}"
+                               f" (got {v!r:.60})")
+    if meta["epoch"] < 0 or meta["batches"] < 0:
+        bad("meta.epoch" if meta["epoch"] < 0 else "meta.batches",
+            f"must be >= 0 (got {min(meta['epoch'], meta['batches'])})")
+    for i, rec in enumerate(meta["history"]):
+        if not isinstance(rec, dict):
+            bad(f"meta.history[{i}]", f"must be a JSON object (got {rec!r:.60})")
+    settings = meta.get("settings", {})
+    if not isinstance(settings, dict):
+        bad("meta.settings", f"must be a JSON object (got {settings!r:.60})")
+    meta["settings"] = settings
+    return meta
+
+
+def _checkpoint_array(z, names, key, shape, bad) -> np.ndarray:
+    """One array of a checkpoint: its header (float dtype, the netlist's shape) first, then
+    its values (finite, within the engine's bound)."""
+    from ..describe.arrays import npy_header
+    from ..describe.neurons import MAX_VALUE
+    if f"{key}.npy" not in names:
+        bad(key, "missing")
+    with z.open(f"{key}.npy") as f:
+        dims, fortran, dtype = npy_header(f, f"{z.filename or 'checkpoint'}:{key}", TrainError)
+        if dtype.kind != "f" or tuple(dims) != tuple(shape):
+            bad(key, f"must be floats of shape {tuple(shape)}, the netlist's (got {dtype} "
+                     f"{tuple(dims)})")
+    with z.open(f"{key}.npy") as f:
+        arr = np.lib.format.read_array(f, allow_pickle=False)
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or np.abs(arr).max(initial=0.0) > MAX_VALUE:
+        idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr) | (np.abs(arr) > MAX_VALUE))[0])
+        bad(f"{key}{list(idx)}", f"must be finite and within +-{MAX_VALUE:g} (got {arr[idx]})")
+    return arr
