@@ -24,7 +24,7 @@ bench: $(STAMP)
 	cd benchmarks && for b in bench_*.py; do ../$(VENV)/bin/python $$b || exit 1; done
 
 converge: $(STAMP)
-	$(VENV)/bin/neuroemu converge --runs 20 --json traces/converge.json --plot traces/converge.png
+	$(VENV)/bin/neuroemu converge --runs 20 --json traces/converge.json --plot traces/converge.png --force
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
