@@ -265,7 +265,7 @@ def _toml_value(v) -> str:
 def to_toml(raw) -> str | None:
     if any(v is None for v in _leaves(raw)):
         return None  # TOML has no null
-    lines = [f"[network]"] + [f"{k} = {_toml_value(v)}" for k, v in raw["network"].items()]
+    lines = ["[network]"] + [f"{k} = {_toml_value(v)}" for k, v in raw["network"].items()]
     lines += ["[neuron]"] + [f"{k} = {_toml_value(v)}" for k, v in raw["neuron"].items()]
     for kind in ("population", "projection"):
         for item in raw[kind]:
