@@ -31,3 +31,27 @@ def make_netlist(sizes, neuron: dict, seed=0, bias=0.0, gain=1.0, extra=None):
 
 def build(net):
     return compiler.build(net)
+
+
+class Work(Exception):
+    """The tripwire: a command reached its work."""
+
+
+def set_tripwire(monkeypatch, build: bool = True) -> None:
+    """Replace the entry points where commands start their work by a tripwire raising
+    :class:`Work`, so a test sees whether a command line got past its checks."""
+    import neuroemu.cli.converge as cv
+    import neuroemu.cli.demo as dm
+    import neuroemu.cli.energy as en
+    import neuroemu.cli.train as tr
+    import neuroemu.learn.evaluate as ev
+    from neuroemu import engines, record
+
+    def trip(*a, **k):
+        raise Work()
+    if build:
+        monkeypatch.setattr(engines, "build", trip)
+    for mod, name in ((engines, "run"), (record, "run_traced"), (cv, "experiment"),
+                      (dm, "evaluate"), (en, "run_network"), (tr, "run_epochs"),
+                      (ev, "evaluate")):
+        monkeypatch.setattr(mod, name, trip)

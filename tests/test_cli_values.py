@@ -18,19 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuroemu import cli, describe, engines, record
+from conftest import Work, set_tripwire
+from neuroemu import cli, describe
 from neuroemu.learn.converge import SCHEMES
 from neuroemu.learn.datasets import Dataset
 
 INT_MAX = 2**63 - 1
-
-
-class Work(Exception):
-    """The tripwire: a command reached its work."""
-
-
-def _trip(*a, **k):
-    raise Work()
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +38,9 @@ def env(tmp_path_factory):
 
 @pytest.fixture
 def tripped(monkeypatch, env):
-    import neuroemu.cli.converge as cv
-    import neuroemu.cli.demo as dm
-    import neuroemu.cli.energy as en
     import neuroemu.cli.eval as evc
     import neuroemu.cli.train as tr
-    import neuroemu.learn.evaluate as ev
-    monkeypatch.setattr(engines, "run", _trip)
-    monkeypatch.setattr(record, "run_traced", _trip)
-    monkeypatch.setattr(cv, "experiment", _trip)
-    monkeypatch.setattr(dm, "evaluate", _trip)
-    monkeypatch.setattr(en, "run_network", _trip)
-    monkeypatch.setattr(tr, "run_epochs", _trip)
-    monkeypatch.setattr(ev, "evaluate", _trip)
+    set_tripwire(monkeypatch, build=False)
     rng = np.random.default_rng(0)
     images, labels = rng.random((60, 16)), rng.integers(0, 10, 60)
     fit = Dataset(images[:40], labels[:40], "mnist", "train", env[0])

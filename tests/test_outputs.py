@@ -17,32 +17,15 @@ import pytest
 
 import neuroemu
 from neuroemu import cli, describe, engines, files, record
+from conftest import Work, set_tripwire
 from neuroemu.errors import OutputError
 
-
-
-class Work(Exception):
-    """The tripwire: a command reached its work."""
 
 
 @pytest.fixture
 def tripwire(monkeypatch):
     """Replace the entry points where commands start their work."""
-    def trip(*a, **k):
-        raise Work()
-    import neuroemu.cli.converge as cv
-    import neuroemu.cli.demo as dm
-    import neuroemu.cli.energy as en
-    import neuroemu.cli.train as tr
-    import neuroemu.learn.evaluate as ev
-    monkeypatch.setattr(engines, "build", trip)
-    monkeypatch.setattr(engines, "run", trip)
-    monkeypatch.setattr(record, "run_traced", trip)
-    monkeypatch.setattr(cv, "experiment", trip)
-    monkeypatch.setattr(dm, "evaluate", trip)
-    monkeypatch.setattr(en, "run_network", trip)
-    monkeypatch.setattr(tr, "run_epochs", trip)
-    monkeypatch.setattr(ev, "evaluate", trip)
+    set_tripwire(monkeypatch)
 
 
 def refused(capsys, *argv, pattern: str = "") -> str:
