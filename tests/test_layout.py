@@ -113,7 +113,14 @@ def test_no_import_circles():
     assert circle is None, "import circle: " + " -> ".join(circle)
 
 
+# The one exception to the size rule: every jitted function a kernel calls must live in the
+# kernel's own file, as numba's on-disk cache only notices edits to that file (a kernel
+# calling a helper from another module would keep running the old helper after an edit).
+LARGER = {"neuroemu.engines.kernels": 1200}
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_module_size(name):
     lines = len(modules()[name].read_text().splitlines())
-    assert lines <= 620, f"{name}: {lines} lines (the house splits modules at about 600)"
+    limit = LARGER.get(name, 620)
+    assert lines <= limit, f"{name}: {lines} lines (the house splits modules at about 600)"

@@ -31,13 +31,28 @@ JIT_OPTIONS = dict(cache=True, error_model="numpy")
 jit = njit(**JIT_OPTIONS)
 
 ENC_NONE, ENC_STOCHASTIC, ENC_SIGMA_DELTA = 0, 1, 2
+ENC_SPIKE = 3   # not a user's encoder: what an IF/LIF neuron sends (its own spikes)
 DEC_IDENTITY, DEC_PREDICTIVE = 0, 1
 ANN_CONSTANT, ANN_SCHEDULED, ANN_OSA = 0, 1, 2
 SCHED_CONSTANT, SCHED_SCHEDULED = 0, 1
+MODEL_PAPER, MODEL_IF, MODEL_LIF = 0, 1, 2
+RESET_SUBTRACT, RESET_ZERO = 0, 1
+PK_DENSE, PK_SPARSE, PK_CONV, PK_POOL, PK_O2O = 0, 1, 2, 3, 4
 
-# Indices into the per-layer parameter table ``lp`` (float64, shape (L+1, LP_COUNT)).
-LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB = range(9)
-LP_COUNT = 9
+# Indices into the per-population parameter table ``lp`` (float64, shape (P, LP_COUNT)).
+(LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB,
+ LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0) = range(14)
+LP_COUNT = 14
+
+# Columns of the projection table ``pj`` (int64, shape (projections, PJ_COUNT)): kind,
+# pre and post population, whether it delivers backwards (symmetric, pre not clamped),
+# offsets of the forward weights in wf and of the backward copy in wb (-1: none), of the
+# forward and backward CSR index arrays in ix (sparse), the number of synapses (sparse),
+# the sizes of pre and post, and the geometry of conv and pool projections (maps C x H x W, kernel, stride, padding).
+(PJ_KIND, PJ_PRE, PJ_POST, PJ_BWD, PJ_WF, PJ_WB, PJ_IXF, PJ_IXB, PJ_NNZ,
+ PJ_CI, PJ_HI, PJ_WI, PJ_CO, PJ_HO, PJ_WO, PJ_KH, PJ_KW, PJ_SY, PJ_SX, PJ_PY, PJ_PX,
+ PJ_NPRE, PJ_NPOST) = range(23)
+PJ_COUNT = 23
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -583,3 +598,294 @@ def _ep_step(A, Bm, C, D, scale, rate, W, wf, wf_lo, wb, wb_lo):
 
 ep_step = njit(**JIT_OPTIONS)(_ep_step)
 ep_step_parallel = njit(parallel=True, **JIT_OPTIONS)(_renamed(_ep_step, "_ep_step_parallel"))
+
+
+# --------------------------------------------------------------------------- graph networks
+
+@jit
+def _scatter_sparse(q, ev, s_lo, n_ev, binary, w, w_lo, ix, ip_lo, n_rows, urow, u_lo):
+    """Senders' CSR rows (indptr at ix[ip_lo:ip_lo+n_rows+1], column indices after it,
+    values at w[w_lo:]) added into urow[u_lo + col], in sender order; returns the count."""
+    ind_lo = ip_lo + n_rows + 1
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        a, b = ix[ip_lo + i], ix[ip_lo + i + 1]
+        syn += b - a
+        if binary:
+            for e in range(a, b):
+                urow[u_lo + ix[ind_lo + e]] += w[w_lo + e]
+        else:
+            c = np.float32(q[s_lo + i])
+            for e in range(a, b):
+                urow[u_lo + ix[ind_lo + e]] += c * w[w_lo + e]
+    return syn
+
+
+@jit
+def _conv_forward(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+    """Spikes of an input map at (ci, iy, ix) scatter the kernel slice K[:, ci] into the
+    output maps around them: out[co, oy, ox] += K[co, ci, ky, kx] wherever
+    oy * sy - py + ky == iy (and likewise in x).  Each sender touches an output unit at most
+    once, so every unit receives its terms in sender order."""
+    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        ci = i // (hi_n * wi_n)
+        iy = (i // wi_n) % hi_n
+        ixx = i % wi_n
+        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        for ky in range(kh):
+            ny = iy + py - ky
+            if ny < 0 or ny % sy != 0 or ny // sy >= ho_n:
+                continue
+            oy = ny // sy
+            for kx in range(kw):
+                nx = ixx + px - kx
+                if nx < 0 or nx % sx != 0 or nx // sx >= wo_n:
+                    continue
+                ox = nx // sx
+                syn += co_n
+                for co in range(co_n):
+                    wv = w[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
+                    j = u_lo + (co * ho_n + oy) * wo_n + ox
+                    if binary:
+                        urow[j] += wv
+                    else:
+                        urow[j] += c * wv
+    return syn
+
+
+@jit
+def _conv_backward(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+    """The transpose: a message of output unit (co, oy, ox) adds K[co, ci, ky, kx] to input
+    unit (ci, oy * sy - py + ky, ox * sx - px + kx) for every tap inside the map."""
+    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        co = i // (ho_n * wo_n)
+        oy = (i // wo_n) % ho_n
+        ox = i % wo_n
+        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        for ci in range(ci_n):
+            for ky in range(kh):
+                iy = oy * sy - py + ky
+                if iy < 0 or iy >= hi_n:
+                    continue
+                for kx in range(kw):
+                    ixx = ox * sx - px + kx
+                    if ixx < 0 or ixx >= wi_n:
+                        continue
+                    syn += 1
+                    wv = w[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
+                    j = u_lo + (ci * hi_n + iy) * wi_n + ixx
+                    if binary:
+                        urow[j] += wv
+                    else:
+                        urow[j] += c * wv
+    return syn
+
+
+@jit
+def _pool(g, d, q, ev, s_lo, n_ev, binary, urow, u_lo):
+    """Average pooling with weight float32(1 / (kh * kw)): forwards a message of input unit
+    (c, iy, ix) reaches every pooled unit whose window holds it; backwards a pooled unit's
+    message spreads over its window."""
+    c_n, hi_n, wi_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX]
+    wv = np.float32(1.0 / (kh * kw))
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        cw = wv if binary else np.float32(q[s_lo + i]) * wv
+        if d == 0:
+            ch = i // (hi_n * wi_n)
+            iy = (i // wi_n) % hi_n
+            ixx = i % wi_n
+            # pooled rows oy with oy*sy <= iy < oy*sy + kh
+            oy_lo = 0 if iy < kh else (iy - kh) // sy + 1
+            ox_lo = 0 if ixx < kw else (ixx - kw) // sx + 1
+            for oy in range(oy_lo, min(iy // sy, ho_n - 1) + 1):
+                for ox in range(ox_lo, min(ixx // sx, wo_n - 1) + 1):
+                    urow[u_lo + (ch * ho_n + oy) * wo_n + ox] += cw
+                    syn += 1
+        else:
+            ch = i // (ho_n * wo_n)
+            oy = (i // wo_n) % ho_n
+            ox = i % wo_n
+            for ky in range(kh):
+                for kx in range(kw):
+                    urow[u_lo + (ch * hi_n + oy * sy + ky) * wi_n + ox * sx + kx] += cw
+                    syn += 1
+    return syn
+
+
+@jit
+def deliver_projection(pj, p, d, q, ev, s_lo, n_ev, binary, wf, wb, ix, urow, u_lo):
+    """Deliver the messages of one sender population through projection ``p`` into the
+    float32 accumulator ``urow`` (the receiving population starts at ``u_lo``): ``d = 0``
+    the pre population's messages into the post population with W, ``d = 1`` the post's
+    into the pre with W^T.  ``q[s_lo + i]`` is sender i's message and
+    ``ev[s_lo:s_lo + n_ev]`` lists the senders with non-zero messages in increasing order;
+    every receiving unit gets its terms in that order (the dense matrix's arithmetic, exactly).
+    Returns the synaptic events: the weights touched."""
+    g = pj[p]
+    kind = g[PJ_KIND]
+    if kind == PK_DENSE:
+        # contiguous rows of W (pre x post) forwards, of its copy W^T backwards
+        if d == 0:
+            deliver(q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], g[PJ_NPOST], urow, u_lo)
+            return n_ev * g[PJ_NPOST]
+        deliver(q, ev, s_lo, n_ev, binary, wb, g[PJ_WB], g[PJ_NPRE], urow, u_lo)
+        return n_ev * g[PJ_NPRE]
+    if kind == PK_SPARSE:
+        if d == 0:
+            return _scatter_sparse(q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], ix, g[PJ_IXF],
+                                   g[PJ_NPRE], urow, u_lo)
+        return _scatter_sparse(q, ev, s_lo, n_ev, binary, wb, g[PJ_WB], ix, g[PJ_IXB],
+                               g[PJ_NPOST], urow, u_lo)
+    if kind == PK_CONV:
+        if d == 0:
+            return _conv_forward(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
+        return _conv_backward(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
+    if kind == PK_POOL:
+        return _pool(g, d, q, ev, s_lo, n_ev, binary, urow, u_lo)
+    # one-to-one: unit i to unit i with weight w_i, in either direction
+    w_lo = g[PJ_WF]
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        if binary:
+            urow[u_lo + i] += wf[w_lo + i]
+        else:
+            urow[u_lo + i] += np.float32(q[s_lo + i]) * wf[w_lo + i]
+    return n_ev
+
+
+@jit
+def update_spiking(l, lo, hi, t, beta, is_out, y_lo, lp, u, bias, y, s, v, a, q, ev):
+    """Integrate-and-fire neurons [lo, hi) of population l of one sample at step t.
+
+    Membrane ``v``: ``v = leak * v + u + b`` (plus the nudge ``2 beta (y - s)`` on an output
+    population); a neuron at or above the threshold spikes (q = 1) and is reset by
+    subtracting the threshold or to zero.  ``s`` is the firing rate so far,
+    ``s(t) = s(t-1) + (q - s(t-1)) / t``; ``a`` receives the input current ``u + b``.
+    Lists the spiking neurons in ``ev[lo:lo + count]`` and returns the count."""
+    n = hi - lo
+    thr, leak = lp[l, LP_THR], lp[l, LP_LEAK]
+    zero = lp[l, LP_RESET] == RESET_ZERO
+    uu, ss, vv, aa, bb = u[lo:hi], s[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi]
+    qq, ee = q[lo:hi], ev[lo:hi]
+    for j in range(n):
+        aa[j] = float(uu[j]) + bb[j]
+        vv[j] = leak * vv[j] + float(uu[j]) + bb[j]
+    if is_out:
+        for j in range(n):
+            vv[j] = vv[j] + 2.0 * beta * (y[y_lo + j] - ss[j])
+    count = 0
+    for j in range(n):
+        if vv[j] >= thr:
+            qq[j] = 1.0
+            vv[j] = 0.0 if zero else vv[j] - thr
+        else:
+            qq[j] = 0.0
+        ee[count] = j
+        count += qq[j] != 0.0
+    for j in range(n):
+        ss[j] = ss[j] + (qq[j] - ss[j]) / t
+    return count
+
+
+@jit
+def step_graph(t, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, bias, seed,
+               s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+               c_spk, c_syn, c_upd):
+    """One synchronous step t of one sample of any network (docs/model.md section 3 on a
+    graph), in place; the arrays are as in :func:`step_sample`, with ``c_syn[p, d]`` the
+    synaptic events of projection p forwards (d = 0) and backwards (d = 1).
+
+    1. every non-input population zeroes u and receives the messages of step t-1 through
+       its deliveries ``dl[dl_off[r]:dl_off[r+1]]`` (forward ones in projection order,
+       then backward ones); 2. paper neurons run decoder, step size and state update,
+       IF/LIF neurons integrate and fire; 3. the other populations encode (an input
+       population its clamped values ``x[xoff[r]:...]``)."""
+    P = off.shape[0] - 1
+    for r in range(P):
+        if xoff[r] >= 0:
+            continue
+        lo, hi = off[r], off[r + 1]
+        u[lo:hi] = np.float32(0.0)
+        for k in range(dl_off[r], dl_off[r + 1]):
+            p, d = dl[k, 0], dl[k, 1]
+            src = pj[p, PJ_PRE] if d == 0 else pj[p, PJ_POST]
+            c_syn[p, d] += deliver_projection(pj, p, d, q, ev, off[src], nev[src],
+                                              lp[src, LP_ENC] != ENC_NONE, wf, wb, ix, u, lo)
+    for r in range(P):
+        if xoff[r] >= 0:
+            continue
+        lo, hi = off[r], off[r + 1]
+        if lp[r, LP_MODEL] == MODEL_PAPER:
+            if lp[r, LP_ANNK] == ANN_OSA:
+                nu[r] = osa_nu(nu[r], lp[r, LP_ANNA])
+            update_neurons(r, lo, hi, t, nu[r], beta, yoff[r] >= 0, lo - yoff[r], lp,
+                           u, bias, y, s, v, a, eps_s, th, ob, od, ol)
+        else:
+            k = update_spiking(r, lo, hi, t, beta, yoff[r] >= 0, yoff[r], lp, u, bias, y,
+                               s, v, a, q, ev)
+            nev[r] = k
+            c_spk[r] += k
+            c_upd[r, 1] += hi - lo
+        c_upd[r, 0] += hi - lo
+    for r in range(P):
+        if lp[r, LP_MODEL] != MODEL_PAPER:
+            continue
+        lo, hi = off[r], off[r + 1]
+        if xoff[r] >= 0:
+            k = encode_neurons(r, lo, hi, t, lp, seed, x, xoff[r], xm, phi, q, ev)
+        else:
+            k = encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+        nev[r] = k
+        c_spk[r] += k
+        c_upd[r, 1] += hi - lo
+
+
+def _run_graph(nsteps, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, bias,
+               seeds, s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
+               c_spk, c_syn, c_upd, rec_every, rec_q, rec_s, rec_x):
+    """:func:`_run` for any network: ``nsteps`` steps of :func:`step_graph` per sample,
+    recording as :func:`_run` does."""
+    B = s.shape[0]
+    N = s.shape[1]
+    for b in prange(B):
+        nev_b, nu_b = nev[b].copy(), nu[b].copy()
+        spk_b, syn_b, upd_b = c_spk[b].copy(), c_syn[b].copy(), c_upd[b].copy()
+        t = clock[b]
+        sb, qb = s[b], q[b]
+        for k in range(nsteps):
+            t += 1
+            step_graph(t, beta, x[b], y[b], off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix,
+                       bias, seeds[b], sb, v[b], a[b], phi[b], xm[b], qb, ev[b], nev_b,
+                       eps_s[b], th[b], ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b)
+            if (k + 1) % rec_every == 0:
+                r = (k + 1) // rec_every - 1
+                if r < rec_q.shape[0]:
+                    for j in range(N):
+                        rec_q[r, b, j] = qb[j] != 0.0
+                if r < rec_s.shape[0]:
+                    for j in range(N):
+                        rec_s[r, b, j] = sb[j]
+                if r < rec_x.shape[0]:
+                    for j in range(N):
+                        rec_x[r, b, 0, j] = v[b, j]
+                        rec_x[r, b, 1, j] = eps_s[b, j]
+                        rec_x[r, b, 2, j] = phi[b, j]
+        clock[b] = t
+        nev[b], nu[b] = nev_b, nu_b
+        c_spk[b], c_syn[b], c_upd[b] = spk_b, syn_b, upd_b
+
+
+run_graph = njit(**JIT_OPTIONS)(_run_graph)
+run_graph_parallel = njit(parallel=True, **JIT_OPTIONS)(_renamed(_run_graph, "_run_graph_parallel"))

@@ -36,7 +36,7 @@ class LockstepSession(SessionBase):
         self.clock = np.zeros(B, dtype=np.int64)
         self.nu = np.ones((B, L1))
         self.c_spk = np.zeros((B, L1), dtype=np.int64)
-        self.c_syn = np.zeros((B, L1 - 1, 2), dtype=np.int64)
+        self.c_syn = np.zeros((B, self.net.n_projections, 2), dtype=np.int64)
         self.c_upd = np.zeros((B, L1, 2), dtype=np.int64)
 
     @property
@@ -52,7 +52,7 @@ class LockstepSession(SessionBase):
             record_spikes: bool = False, record_states: bool = False,
             record_extra: bool = False, every: int = 1) -> Phase:
         """Advance ``steps`` steps with nudge strength ``beta`` towards ``target`` (B, n_out)."""
-        beta, y = check_run_args(steps, every, beta, target, self.net.sizes[-1], self.batch)
+        beta, y = check_run_args(steps, every, beta, target, self.net.n_out, self.batch)
         if y is not None:
             self.y = y
         B, N = self.batch, self.net.n_neurons
@@ -74,15 +74,23 @@ class LockstepSession(SessionBase):
 
     def _kernel(self, steps, beta, every, rq, rs, rx):
         net = self.net
-        args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
-                net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm,
-                self.q, self.ev, self.nev, self.eps, *self.osa, self.clock, self.nu, self.u,
-                self.c_spk, self.c_syn, self.c_upd)
+        if net.graph:
+            args = (steps, beta, self.x, self.y, net.off, net.lp, net.pj, net.dl, net.dl_off,
+                    net.xoff, net.yoff, net.wf, net.wb, net.ix, net.bias, self.seeds, self.s,
+                    self.v, self.a, self.phi, self.xm, self.q, self.ev, self.nev, self.eps,
+                    *self.osa, self.clock, self.nu, self.u, self.c_spk, self.c_syn, self.c_upd)
+            kernel, parallel = K.run_graph, K.run_graph_parallel
+        else:
+            args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
+                    net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm,
+                    self.q, self.ev, self.nev, self.eps, *self.osa, self.clock, self.nu, self.u,
+                    self.c_spk, self.c_syn, self.c_upd)
+            kernel, parallel = K.run_lockstep, K.run_lockstep_parallel
         if self.threads == 1:
-            K.run_lockstep(*args, every, rq, rs, rx)
+            kernel(*args, every, rq, rs, rx)
             return
         with K.threads(self.threads):
-            K.run_lockstep_parallel(*args, every, rq, rs, rx)
+            parallel(*args, every, rq, rs, rx)
 
     def result(self, **metadata) -> RunResult:
         net = self.net

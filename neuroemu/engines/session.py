@@ -22,15 +22,18 @@ import numpy as np
 from ..describe.neurons import MAX_VALUE
 from ..errors import EngineError
 from .compiled import CompiledNetwork
+import neuroemu.engines.kernels as K
 
 # At most this many (sample, neuron) cells of state per session: a session holds about 13
 # float64 arrays of B x N, so this is ~5 GB; a larger batch is refused before allocating.
 MAX_STATE_CELLS = 50_000_000
 
 COUNTER_DOC = {
-    "spikes": "(B, layers) non-zero messages sent (spikes, or real values for encoder 'none')",
-    "syn_events": "(B, projections, 2) synaptic events, [...,0] upwards, [...,1] downwards",
-    "updates": "(B, layers, 2) neuron state updates [...,0] and encoder updates [...,1]",
+    "spikes": "(B, populations) non-zero messages sent (spikes, or real values for encoder "
+              "'none')",
+    "syn_events": "(B, projections, 2) synaptic events (weights touched), [...,0] forwards "
+                  "(pre -> post; on a chain: upwards), [...,1] backwards",
+    "updates": "(B, populations, 2) neuron state updates [...,0] and encoder updates [...,1]",
 }
 
 
@@ -188,7 +191,7 @@ class SessionBase:
             raise EngineError(f"inputs: a batch of {shape[0]} samples of {net.n_neurons} neurons "
                               f"needs {shape[0] * net.n_neurons} state cells, more than the "
                               f"limit of {MAX_STATE_CELLS} (use a smaller batch)")
-        self.x = check_input(x, net.sizes[0])
+        self.x = check_input(x, net.n_in)
         B, N, L1 = self.x.shape[0], net.n_neurons, net.n_layers
         self.batch = B
         ids = np.arange(B) if sample_ids is None else np.asarray(sample_ids)
@@ -196,24 +199,25 @@ class SessionBase:
             raise EngineError(f"sample_ids: must have shape ({B},) (got {ids.shape})")
         self.seeds = sample_seeds(self.seed, ids)
         self.phases = []
-        self.y = np.zeros((B, net.sizes[-1]))   # (run() may point it at the caller's target)
+        self.y = np.zeros((B, net.n_out))   # (run() may point it at the caller's target)
         if getattr(self, "s", None) is not None and self.s.shape == (B, N):
             # a reset with the same batch size: zero the buffers in place (allocating
             # ~13 fresh (B, N) arrays per minibatch costs page faults, not just time).
-            # Neuron state of the clamped layer is never written, so stays zero; event
-            # lists are only read up to their lengths, which the sessions reset.
-            n0 = int(net.off[1])
-            for arr in (self.phi, self.xm, self.q):
+            # Event lists are only read up to their lengths, which the sessions reset.
+            for arr in (self.phi, self.xm, self.q, self.s, self.v, self.a, self.eps,
+                        *self.osa, self.u):
                 arr.fill(0)
-            for arr in (self.s, self.v, self.a, self.eps, *self.osa, self.u):
-                arr[:, n0:] = 0
-            return B, N, L1
-        z = lambda: np.zeros((B, N))  # noqa: E731
-        self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
-        self.eps = z()
-        self.osa = [z(), z(), z(), z()]                 # theta, beta, delta, lamb
-        self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
-        self.ev = np.zeros((B, N), dtype=np.int32)      # per-layer event lists of the last step
+        else:
+            z = lambda: np.zeros((B, N))  # noqa: E731
+            self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
+            self.eps = z()
+            self.osa = [z(), z(), z(), z()]                 # theta, beta, delta, lamb
+            self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
+            self.ev = np.zeros((B, N), dtype=np.int32)      # per-population event lists
+        # integrate-and-fire membranes start at v0
+        for l in range(L1):
+            if net.lp[l, K.LP_MODEL] != K.MODEL_PAPER and net.lp[l, K.LP_V0] != 0.0:
+                self.v[:, net.off[l]:net.off[l + 1]] = net.lp[l, K.LP_V0]
         return B, N, L1
 
     def check_finite(self, phase: str) -> None:
@@ -246,8 +250,10 @@ class SessionBase:
             f"larger lam (docs/netlist-format.md, Bounds)")
 
     def state(self, pop) -> np.ndarray:
-        """Copy of the states s of a population (B, n); the input layer returns x."""
-        l = self.net.layer(pop)
-        if l == 0:
-            return self.x.copy()
-        return self.s[:, self.net.off[l]:self.net.off[l + 1]].copy()
+        """Copy of the states s of a population (B, n); an input population returns its
+        clamped values (its columns of x); an IF/LIF population its firing rates."""
+        net = self.net
+        l = net.layer(pop)
+        if net.xoff[l] >= 0:
+            return self.x[:, net.xoff[l]:net.xoff[l] + net.sizes[l]].copy()
+        return self.s[:, net.off[l]:net.off[l + 1]].copy()
