@@ -220,3 +220,15 @@ def continuous_run(W, b, x, steps, beta=0.0, y=None, eps=0.5, s=None):
                 drive = drive + 2.0 * beta * (y - prev[l])
             s.append(np.clip((1 - eps) * prev[l] + eps * drive, 0.0, 1.0))
     return s
+
+
+# The reference for networks as graphs (issue 13) lives in reference_graph.py; its names are
+# reachable from here (ref.dense_matrix, ref.GraphNetwork, ...), imported on first use.
+GRAPH_NAMES = ("dense_matrix", "structure", "GraphNetwork", "continuous_graph_run")
+
+
+def __getattr__(name):
+    if name in GRAPH_NAMES:
+        import reference_graph
+        return getattr(reference_graph, name)
+    raise AttributeError(f"module 'reference' has no attribute {name!r}")
