@@ -112,3 +112,63 @@ def read_npy(path, *, shape: tuple[int, ...] | None = None, ndim: int | None = N
     arr = data.reshape(dims, order="F" if fortran else "C")
     arr = np.ascontiguousarray(arr)
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+
+
+def read_npz(path, *, ndim: int | None = None, max_items: int = MAX_ITEMS, kinds: str = "iuf",
+             error=NetlistError, what: str = "array", max_members: int = 16) -> dict:
+    """Read the arrays of an ``.npz`` file (``numpy.savez`` or ``savez_compressed``) as
+    :func:`numpy.load` with ``allow_pickle=False`` would, but header first: the file must be a
+    regular file, a zip of at most ``max_members`` ``<key>.npy`` members; each member's
+    ``.npy`` header (dtype kind in ``kinds``, no pickles, ``ndim``, at most ``max_items``
+    elements) is checked before its data is read, and exactly the bytes the header promises
+    are decompressed.  Returns ``{key: array}`` (native byte order, C-contiguous)."""
+    import zipfile
+    import zlib
+    path = Path(path)
+    with open_regular(path, error, f"{what} file") as fp:
+        try:
+            zf = zipfile.ZipFile(fp)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise error(f"{path}: not a readable .npz file ({str(exc)[:120] or 'bad zip'})") \
+                from None
+        out = {}
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > max_members:
+                raise error(f"{path}: .npz must hold at most {max_members} arrays (got "
+                            f"{len(infos)} members)")
+            for info in infos:
+                name = info.filename
+                key = name[:-4] if name.endswith(".npy") else ""
+                if not key or key in out:
+                    raise error(f"{path}: .npz members must be distinct <name>.npy arrays (got "
+                                f"member {name[:80]!r})")
+                at = f"{path}:{key}"
+                try:
+                    with zf.open(info) as m:
+                        dims, fortran, dtype = npy_header(m, at, error)
+                        if dtype.kind not in kinds:
+                            raise error(f"{at}: {what} must hold numbers only (got dtype "
+                                        f"{dtype})")
+                        if ndim is not None and len(dims) != ndim:
+                            raise error(f"{at}: {what} must have {ndim} dimension(s) (got "
+                                        f"shape {dims})")
+                        count = math.prod(dims)
+                        if math.prod(max(n, 1) for n in dims) > max_items:
+                            raise error(f"{at}: {what} declares shape {dims} ({count} "
+                                        f"elements), beyond the limit of {max_items} elements")
+                        nbytes = count * dtype.itemsize
+                        buf = m.read(nbytes) if nbytes else b""
+                except error:
+                    raise
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
+                        NotImplementedError, RuntimeError) as exc:
+                    raise error(f"{at}: damaged .npz member ({str(exc)[:120] or 'read error'})") \
+                        from None
+                if len(buf) != nbytes:
+                    raise error(f"{at}: truncated .npz member: its header promises {nbytes} "
+                                f"bytes of data, it holds {len(buf)}")
+                arr = np.frombuffer(buf, dtype=dtype).reshape(dims, order="F" if fortran else "C")
+                arr = np.ascontiguousarray(arr)
+                out[key] = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+    return out

@@ -97,3 +97,31 @@ NEURON_PRESETS = {
     "continuous": {"encoder": "none", "predictive": False, "decoder": "identity",
                    "eps": {"kind": "constant", "eps0": 0.5}},
 }
+
+# ----------------------------------------------------------------- netlist format 2
+
+# Neuron models (integer kinds shared with kernels.py, like the components above).  "paper" is
+# the neuron of model.md with the components above; "if" and "lif" are integrate-and-fire
+# neurons of feedback SNNs: V = leak * V + input + bias, a spike when V >= threshold, then
+# V -= threshold ("subtract") or V = 0 ("zero"); V starts at v0.  "if" is "lif" with leak 1.
+MODELS = {"paper": 0, "if": 1, "lif": 2}
+RESETS = {"subtract": 0, "zero": 1}
+PROJECTION_KINDS = {"dense": 0, "sparse": 1, "conv2d": 2, "avgpool2d": 3, "one_to_one": 4}
+
+# The keys a [neuron] table may hold for each model ("model" itself aside).
+PAPER_KEYS = tuple(DEFAULT_NEURON)
+MODEL_PARAMS = {
+    "if": (
+        Param("threshold", 1.0, 0.0, MAX_VALUE, lo_open=True, doc="spike when V >= threshold"),
+        Param("v0", 0.0, -MAX_VALUE, MAX_VALUE, doc="initial membrane potential"),
+    ),
+    "lif": (
+        Param("threshold", 1.0, 0.0, MAX_VALUE, lo_open=True, doc="spike when V >= threshold"),
+        Param("leak", None, 0.0, 1.0, lo_open=True, doc="V = leak * V + input + bias"),
+        Param("v0", 0.0, -MAX_VALUE, MAX_VALUE, doc="initial membrane potential"),
+    ),
+}
+MODEL_KEYS = {"paper": PAPER_KEYS,
+              "if": ("threshold", "reset", "v0"),
+              "lif": ("threshold", "leak", "reset", "v0")}
+DEFAULT_RESET = "subtract"
