@@ -224,7 +224,8 @@ def continuous_run(W, b, x, steps, beta=0.0, y=None, eps=0.5, s=None):
 
 # The reference for networks as graphs (issue 13) lives in reference_graph.py; its names are
 # reachable from here (ref.dense_matrix, ref.GraphNetwork, ...), imported on first use.
-GRAPH_NAMES = ("dense_matrix", "structure", "GraphNetwork", "continuous_graph_run")
+GRAPH_NAMES = ("dense_matrix", "structure", "deliver_into", "GraphNetwork",
+               "continuous_graph_run")
 
 
 def __getattr__(name):

@@ -215,7 +215,8 @@ class GraphNetwork:
         for k, d, sp in self.deliveries(r):
             q = self.q[sp]
             deliver_into(u, q, self.W32[k] if d == 0 else self.W32[k].T)
-            self.syn_events[k, d] += int((self.fanout[k] if d == 0 else self.fanin[k])[q != 0].sum())
+            touched = self.fanout[k] if d == 0 else self.fanin[k]
+            self.syn_events[k, d] += int(touched[q != 0].sum())
         return u
 
     def step(self, beta=0.0, y=None):
@@ -251,6 +252,11 @@ class GraphNetwork:
             self.spikes[r] += int(np.count_nonzero(new_q[r]))
         self.q = new_q
         return np.concatenate(self.q)
+
+    def membranes(self):
+        """V of every neuron in population order; NaN for the paper's neurons (no membrane)."""
+        return np.concatenate([np.full(p.size, np.nan) if self.V[r] is None else self.V[r]
+                               for r, p in enumerate(self.pops)])
 
     def states(self):
         """s of every neuron in population order, the input populations' reported as zeros."""

@@ -28,6 +28,30 @@ class Comp(SimpleNamespace):
     def as_dict(self):
         return dict(self.d)
 
+    def get(self, key):
+        return self.d[key]
+
+    @property
+    def kind(self):
+        return self.d["kind"]
+
+
+class Pop(SimpleNamespace):
+    @property
+    def dims(self):
+        return self.shape if self.shape else (self.size,)
+
+
+class Proj(SimpleNamespace):
+    def param(self, key):
+        return dict(self.params)[key]
+
+
+class Net(SimpleNamespace):
+    @property
+    def sizes(self):
+        return tuple(p.size for p in self.populations)
+
 
 def _component(spec, registry):
     spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
@@ -57,14 +81,16 @@ def _pair(v):
 
 
 def stand_in(raw):
-    """A format-2 dict (explicit weights only) as objects with the spec's netlist fields."""
+    """A format-2 dict (explicit weights only) as objects with the spec's netlist fields (and
+    the few properties the engine's build reads: dims, param, sizes), read without the
+    loader; test_graph_engine.py checks that the loader reads the same."""
     default = raw.get("neuron", {})
     pops = []
     for p in raw["population"]:
         shape = tuple(p["shape"]) if "shape" in p else ()
         size = int(np.prod(shape)) if shape else p["size"]
         bias = np.zeros(size) + np.asarray(p.get("bias", 0.0), dtype=float)
-        pops.append(SimpleNamespace(name=p["name"], size=size, role=p.get("role", "hidden"),
+        pops.append(Pop(name=p["name"], size=size, role=p.get("role", "hidden"),
                                     shape=shape, bias=bias,
                                     neuron=_neuron(p.get("neuron"), default)))
     projs = []
@@ -87,11 +113,11 @@ def stand_in(raw):
         w = np.asarray(w, dtype=float)
         if k == "one_to_one" and w.ndim == 0:
             w = np.full(next(p.size for p in pops if p.name == j["pre"]), float(w))
-        projs.append(SimpleNamespace(pre=j["pre"], post=j["post"], kind=k, weights=w,
+        projs.append(Proj(pre=j["pre"], post=j["post"], kind=k, weights=w,
                                      symmetric=j.get("symmetric", True), params=params,
                                      indices=indices, name=j.get("name", "")))
-    return SimpleNamespace(name="t", seed=raw.get("network", {}).get("seed", 0),
-                           populations=tuple(pops), projections=tuple(projs))
+    return Net(name="t", seed=raw.get("network", {}).get("seed", 0), path=None,
+               populations=tuple(pops), projections=tuple(projs))
 
 
 def pop(name, role="hidden", size=None, shape=None, bias=None, neuron=None):
