@@ -92,6 +92,27 @@ class LockstepSession(SessionBase):
         with K.threads(self.threads):
             parallel(*args, every, rq, rs, rx)
 
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> dict:
+        """Copies of everything a run changes (states, memories, residues, statistics,
+        messages, clocks, counters): :meth:`restore` returns the session to this point, so
+        two phases can start from the same state (symmetric nudging)."""
+        arrays = {k: v.copy() for k, v in vars(self).items()
+                  if isinstance(v, np.ndarray) and k not in ("x", "y", "seeds")}
+        arrays["osa"] = [o.copy() for o in self.osa]
+        return {"arrays": arrays, "phases": len(self.phases)}
+
+    def restore(self, snap: dict) -> None:
+        """Go back to a :meth:`snapshot` of this session (same batch); the phases run since
+        are dropped from the record."""
+        for k, v in snap["arrays"].items():
+            if k == "osa":
+                for dst, src in zip(self.osa, v):
+                    np.copyto(dst, src)
+            else:
+                np.copyto(getattr(self, k), v)
+        del self.phases[snap["phases"]:]
+
     def result(self, **metadata) -> RunResult:
         net = self.net
         meta = {"engine": self.name, "seed": self.seed, "batch": self.batch,

@@ -36,8 +36,11 @@ from ..engines import kernels as K
 from ..engines import session as open_session
 from ..errors import TrainError
 from ..files import check_target, replace_text_with_arrays, replacing, save_npy
+from .graph_ep import graph_update
 
 RULES = ("first-order", "full")
+NUDGES = ("random-sign", "symmetric")
+GRAPH_RATE = 0.05   # every projection's rate on a graph network unless given (model.md 4.6)
 
 # The paper's hyper-parameters (docs/model.md section 4 table), chosen by network kind.
 PRESETS = {
@@ -60,17 +63,20 @@ class Hyper:
     rates: tuple[float, ...] = (0.1, 0.05)
     rule: str = "first-order"
     batch: int = 20
+    nudge: str = "random-sign"
 
     @staticmethod
     def preset_name(net: CompiledNetwork) -> str:
         kind = "binary" if net.binary else "continuous"
-        return kind + ("-deep" if net.n_layers > 3 else "")
+        return kind + ("-deep" if net.n_layers > 3 and not net.graph else "")
 
     @classmethod
     def for_network(cls, net: CompiledNetwork, **overrides) -> "Hyper":
         """The paper's settings for this kind of network, with ``overrides`` applied
         (``None`` values are ignored)."""
         base = dict(PRESETS[cls.preset_name(net)])
+        if net.graph:
+            base["rates"] = (GRAPH_RATE,) * net.n_projections
         base.update({k: v for k, v in overrides.items() if v is not None})
         hp = cls(**base)
         hp.rates = tuple(float(r) for r in hp.rates)
@@ -78,10 +84,12 @@ class Hyper:
         return hp
 
     def check(self, net: CompiledNetwork) -> None:
-        n_proj = net.n_layers - 1
+        n_proj = net.n_projections
         if len(self.rates) != n_proj:
+            shape = ", ".join(p.label for p in net.netlist.projections) if net.graph else \
+                "-".join(map(str, net.sizes))
             raise TrainError(f"rates: need one learning rate per projection ({n_proj} for "
-                             f"{'-'.join(map(str, net.sizes))}) (got {len(self.rates)}: "
+                             f"{shape}) (got {len(self.rates)}: "
                              f"{','.join(f'{r:g}' for r in self.rates)})")
         for r in self.rates:
             if not math.isfinite(r) or r < 0:
@@ -95,6 +103,8 @@ class Hyper:
                                  f"integer (got {v!r})")
         if self.rule not in RULES:
             raise TrainError(f"rule: must be one of {', '.join(RULES)} (got {self.rule!r})")
+        if self.nudge not in NUDGES:
+            raise TrainError(f"nudge: must be one of {', '.join(NUDGES)} (got {self.nudge!r})")
 
 
 def glorot_weights(sizes, seed: int) -> list[np.ndarray]:
@@ -169,7 +179,7 @@ class Trainer:
         self.engine_name = engine_name
         self.rng = np.random.default_rng(seed)
         self.L = net.n_layers - 1
-        self.W = [net.weights(l).astype(np.float64) for l in range(self.L)]
+        self.W = [net.weights(p).astype(np.float64) for p in range(net.n_projections)]
         self.b = [net.biases(l).astype(np.float64).copy() for l in range(net.n_layers)]
         self.seed = int(seed)
         self._batches = 0
@@ -178,7 +188,7 @@ class Trainer:
     # ------------------------------------------------------------------ weights
     def set_params(self, W, b=None) -> None:
         for l, w in enumerate(W):
-            self.W[l] = np.array(w, dtype=np.float64)
+            self.W[l] = np.array(w, dtype=np.float64).reshape(self.W[l].shape)
             self.net.set_weights(l, self.W[l].astype(np.float32))
         if b is not None:
             for l, bb in enumerate(b):
@@ -198,7 +208,15 @@ class Trainer:
         return self._sess
 
     def _states(self, sess, x):
+        if self.net.graph:
+            return [sess.state(p) for p in range(self.net.n_pops)]
         return [x] + [sess.state(l) for l in range(1, self.L + 1)]
+
+    def _output(self, states):
+        """The output populations' states side by side (on a chain: the last layer's)."""
+        outs = self.net.outputs
+        return states[outs[0]] if len(outs) == 1 else \
+            np.concatenate([states[p] for p in outs], axis=1)
 
     # ------------------------------------------------------------------ training
     def advance(self, sess, steps: int, beta: float = 0.0, target=None) -> np.ndarray:
@@ -219,14 +237,44 @@ class Trainer:
         s_nudged = self._states(sess, x)
         return s_free, s_nudged, spikes
 
-    def train_batch(self, x, y) -> BatchStats:
-        """One EP step: free phase, nudged phase with a random sign, weight update."""
+    def symmetric_phases(self, x, y):
+        """Free phase, then from its end state one phase nudged with +beta and one with
+        -beta; returns (s_free, s_plus, s_minus, free-phase spikes per sample)."""
         hp = self.hyper
-        beta_signed = hp.beta if self.rng.random() < 0.5 else -hp.beta
-        s_free, s_nudged, spikes = self.phases(x, y, beta_signed)
-        self.apply_update(s_free, s_nudged, beta_signed)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        sess = self._session(x, np.arange(len(x)) + self._batches * len(x))
+        if not hasattr(sess, "snapshot"):
+            raise TrainError(f"nudge: symmetric nudging restarts from the free state, which "
+                             f"the {self.engine_name} engine cannot do (use the lockstep engine)")
+        spikes = self.advance(sess, hp.n_free)
+        s_free = self._states(sess, x)
+        snap = sess.snapshot()
+        self.advance(sess, hp.n_nudged, hp.beta, y)
+        s_plus = self._states(sess, x)
+        sess.restore(snap)
+        self.advance(sess, hp.n_nudged, -hp.beta, y)
+        s_minus = self._states(sess, x)
+        return s_free, s_plus, s_minus, spikes
+
+    def train_batch(self, x, y) -> BatchStats:
+        """One EP step: free phase, nudged phase(s), weight update.  One-sided nudging
+        (the paper's) draws the sign of beta per minibatch; symmetric nudging runs both."""
+        hp = self.hyper
+        if hp.nudge == "symmetric":
+            beta_signed = hp.beta
+            s_free, s_plus, s_minus, spikes = self.symmetric_phases(x, y)
+            self.apply_graph_update(*graph_update(self.net, s_free, s_minus, s_plus,
+                                                  2.0 * hp.beta, hp.rule))
+        else:
+            beta_signed = hp.beta if self.rng.random() < 0.5 else -hp.beta
+            s_free, s_nudged, spikes = self.phases(x, y, beta_signed)
+            if self.net.graph:
+                self.apply_graph_update(*graph_update(self.net, s_free, s_free, s_nudged,
+                                                      beta_signed, hp.rule))
+            else:
+                self.apply_update(s_free, s_nudged, beta_signed)
         self._batches += 1
-        out = s_free[-1]
+        out = self._output(s_free)
         y = np.asarray(y)
         return BatchStats(loss=float(((y - out) ** 2).sum(axis=1).mean()),
                           errors=int((out.argmax(1) != y.argmax(1)).sum()),
@@ -252,6 +300,30 @@ class Trainer:
             self.b[l + 1] += hp.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
             net.biases(l + 1)[:] = self.b[l + 1]
 
+    def bias_rate(self, r: int) -> float | None:
+        """The learning rate of population r's biases: that of the first projection
+        delivering forwards into it (on a chain, projection r-1), None if there is none."""
+        for p in range(self.net.n_projections):
+            if self.net.pj[p, K.PJ_POST] == r:
+                return self.hyper.rates[p]
+        return None
+
+    def apply_graph_update(self, dW, db) -> None:
+        """``W_p += rate_p * dW_p`` for the projections EP trains, ``b_r += rate * db_r``
+        (:meth:`bias_rate`), and the new float32 weights into the compiled network."""
+        hp, net = self.hyper, self.net
+        for p, d in enumerate(dW):
+            if d is None:
+                continue
+            self.W[p] += hp.rates[p] * d
+            net.set_weights(p, self.W[p].astype(np.float32))
+        for r, d in enumerate(db):
+            rate = None if d is None else self.bias_rate(r)
+            if rate is None:
+                continue
+            self.b[r] += rate * d
+            net.biases(r)[:] = self.b[r]
+
     # ------------------------------------------------------------------ evaluation
     def predict(self, x):
         """Free phase of ``n_free`` steps from zero; returns (argmax, output states, spikes
@@ -259,7 +331,8 @@ class Trainer:
         x = np.ascontiguousarray(x, dtype=np.float64)
         sess = self._session(x)
         spikes = self.advance(sess, self.hyper.n_free)
-        out = sess.state(self.L)
+        out = self._output([None if p not in self.net.outputs else sess.state(p)
+                            for p in range(self.net.n_pops)])
         return out.argmax(1), out, spikes
 
     def evaluate(self, images, labels, batch: int = 100, progress=None):
@@ -295,6 +368,11 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
     path.parent.mkdir(parents=True, exist_ok=True)
     nl = net.netlist
     name = name or f"{nl.name}-trained"
+    if net.graph:       # through the netlist writers of format 2 (TOML: .npy files beside)
+        import dataclasses
+        renamed = dataclasses.replace(net.to_netlist(), name=name,
+                                      description=description or name)
+        return save_description(renamed, path)
     if path.suffix.lower() in (".h5", ".hdf5"):
         import dataclasses
         renamed = dataclasses.replace(nl, name=name, description=description or name)
@@ -378,9 +456,9 @@ def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
             names = set(z.namelist())
             meta = _checkpoint_meta(z, names, bad)
             W = [_checkpoint_array(z, names, f"W{l}", trainer.W[l].shape, bad)
-                 for l in range(trainer.L)]
+                 for l in range(len(trainer.W))]
             b = [_checkpoint_array(z, names, f"b{l}", trainer.b[l].shape, bad)
-                 for l in range(trainer.L + 1)]
+                 for l in range(len(trainer.b))]
     except TrainError:
         raise
     except (OSError, EOFError, KeyError, ValueError, NotImplementedError, RuntimeError,
