@@ -43,6 +43,11 @@ def test_kinds_match_registry():
     assert neurons.ANNEALERS == {"constant": K.ANN_CONSTANT, "scheduled": K.ANN_SCHEDULED,
                                  "osa": K.ANN_OSA}
     assert neurons.SCHEDULES == {"constant": K.SCHED_CONSTANT, "scheduled": K.SCHED_SCHEDULED}
+    assert neurons.MODELS == {"paper": K.MODEL_PAPER, "if": K.MODEL_IF, "lif": K.MODEL_LIF}
+    assert neurons.RESETS == {"subtract": K.RESET_SUBTRACT, "zero": K.RESET_ZERO}
+    assert neurons.PROJECTION_KINDS == {"dense": K.PK_DENSE, "sparse": K.PK_SPARSE,
+                                        "conv2d": K.PK_CONV, "avgpool2d": K.PK_POOL,
+                                        "one_to_one": K.PK_O2O}
 
 
 @pytest.mark.parametrize("seed,gid,t", [(0, 0, 1), (1, 5, 7), (2**63 + 12345, 999, 10**6),

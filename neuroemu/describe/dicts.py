@@ -47,36 +47,87 @@ def _override(base: list, new, keys_of, what: str, where_: str) -> list:
     return [b if n is None else n for b, n in zip(base, new)]
 
 
+def _keys(base) -> list:
+    """The keys each projection answers to: its label, its index and -- if no other projection
+    joins the same pair -- ``(pre, post)``."""
+    pairs = [(p.pre, p.post) for p in base.projections]
+    return [(p.label, i) + ((pairs[i],) if pairs.count(pairs[i]) == 1 else ())
+            for i, p in enumerate(base.projections)]
+
+
+def neuron_dict(neuron, fmt: int) -> dict[str, Any]:
+    """A neuron table; format 2 names the model of every population (``paper`` too)."""
+    d = neuron.as_dict()
+    return {"model": "paper", **d} if fmt == 2 and "model" not in d else d
+
+
+def _weights(p, new, label: str):
+    """A projection's ``weights`` value in the dict: arrays of the kind's native shape (a
+    sparse projection takes its data ``(nnz,)`` on its synapses, or a whole table { row, col,
+    data }); None for avgpool2d, whose weights are fixed."""
+    if p.kind == "avgpool2d":
+        if new is not p.weights and np.asarray(new).size:
+            raise NetlistError(f"{label}: weights: projection '{p.label}' is avgpool2d: its "
+                               "weights are fixed (give None)")
+        return None
+    if p.kind == "sparse":
+        if isinstance(new, dict):
+            return new
+        return {"row": p.indices[0], "col": p.indices[1], "data": np.asarray(new)}
+    return np.asarray(new)
+
+
 def to_dict(net, weights=None, biases=None) -> dict[str, Any]:
     """The plain dict :func:`~neuroemu.describe.netlist.from_dict` accepts, with weights and
     biases as arrays.
 
-    ``weights`` replaces projection matrices: a list with
-    one array (or None to keep) per projection in layer order, or a dict keyed by projection
-    index, ``"pre->post"`` or ``(pre, post)``.  ``biases`` likewise: a list with one entry per
-    population (the input's must be None) or a dict keyed by population name or index.
+    ``weights`` replaces projection weights, each in its kind's native shape (dense ``(pre,
+    post)``, sparse ``(nnz,)`` on the same synapses, conv2d ``(C_out, C_in, kh, kw)``,
+    one_to_one ``(n,)``; avgpool2d: None): a list with one array (or None to keep) per
+    projection in order, or a dict keyed by projection index, label (its name, or
+    ``"pre->post"``) or ``(pre, post)`` (when one projection joins that pair).  ``biases``
+    likewise: a list with one entry per population (inputs' must be None) or a dict keyed by
+    population name or index.
     """
     base = _check(net)
     w = [p.weights for p in base.projections]
     b = [p.bias for p in base.populations]
     label = base.path or base.name
-    w = _override(w, weights, [(f"{p.pre}->{p.post}", i, (p.pre, p.post))
-                               for i, p in enumerate(base.projections)], "weights", label)
+    w = _override(w, weights, _keys(base), "weights", label)
     b = _override(b, biases, [(p.name, i) for i, p in enumerate(base.populations)],
                   "biases", label)
+    v2 = base.format == 2
     pops = []
     for i, p in enumerate(base.populations):
-        d = {"name": p.name, "size": p.size, "role": p.role, "neuron": p.neuron.as_dict()}
+        d = {"name": p.name}
+        if p.shape:
+            d["shape"] = list(p.shape)
+        else:
+            d["size"] = p.size
+        d |= {"role": p.role, "neuron": neuron_dict(p.neuron, base.format)}
         if p.role != "input":
             d["bias"] = np.asarray(b[i])
         elif np.any(np.asarray(b[i]) != 0):
             raise NetlistError(f"{label}: biases: the input population '{p.name}' has no bias "
                                "(give None or zeros for it)")
         pops.append(d)
-    projs = [{"pre": p.pre, "post": p.post, "weights": np.asarray(w[i])}
-             for i, p in enumerate(base.projections)]
+    projs = []
+    for i, p in enumerate(base.projections):
+        if not v2:
+            projs.append({"pre": p.pre, "post": p.post, "weights": np.asarray(w[i])})
+            continue
+        d = {"pre": p.pre, "post": p.post} | ({"name": p.name} if p.name else {})
+        d |= {"kind": p.kind, "symmetric": p.symmetric}
+        for key, val in p.params:
+            d["kernel_size" if key == "kernel" else key] = list(val)
+        wts = _weights(p, w[i], label)
+        if wts is not None:
+            d["weights"] = wts
+        projs.append(d)
     raw = {"network": {"name": base.name, "seed": base.seed, "description": base.description},
            "population": pops, "projection": projs}
+    if v2:
+        raw["network"]["format"] = 2
     if base.hardware:
         raw["hardware"] = base.hardware
     return raw
@@ -90,14 +141,18 @@ def replace(net, weights=None, biases=None) -> Netlist:
 
 def same(a: Netlist, b: Netlist) -> bool:
     """True if two netlists describe the same network exactly (arrays compared bit for bit)."""
-    if (a.name, a.seed, a.description, a.hardware) != (b.name, b.seed, b.description, b.hardware):
+    if (a.name, a.seed, a.description, a.hardware, a.format) != \
+            (b.name, b.seed, b.description, b.hardware, b.format):
         return False
     if len(a.populations) != len(b.populations) or len(a.projections) != len(b.projections):
         return False
     for p, q in zip(a.populations, b.populations):
-        if (p.name, p.size, p.role, p.neuron) != (q.name, q.size, q.role, q.neuron) or \
-                not np.array_equal(p.bias, q.bias):
+        if (p.name, p.size, p.shape, p.role, p.neuron) != \
+                (q.name, q.size, q.shape, q.role, q.neuron) or not np.array_equal(p.bias, q.bias):
             return False
-    return all((p.pre, p.post) == (q.pre, q.post) and np.array_equal(p.weights, q.weights)
+    return all((p.pre, p.post, p.name, p.kind, p.symmetric, p.params) ==
+               (q.pre, q.post, q.name, q.kind, q.symmetric, q.params)
+               and np.array_equal(p.weights, q.weights)
+               and (p.indices is None) == (q.indices is None)
+               and (p.indices is None or np.array_equal(p.indices, q.indices))
                for p, q in zip(a.projections, b.projections))
-

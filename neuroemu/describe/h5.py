@@ -19,6 +19,14 @@ every string a fixed-length UTF-8 attribute, so a damaged file fails loudly)::
     /projection/<i>         attrs pre, post
     /projection/<i>/weights float64 (pre.size, post.size)
 
+A format-2 netlist (``[network] format = 2``) is written as ``format_version = [1, 1]`` with
+the root attribute ``network_format = 2`` and the format-2 keys beside the others: a
+population's ``shape`` (int64 array, instead of ``size``), its neuron's ``model`` (and
+``threshold``, ``leak``, ``v0`` float64, ``reset`` string for if/lif); a projection's ``name``,
+``kind``, ``symmetric`` (uint8) and ``kernel_size``, ``stride``, ``padding`` (int64 pairs);
+``weights`` in the kind's shape (conv2d ``(C_out, C_in, kh, kw)``, one_to_one ``(n,)``, none for
+avgpool2d), for sparse a group of 1-D datasets ``row``, ``col`` (int64) and ``data`` (float64).
+
 Here: :func:`save_h5`, :func:`load_h5`, and :func:`write_group` / :func:`load_group` (used by
 traces, which embed the network they ran), plus the small string and text helpers the trace
 files share.  :func:`neuroemu.describe.load` and :func:`neuroemu.describe.save` pick the form
@@ -41,6 +49,7 @@ from .netlist import _MAX_SIZE, _MAX_WEIGHTS, Netlist, from_dict
 
 FORMAT = "neuroemu-netlist"
 FORMAT_VERSION = (1, 0)
+FORMAT_VERSION_2 = (1, 1)   # format-2 netlists: shapes, models, kinds, sparse groups
 H5_SUFFIXES = (".h5", ".hdf5")
 # Dataset filters: deflate (readable by every HDF5 build), byte shuffle, fletcher32 checksum.
 FILTERS = dict(compression="gzip", compression_opts=1, shuffle=True, fletcher32=True)
@@ -85,12 +94,17 @@ def write_group(g, net: Netlist, weights=None, biases=None) -> None:
     base = _check(net)
     raw = to_dict(net, weights, biases)
     label = base.path or base.name
-    from_dict(raw, path=label)  # validate replacements before writing anything
+    checked = from_dict(raw, path=label)  # validate replacements before writing anything
+    if base.format == 2:   # written as validated: sparse synapses sorted
+        raw = to_dict(checked)
     set_str(g.attrs, "format", FORMAT)
-    g.attrs.create("format_version", np.array(FORMAT_VERSION, dtype=np.uint32))
+    version = FORMAT_VERSION if base.format == 1 else FORMAT_VERSION_2
+    g.attrs.create("format_version", np.array(version, dtype=np.uint32))
     set_str(g.attrs, "name", base.name)
     g.attrs.create("seed", np.int64(base.seed))
     set_str(g.attrs, "description", base.description)
+    if base.format != 1:
+        g.attrs.create("network_format", np.int64(base.format))
     if base.hardware:
         try:
             text = json.dumps(base.hardware, sort_keys=True, allow_nan=False)
@@ -107,34 +121,60 @@ def write_group(g, net: Netlist, weights=None, biases=None) -> None:
             sub = grp.create_group(str(i))
             for key, val in item.items():
                 if isinstance(val, np.ndarray):
-                    arr = np.ascontiguousarray(val, dtype=np.float64)
-                    sub.create_dataset(key, data=arr, chunks=chunks_of(arr.shape), **FILTERS)
+                    _dataset(sub, key, np.ascontiguousarray(val, dtype=np.float64))
                 elif key == "neuron":
                     _write_neuron(sub.create_group("neuron"), val)
+                elif key == "weights" and isinstance(val, dict):   # sparse: row, col, data
+                    w = sub.create_group("weights")
+                    for k, arr in val.items():
+                        _dataset(w, k, np.ascontiguousarray(
+                            arr, dtype=np.float64 if k == "data" else np.int64))
                 elif isinstance(val, str):
                     set_str(sub.attrs, key, val)
+                elif isinstance(val, (list, tuple)):
+                    sub.attrs.create(key, np.array(val, dtype=np.int64))
                 else:
                     sub.attrs.create(key, np.int64(val))
+
+
+def _dataset(g, key: str, arr: np.ndarray) -> None:
+    if arr.size:
+        g.create_dataset(key, data=arr, chunks=chunks_of(arr.shape), **FILTERS)
+    else:   # no chunk fits an empty array (a sparse projection without synapses)
+        g.create_dataset(key, data=arr)
 
 
 def chunks_of(shape):
     """Chunks of about 1 MB (whole rows)."""
     if len(shape) == 1:
         return (max(1, min(shape[0], 1 << 17)),)
+    if len(shape) > 2:
+        inner = math.prod(shape[1:])
+        if inner <= 1 << 17:
+            return (max(1, min(shape[0], (1 << 17) // max(1, inner))),) + tuple(shape[1:])
+        return (1,) + chunks_of(shape[1:])
     rows = max(1, min(shape[0], (1 << 17) // max(1, shape[1])))
     return (rows, max(1, min(shape[1], 1 << 17)))
 
 
 def _write_neuron(g, d: dict) -> None:
-    set_str(g.attrs, "encoder", d["encoder"])
-    g.attrs.create("predictive", np.uint8(bool(d["predictive"])))
-    set_str(g.attrs, "decoder", d["decoder"])
-    for comp in ("lam", "eps"):
-        c = g.create_group(comp)
-        set_str(c.attrs, "kind", d[comp]["kind"])
-        for k, v in d[comp].items():
-            if k != "kind":
-                c.attrs.create(k, np.float64(v))
+    if "model" in d:
+        set_str(g.attrs, "model", d["model"])
+    if "encoder" in d:
+        set_str(g.attrs, "encoder", d["encoder"])
+        g.attrs.create("predictive", np.uint8(bool(d["predictive"])))
+        set_str(g.attrs, "decoder", d["decoder"])
+        for comp in ("lam", "eps"):
+            c = g.create_group(comp)
+            set_str(c.attrs, "kind", d[comp]["kind"])
+            for k, v in d[comp].items():
+                if k != "kind":
+                    c.attrs.create(k, np.float64(v))
+    for k in ("threshold", "leak", "v0"):
+        if k in d:
+            g.attrs.create(k, np.float64(d[k]))
+    if "reset" in d:
+        set_str(g.attrs, "reset", d["reset"])
 
 
 def save_h5(net: Netlist, path, *, weights=None, biases=None) -> Path:
@@ -226,7 +266,10 @@ def load_group(g, label: str, path=None) -> Netlist:
         if ver[0] != FORMAT_VERSION[0]:
             raise NetlistError(f"{label}: format_version: netlist format {ver[0]}.{ver[1]} is "
                                f"not readable by this neuroemu (reads {FORMAT_VERSION[0]}.x)")
-        net = {k: _attr(g.attrs, k) for k in g.attrs if k not in ("format", "format_version")}
+        net = {k: _attr(g.attrs, k) for k in g.attrs
+               if k not in ("format", "format_version", "network_format")}
+        if "network_format" in g.attrs:
+            net["format"] = _attr(g.attrs, "network_format")
         raw = {"network": net}
         hw = _text(g, "hardware", label)
         if hw is not None:
@@ -331,9 +374,50 @@ def _size_of(value):
     return value if ok else None
 
 
+def _dims_of(d: dict):
+    """A population's dims, ``(size,)`` or its shape, exactly as from_dict accepts them, else
+    None."""
+    shape = d.get("shape")
+    if shape is None:
+        size = _size_of(d.get("size"))
+        return None if size is None else (size,)
+    if "size" in d or not isinstance(shape, np.ndarray) or shape.ndim != 1 \
+            or shape.dtype.kind not in "iu" or shape.size not in (1, 3):
+        return None
+    dims = tuple(int(n) for n in shape)
+    return dims if min(dims) >= 1 and math.prod(dims) <= _MAX_SIZE else None
+
+
+def _pair(value):
+    """A kernel size ``k`` or ``[kh, kw]`` as from_dict accepts it, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = np.array([value, value])
+    if not isinstance(value, np.ndarray) or value.shape != (2,) or value.dtype.kind not in "iu":
+        return None
+    pair = tuple(int(n) for n in value)
+    return pair if all(1 <= n <= _MAX_SIZE for n in pair) else None
+
+
+def _want(d: dict, sizes: dict) -> dict:
+    """The shape a projection's weights dataset must have (None where it cannot be known)."""
+    pre, post = (sizes.get(d.get(e)) if isinstance(d.get(e), str) else None
+                 for e in ("pre", "post"))
+    n_pre, n_post = (math.prod(x) if x else None for x in (pre, post))
+    kind = d.get("kind", "dense")
+    if kind == "one_to_one":
+        return {"weights": (n_pre,)}
+    if kind == "conv2d":
+        k = _pair(d.get("kernel_size"))
+        maps = pre and post and len(pre) == 3 and len(post) == 3 and k
+        return {"weights": (post[0], pre[0]) + k if maps else (None,)}
+    if kind in ("sparse", "avgpool2d"):
+        return {}
+    return {"weights": (n_pre, n_post)}
+
+
 def _read_item(g, kind: str, i: int, label: str, where_, sizes: dict) -> dict:
     """Population or projection ``i``: attributes uncoerced, datasets read only when their
-    declared shape is the one the netlist needs (``sizes``: population name -> size, or None
+    declared shape is the one the netlist needs (``sizes``: population name -> dims, or None
     when that name is not a valid, unique population)."""
     import h5py
     sub = _member(g[kind], str(i), label)
@@ -343,19 +427,23 @@ def _read_item(g, kind: str, i: int, label: str, where_, sizes: dict) -> dict:
     if kind == "population":
         name = d.get("name")
         if isinstance(name, str):
-            sizes[name] = _size_of(d.get("size")) if name not in sizes else None
-        want = {"bias": (_size_of(d.get("size")),)}
+            sizes[name] = _dims_of(d) if name not in sizes else None
+        dims = _dims_of(d)
+        want = {"bias": (math.prod(dims) if dims else None,)}
     else:
-        pre, post = (sizes.get(d.get(e)) if isinstance(d.get(e), str) else None
-                     for e in ("pre", "post"))
-        want = {"weights": (pre, post)}
+        if "symmetric" in d and not isinstance(d["symmetric"], bool) \
+                and isinstance(d["symmetric"], int) and d["symmetric"] in (0, 1):
+            d["symmetric"] = bool(d["symmetric"])  # HDF5 has no boolean: stored as 0 / 1
+        want = _want(d, sizes)
     for key in sub:
         obj = _member(sub, key, label)
+        fld = f"{kind}[{i}].{key}"
         if key == "neuron" and isinstance(obj, h5py.Group):
             d["neuron"] = _read_neuron(obj, label)
+        elif key == "weights" and d.get("kind") == "sparse" and isinstance(obj, h5py.Group):
+            d["weights"] = _read_sparse(obj, label, where_, fld)
         elif isinstance(obj, h5py.Dataset):
             shape = want.get(key)
-            fld = f"{kind}[{i}].{key}"
             if shape is None or None in shape or math.prod(shape) > _MAX_WEIGHTS:
                 d[key] = _UNREAD  # from_dict fails on the size or the name first
             elif tuple(obj.shape) != shape:
@@ -366,6 +454,27 @@ def _read_item(g, kind: str, i: int, label: str, where_, sizes: dict) -> dict:
         else:
             d[key] = _UNREAD
     return d
+
+
+def _read_sparse(g, label: str, where_, fld: str) -> dict:
+    """A sparse projection's weights group: 1-D datasets row, col, data (or indptr, indices,
+    data), each checked for rank, dtype and length before it is read; from_dict checks the
+    rest (equal lengths, index ranges, repeats)."""
+    import h5py
+    out = {}
+    for key in g:
+        obj = _member(g, key, label)
+        if not isinstance(obj, h5py.Dataset) or key not in ("row", "col", "data", "indptr",
+                                                            "indices"):
+            out[key] = _UNREAD
+            continue
+        kinds, what = ("iuf", "numbers") if key == "data" else ("iu", "integers")
+        if len(obj.shape) != 1 or obj.dtype.kind not in kinds or obj.shape[0] > _MAX_WEIGHTS:
+            raise NetlistError(f"{where(where_, f'{fld}.{key}')}: must be a 1-D dataset of "
+                               f"{what} with at most {_MAX_WEIGHTS} entries (got {obj.dtype} "
+                               f"shape {tuple(obj.shape)}, not read)")
+        out[key] = obj[()]
+    return out
 
 
 class _Unread:

@@ -22,7 +22,9 @@ INLINE_MAX = 64            # arrays up to this many numbers are written inline
 def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_MAX) -> Path:
     """Write a netlist as TOML.  Arrays of at most ``inline_max`` numbers are written inline
     (shortest round-tripping decimal form, so exact); larger ones go to ``.npy`` files beside
-    the TOML, named ``<stem>.<pre>-<post>.weights.<digest>.npy`` and
+    the TOML, named ``<stem>.<pre>-<post>.weights.<digest>.npy`` (format 2: ``<name>.weights``
+    for a named projection; a sparse projection's ``row``, ``col`` and ``data`` each in a file
+    of its own, ``...weights.row.<digest>.npy``) and
     ``<stem>.<population>.bias.<digest>.npy`` (``<digest>``: 12 hex digits of the array's
     SHA-256, :func:`neuroemu.files.npy_name`) and referenced as ``{ file = "..." }``.  A bias
     that is one number everywhere is written as that number.  Loading the TOML gives back
@@ -35,11 +37,18 @@ def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_
     or a non-regular file."""
     base = _check(net)
     raw = to_dict(net, weights, biases)
-    from_dict(raw, path=base.path or base.name)
+    checked = from_dict(raw, path=base.path or base.name)
+    if base.format == 2:   # written as validated: sparse synapses sorted, defaults filled in
+        raw = to_dict(checked)
     path = check_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.stem
     written = []
+
+    def npy(arr, key):
+        fname = save_npy(path.parent, stem, key, arr)
+        written.append(fname)
+        return toml_value({"file": fname})
 
     def array(arr, key):
         arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -48,9 +57,15 @@ def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_
             return toml_value(float(arr[0]))
         if arr.size <= inline_max:
             return toml_value(arr.tolist())
-        fname = save_npy(path.parent, stem, key, arr)
-        written.append(fname)
-        return toml_value({"file": fname})
+        return npy(arr, key)
+
+    def sparse(d, key):   # { row, col, data }: each inline or in its own .npy file
+        parts = []
+        for k, dtype in (("row", np.int64), ("col", np.int64), ("data", np.float64)):
+            arr = np.ascontiguousarray(d[k], dtype=dtype)
+            parts.append(f"{k} = " + (toml_value(arr.tolist()) if arr.size <= inline_max
+                                      else npy(arr, f"{key}.{k}")))
+        return "{ " + ", ".join(parts) + " }"
 
     neurons = [p["neuron"] for p in raw["population"]]
     default = max(neurons, key=lambda n: neurons.count(n))
@@ -58,18 +73,24 @@ def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_
            "[network]", f"name = {toml_value(base.name)}", f"seed = {base.seed}"]
     if base.description:
         out.append(f"description = {toml_value(base.description)}")
+    if base.format != 1:
+        out.append(f"format = {base.format}")
     out += ["", "[neuron]"] + [f"{_key(k)} = {toml_value(v)}" for k, v in default.items()]
     for p in raw["population"]:
-        out += ["", "[[population]]", f"name = {toml_value(p['name'])}", f"size = {p['size']}",
+        size = f"shape = {toml_value(p['shape'])}" if "shape" in p else f"size = {p['size']}"
+        out += ["", "[[population]]", f"name = {toml_value(p['name'])}", size,
                 f"role = {toml_value(p['role'])}"]
         if "bias" in p:
             out.append(f"bias = {array(p['bias'], p['name'] + '.bias')}")
         if p["neuron"] != default:
             out.append(f"neuron = {toml_value(p['neuron'])}")
     for p in raw["projection"]:
-        key = f"{p['pre']}-{p['post']}.weights"
-        out += ["", "[[projection]]", f"pre = {toml_value(p['pre'])}",
-                f"post = {toml_value(p['post'])}", f"weights = {array(p['weights'], key)}"]
+        key = f"{p.get('name') or p['pre'] + '-' + p['post']}.weights"
+        out += ["", "[[projection]]"]
+        out += [f"{k} = {toml_value(v)}" for k, v in p.items() if k != "weights"]
+        if "weights" in p:
+            w = p["weights"]
+            out.append("weights = " + (sparse(w, key) if isinstance(w, dict) else array(w, key)))
     if base.hardware:
         out += _toml_tables(["hardware"], base.hardware)
     return replace_text_with_arrays(path, "\n".join(out) + "\n", written)
