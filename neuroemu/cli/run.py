@@ -80,13 +80,26 @@ def validate_main(args) -> int:
     print(f"{args.netlist}: ok -- network '{net.name}', seed {net.seed}")
     for p in net.populations:
         n = p.neuron
-        coding = f"{n.encoder}{' + predictive ' + _fmt(n.lam.as_dict()) if n.predictive else ''}"
-        extra = "" if p.role == "input" else \
-            f", decoder {n.decoder}, eps {_fmt(n.eps.as_dict())}"
-        print(f"  {p.name:<10} {p.role:<6} {p.size:>6} neurons, encoder {coding}{extra}")
+        size = "x".join(map(str, p.shape)) if len(p.shape) > 1 else str(p.size)
+        if n.model != "paper":
+            desc = (f"{n.model}, threshold {n.threshold:g}"
+                    + (f", leak {n.leak:g}" if n.model == "lif" else "")
+                    + f", reset {n.reset}" + (f", v0 {n.v0:g}" if n.v0 else ""))
+        else:
+            coding = f"{n.encoder}{' + predictive ' + _fmt(n.lam.as_dict()) if n.predictive else ''}"
+            extra = "" if p.role == "input" else \
+                f", decoder {n.decoder}, eps {_fmt(n.eps.as_dict())}"
+            desc = f"encoder {coding}{extra}"
+        print(f"  {p.name:<10} {p.role:<6} {size:>8} neurons, {desc}")
     for pr in net.projections:
         w = pr.weights
-        print(f"  {pr.pre} <-> {pr.post}: {w.shape[0]}x{w.shape[1]} weights, "
+        arrow = "<->" if pr.symmetric else "->"
+        label = f"{pr.pre} {arrow} {pr.post}" + (f" ({pr.name})" if pr.name else "")
+        params = "".join(f", {k} {'x'.join(map(str, v))}" for k, v in pr.params)
+        if w.size == 0:
+            print(f"  {label}: {pr.kind}{params}, fixed weights")
+            continue
+        print(f"  {label}: {pr.kind}{params}, {'x'.join(map(str, w.shape))} weights, "
               f"range [{w.min():.4g}, {w.max():.4g}]")
     if hwc is not None:
         print(f"  {hardware_line({'hardware': hardware_settings(hwc)}, net)} "
