@@ -27,6 +27,8 @@ the barrier time and that cluster's later ticks shift with it.
 With one shared clock, zero latency and unlimited bandwidth every packet arrives before
 the receiver's next tick and after its current one, so the engine reproduces lockstep
 spike for spike (tests/test_asyncbus.py); docs/engines.md explains the time model.
+Graph networks (populations delivering into any others, projections of any kind, IF/LIF
+neurons) run the same clocks and network with the tick of :mod:`.asyncgraph`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 import simpy
 
 import neuroemu.engines.kernels as K
+from .asyncgraph import GraphTicks, cluster_info, receivers
 from .compiled import CompiledNetwork
 from .session import Phase, RunResult, SessionBase, check_run_args
 from ..errors import EngineError, NetlistError, where
@@ -207,16 +210,19 @@ class Layout:
             cores = [(0, 0)] * C
             self.port = [0] * C
         self.n_ports = max(self.port) + 1
-        # destinations of cluster c: (receiver cluster, side, hops); side 0 = from below
+        # destinations of cluster c: (receiver cluster, side, hops): the clusters of the
+        # populations its own delivers into; side 0 = from below on a chain, on a graph the
+        # sender's population
+        recv = receivers(net)
         self.dest, self.packets_per_spike, self.hops_per_spike = [], [], []
         for c in range(C):
             l, out = self.layer[c], []
             for d in range(C):
                 ld = self.layer[d]
-                if ld == l + 1 or (ld == l - 1 and ld >= 1):
+                if ld in recv[l]:
                     dx = abs(cores[c][0] - cores[d][0]) + abs(cores[c][1] - cores[d][1])
                     hops = 1 if hw.topology == "bus" else dx
-                    out.append((d, 0 if ld == l + 1 else 1, hops))
+                    out.append((d, l if net.graph else 0 if ld == l + 1 else 1, hops))
             self.dest.append(out)
             if hw.topology == "bus":
                 self.packets_per_spike.append(1 if out else 0)
@@ -258,7 +264,7 @@ class _Chip:
         # counters: per layer lists, per projection [up, down], scalars
         self.k_layer = {k: [0] * L1 for k in ("spikes", "upd", "enc", "packets", "received",
                                               "late", "early")}
-        self.k_syn = [[0, 0] for _ in range(L1 - 1)]
+        self.k_syn = [[0, 0] for _ in range(sess.net.n_projections)]
         self.k_scalar = {"hops": 0, "queue_delay": 0, "bus_busy": 0}
         for g in lay.groups:
             self.env.process(self._clock(g))
@@ -382,25 +388,29 @@ class _Chip:
                          s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
         kl["spikes"][l] += n
         kl["enc"][l] += hi - lo
-        rec = sess._rec
-        if rec is not None:
-            kk = k - rec[0]
-            if kk % rec[1] == 0:
-                r = kk // rec[1] - 1
-                if r < rec[2].shape[0]:
-                    rec[2][r, self.b, lo:hi] = q[lo:hi] != 0.0
-                    rec[5][r, self.b, c] = T
-                if r < rec[3].shape[0]:
-                    rec[3][r, self.b, lo:hi] = s[lo:hi]
-                if r < rec[4].shape[0]:
-                    rec[4][r, self.b, 0, lo:hi] = v[lo:hi]
-                    rec[4][r, self.b, 1, lo:hi] = eps[lo:hi]
-                    rec[4][r, self.b, 2, lo:hi] = phi[lo:hi]
+        if sess._rec is not None:
+            self._record(c, k, T, lo, hi)
         if n and sess.layout.dest[c]:
             rel = ev[lo:lo + n]                          # senders, relative to the cluster
             idx = rel.astype(np.int64) + (lo - l_off)    # a copy: relative to the layer
             val = None if sess._bin[l] else q[lo + rel]
             self._send(c, l, k, T, n, lo - l_off, idx, val)
+
+    def _record(self, c, k, T, lo, hi) -> None:
+        """Record neurons [lo, hi) (cluster c) after their tick k at time T, if k is due."""
+        rec, (x, y, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev) = self.sess._rec, self.rows
+        kk = k - rec[0]
+        if kk % rec[1] == 0:
+            r = kk // rec[1] - 1
+            if r < rec[2].shape[0]:
+                rec[2][r, self.b, lo:hi] = q[lo:hi] != 0.0
+                rec[5][r, self.b, c] = T
+            if r < rec[3].shape[0]:
+                rec[3][r, self.b, lo:hi] = s[lo:hi]
+            if r < rec[4].shape[0]:
+                rec[4][r, self.b, 0, lo:hi] = v[lo:hi]
+                rec[4][r, self.b, 1, lo:hi] = eps[lo:hi]
+                rec[4][r, self.b, 2, lo:hi] = phi[lo:hi]
 
     def _send(self, c, l, k, T, n, src_lo, idx, val) -> None:
         lay, hw, kc = self.sess.layout, self.sess.hw, self.k_scalar
@@ -431,6 +441,10 @@ class _Chip:
         req.callbacks.append(granted)
 
 
+class _GraphChip(GraphTicks, _Chip):
+    """One sample of a graph network (its tick: :class:`~.asyncgraph.GraphTicks`)."""
+
+
 # --------------------------------------------------------------------------- session
 
 class AsyncSession(SessionBase):
@@ -452,8 +466,8 @@ class AsyncSession(SessionBase):
         self._bin = [bool(net.lp[l, K.LP_ENC] != K.ENC_NONE) for l in range(L + 1)]
         self._osa = [bool(net.lp[l, K.LP_ANNK] == K.ANN_OSA) for l in range(L + 1)]
         off, lay = net.off, self.layout
-        self._info = []
-        for c in range(lay.n):
+        self._info = cluster_info(net, lay, self._bin, self._osa) if net.graph else []
+        for c in range(0 if net.graph else lay.n):
             l = lay.layer[c]
             self._info.append((
                 l, lay.lo[c], lay.hi[c], int(off[l]), l == L, int(off[L]), self._osa[l],
@@ -468,14 +482,14 @@ class AsyncSession(SessionBase):
         B, N, L1 = self._allocate(x, sample_ids)
         self.beta = 0.0
         self.c = {"spikes": np.zeros((B, L1), np.int64),
-                  "syn_events": np.zeros((B, L1 - 1, 2), np.int64),
+                  "syn_events": np.zeros((B, self.net.n_projections, 2), np.int64),
                   "updates": np.zeros((B, L1, 2), np.int64),
                   "packets": np.zeros((B, L1), np.int64), "hops": np.zeros(B, np.int64),
                   "received": np.zeros((B, L1), np.int64),
                   "late": np.zeros((B, L1), np.int64), "early": np.zeros((B, L1), np.int64),
                   "queue_delay": np.zeros(B, np.int64), "bus_busy": np.zeros(B, np.int64),
                   "elapsed": np.zeros(B, np.int64)}
-        self.chips = [_Chip(self, b) for b in range(B)]
+        self.chips = [(_GraphChip if self.net.graph else _Chip)(self, b) for b in range(B)]
         self._rec = None
 
     @property
@@ -504,7 +518,7 @@ class AsyncSession(SessionBase):
             record_spikes: bool = False, record_states: bool = False,
             record_extra: bool = False, every: int = 1) -> Phase:
         """Advance every cluster by ``steps`` ticks with nudge ``beta`` towards ``target``."""
-        beta, y = check_run_args(steps, every, beta, target, self.net.sizes[-1], self.batch)
+        beta, y = check_run_args(steps, every, beta, target, self.net.n_out, self.batch)
         if y is not None:
             self.y[...] = y     # in place: the chips hold row views
         self.beta = beta

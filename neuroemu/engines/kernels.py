@@ -889,3 +889,176 @@ def _run_graph(nsteps, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, 
 
 run_graph = njit(**JIT_OPTIONS)(_run_graph)
 run_graph_parallel = njit(parallel=True, **JIT_OPTIONS)(_renamed(_run_graph, "_run_graph_parallel"))
+
+
+# --------------------------------------------------------------------------- bus engine on graphs
+
+@jit
+def deliver_range(pj, p, d, idx, vals, n_ev, binary, wf, wb, ix, urow, u_lo, c_lo, c_hi):
+    """:func:`deliver_projection` into the units ``[c_lo, c_hi)`` of the receiving
+    population only (one circuit cluster of the bus engine; the population starts at
+    ``urow[u_lo]``), with the senders as a packed list: ``idx[k]`` is sender k's index
+    within its population, ``vals[k]`` its message (read only when not ``binary``).
+
+    Every unit in range receives exactly the terms :func:`deliver_projection` gives it, in
+    list order -- with the list in increasing order, the same float32 additions in the same
+    order, so the same bits.  Returns the synaptic events whose target is in range (summed
+    over the clusters of a population: deliver_projection's count)."""
+    g = pj[p]
+    kind = g[PJ_KIND]
+    n_cols = c_hi - c_lo
+    if kind == PK_DENSE:
+        if d == 0:
+            deliver_cols(idx, vals, n_ev, binary, wf, g[PJ_WF], g[PJ_NPOST], c_lo, n_cols,
+                         urow, u_lo + c_lo)
+        else:
+            deliver_cols(idx, vals, n_ev, binary, wb, g[PJ_WB], g[PJ_NPRE], c_lo, n_cols,
+                         urow, u_lo + c_lo)
+        return n_ev * n_cols
+    syn = 0
+    if kind == PK_SPARSE:
+        if d == 0:
+            w, w_lo, ip_lo, n_rows = wf, g[PJ_WF], g[PJ_IXF], g[PJ_NPRE]
+        else:
+            w, w_lo, ip_lo, n_rows = wb, g[PJ_WB], g[PJ_IXB], g[PJ_NPOST]
+        ind_lo = ip_lo + n_rows + 1
+        for k in range(n_ev):
+            i = idx[k]
+            c = np.float32(1.0) if binary else np.float32(vals[k])
+            for e in range(ix[ip_lo + i], ix[ip_lo + i + 1]):
+                j = ix[ind_lo + e]
+                if j < c_lo or j >= c_hi:
+                    continue
+                syn += 1
+                if binary:
+                    urow[u_lo + j] += w[w_lo + e]
+                else:
+                    urow[u_lo + j] += c * w[w_lo + e]
+        return syn
+    if kind == PK_O2O:
+        w_lo = g[PJ_WF]
+        for k in range(n_ev):
+            i = idx[k]
+            if i < c_lo or i >= c_hi:
+                continue
+            syn += 1
+            if binary:
+                urow[u_lo + i] += wf[w_lo + i]
+            else:
+                urow[u_lo + i] += np.float32(vals[k]) * wf[w_lo + i]
+        return syn
+    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+    w_lo = g[PJ_WF]
+    if kind == PK_POOL:
+        wv = np.float32(1.0 / (kh * kw))
+        for k in range(n_ev):
+            i = idx[k]
+            cw = wv if binary else np.float32(vals[k]) * wv
+            if d == 0:
+                ch = i // (hi_n * wi_n)
+                iy = (i // wi_n) % hi_n
+                ixx = i % wi_n
+                oy_lo = 0 if iy < kh else (iy - kh) // sy + 1
+                ox_lo = 0 if ixx < kw else (ixx - kw) // sx + 1
+                for oy in range(oy_lo, min(iy // sy, ho_n - 1) + 1):
+                    for ox in range(ox_lo, min(ixx // sx, wo_n - 1) + 1):
+                        j = (ch * ho_n + oy) * wo_n + ox
+                        if j >= c_lo and j < c_hi:
+                            urow[u_lo + j] += cw
+                            syn += 1
+            else:
+                ch = i // (ho_n * wo_n)
+                oy = (i // wo_n) % ho_n
+                ox = i % wo_n
+                for ky in range(kh):
+                    for kx in range(kw):
+                        j = (ch * hi_n + oy * sy + ky) * wi_n + ox * sx + kx
+                        if j >= c_lo and j < c_hi:
+                            urow[u_lo + j] += cw
+                            syn += 1
+        return syn
+    # conv2d: forwards the kernel slice around an input unit, backwards its transpose
+    for k in range(n_ev):
+        i = idx[k]
+        c = np.float32(1.0) if binary else np.float32(vals[k])
+        if d == 0:
+            ci = i // (hi_n * wi_n)
+            iy = (i // wi_n) % hi_n
+            ixx = i % wi_n
+            for ky in range(kh):
+                ny = iy + py - ky
+                if ny < 0 or ny % sy != 0 or ny // sy >= ho_n:
+                    continue
+                oy = ny // sy
+                for kx in range(kw):
+                    nx = ixx + px - kx
+                    if nx < 0 or nx % sx != 0 or nx // sx >= wo_n:
+                        continue
+                    ox = nx // sx
+                    for co in range(co_n):
+                        j = (co * ho_n + oy) * wo_n + ox
+                        if j < c_lo or j >= c_hi:
+                            continue
+                        syn += 1
+                        wv = wf[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
+                        if binary:
+                            urow[u_lo + j] += wv
+                        else:
+                            urow[u_lo + j] += c * wv
+        else:
+            co = i // (ho_n * wo_n)
+            oy = (i // wo_n) % ho_n
+            ox = i % wo_n
+            for ci in range(ci_n):
+                for ky in range(kh):
+                    iy = oy * sy - py + ky
+                    if iy < 0 or iy >= hi_n:
+                        continue
+                    for kx in range(kw):
+                        ixx = ox * sx - px + kx
+                        if ixx < 0 or ixx >= wi_n:
+                            continue
+                        j = (ci * hi_n + iy) * wi_n + ixx
+                        if j < c_lo or j >= c_hi:
+                            continue
+                        syn += 1
+                        wv = wf[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
+                        if binary:
+                            urow[u_lo + j] += wv
+                        else:
+                            urow[u_lo + j] += c * wv
+    return syn
+
+
+@jit
+def graph_tick(r, lo, hi, t, nu, beta, x_lo, y_lo, u_lo, lp, pj, dp, dd, bins, seg, vseg,
+               idx, vals, syn, wf, wb, ix, seed, bias, y, x,
+               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev):
+    """Tick t of one circuit cluster of a graph network: neurons [lo, hi) of population r
+    (which starts at column ``u_lo``) of one sample (1-D rows).
+
+    An input population (``x_lo >= 0``: the cluster's first column in ``x``) only encodes its
+    clamped values.  Any other zeroes its columns of u and takes its deliveries in order:
+    delivery j is projection ``dp[j]`` in direction ``dd[j]`` with the senders
+    ``idx[seg[j]:seg[j+1]]`` and, unless ``bins[j]``, their messages
+    ``vals[vseg[j]:vseg[j+1]]`` (:func:`deliver_range`; its synaptic events go to
+    ``syn[j]``).  Then the paper's neurons update (OSA ``nu`` already advanced) and encode,
+    IF/LIF neurons integrate and fire (:func:`update_spiking`), as :func:`step_graph` does.
+    ``y_lo`` is the population's first column in ``y`` (-1: not an output).  Returns the
+    number of non-zero messages, listed in ``ev[lo:lo + count]`` (relative to ``lo``)."""
+    if x_lo >= 0:
+        return encode_neurons(r, lo, hi, t, lp, seed, x, x_lo, xm, phi, q, ev)
+    for j in range(lo, hi):
+        u[j] = np.float32(0.0)
+    for j in range(dp.shape[0]):
+        a0, a1 = seg[j], seg[j + 1]
+        syn[j] = deliver_range(pj, dp[j], dd[j], idx[a0:a1], vals[vseg[j]:vseg[j + 1]],
+                               a1 - a0, bins[j], wf, wb, ix, u, u_lo, lo - u_lo, hi - u_lo)
+    is_out = y_lo >= 0
+    if lp[r, LP_MODEL] == MODEL_PAPER:
+        update_neurons(r, lo, hi, t, nu, beta, is_out, u_lo - y_lo, lp, u, bias, y,
+                       s, v, a, eps_s, th, ob, od, ol)
+        return encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+    return update_spiking(r, lo, hi, t, beta, is_out, y_lo + lo - u_lo, lp, u, bias, y,
+                          s, v, a, q, ev)
