@@ -116,7 +116,11 @@ class Checks:
         """``k`` or ``[a, b]`` of integers >= lo (kernel size, stride, padding)."""
         rule = f"must be a {'positive' if lo else 'non-negative'} integer or [{names}]"
         if _is_int(value):
-            value = [value, value]
+            if value < lo:
+                self.fail(fld, rule, value)
+            if value > _MAX_SIZE:
+                self.fail(fld, f"{rule}, each at most {_MAX_SIZE}", value)
+            return int(value), int(value)
         return self.ints(value, fld, (2,), lo, rule)
 
     def array(self, spec, fld, shape):
