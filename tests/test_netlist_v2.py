@@ -7,6 +7,7 @@ import copy
 import io
 import math
 import re
+import tomllib
 import zipfile
 
 import h5py
@@ -588,3 +589,24 @@ def test_format_1_netlists_load_and_save_as_before(name, tmp_path):
         assert "model" not in f["population/1/neuron"].attrs
     assert describe.same(net, describe.load(tmp_path / "n.h5"))
     assert describe.same(net, describe.load(tmp_path / "n.toml"))
+
+
+def test_the_documented_examples_validate():
+    """docs/netlist-format.md: the format-2 example and each sparse form in it."""
+    from conftest import ROOT
+    doc = (ROOT / "docs" / "netlist-format.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", doc[doc.index("## Format 2"):], re.S)
+    net = describe.loads(blocks[0], path="example.toml")
+    assert net.format == 2 and net.inputs == ("image", "cue") and net.outputs == ("out",)
+    assert {p.kind for p in net.projections} == set(neurons.PROJECTION_KINDS)
+    assert {p.neuron.model for p in net.populations} == {"paper", "if", "lif"}
+    forms = [line.split("#")[0] for line in blocks[1].splitlines() if "file" not in line]
+    assert len(forms) == 3
+    got = []
+    for form in forms:
+        raw = sparse_raw(None)
+        raw["projection"][0]["weights"] = tomllib.loads(form)["weights"]
+        raw["population"][0]["size"], raw["population"][1]["size"] = 4, 5
+        got.append(load(raw).projections[0])
+    assert got[0].indices.tolist() == got[1].indices.tolist() == [[0, 0, 3], [1, 4, 2]]
+    assert got[0].weights.tolist() == got[1].weights.tolist() == [0.5, -1.0, 0.25]
