@@ -75,12 +75,12 @@ def eval_main(args) -> int:
     net = describe.load(args.netlist)
     cn = engines.build(net)
     ds, first = load_split(args.dataset, args.data, args.split)
-    if ds.images.shape[1] != cn.sizes[0]:
-        raise DataError(f"{args.netlist}: input population has {cn.sizes[0]} neurons, but "
+    if ds.images.shape[1] != cn.n_in:
+        raise DataError(f"{args.netlist}: input population has {cn.n_in} neurons, but "
                         f"{ds.name} images have {ds.images.shape[1]} pixels "
                         f"(got --dataset {args.dataset})")
-    if cn.sizes[-1] < int(ds.labels.max(initial=0)) + 1:
-        raise DataError(f"{args.netlist}: output population has {cn.sizes[-1]} neurons, too few "
+    if cn.n_out < int(ds.labels.max(initial=0)) + 1:
+        raise DataError(f"{args.netlist}: output population has {cn.n_out} neurons, too few "
                         f"for {ds.name}'s labels 0..{int(ds.labels.max())}")
     if args.limit is not None:
         ds = replace(ds, images=ds.images[:args.limit], labels=ds.labels[:args.limit])

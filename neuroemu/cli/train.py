@@ -20,8 +20,8 @@ import numpy as np
 from .. import describe, engines
 from ..files import netlist_inputs, replacing, write_text
 from ..learn.datasets import one_hot
-from ..learn.eqprop import (RULES, Hyper, TrainError, Trainer, glorot_weights, load_checkpoint,
-                            save_checkpoint, save_netlist)
+from ..learn.eqprop import (NUDGES, RULES, Hyper, TrainError, Trainer, glorot_weights,
+                            load_checkpoint, save_checkpoint, save_netlist)
 from ..learn.plots import PAPER_TEST_ERROR, plot_learning_curve
 from ..learn.train import TRAIN_ERROR_AFTER, run_epochs, score_after
 from .options import check_outputs, check_plot, dumps, integer, number, numbers, seed
@@ -73,6 +73,9 @@ def add_train_arguments(p) -> None:
     g.add_argument("--rates", type=numbers(0.0),
                    help="learning rates per projection, e.g. 0.1,0.05")
     g.add_argument("--rule", choices=RULES, default="first-order", help="EP update rule")
+    g.add_argument("--nudge", choices=NUDGES, default="random-sign",
+                   help="one nudged phase with a random sign of beta (the paper's), or "
+                   "symmetric: +beta and -beta phases from the free state (docs/model.md 7.4)")
     g.add_argument("--batch", type=integer(1), default=20, help="minibatch size (default 20)")
     g.add_argument("--init", choices=("netlist", "glorot"), default="netlist",
                    help="initial weights: the netlist's, or fresh Glorot (zero biases)")
@@ -130,17 +133,23 @@ def train_main(args) -> int:
     check_plot(plot, "--plot")
     net = engines.build(nl)
     hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free, n_nudged=args.n_nudged,
-                           rates=args.rates, rule=args.rule, batch=args.batch)
+                           rates=args.rates, rule=args.rule, batch=args.batch,
+                           nudge=args.nudge)
     fit, val, test = _load_data(args)
     first_val = len(fit)            # the validation images follow the fit images in the file
     if args.train_limit:
         fit = replace(fit, images=fit.images[:args.train_limit], labels=fit.labels[:args.train_limit])
     if args.val_limit:
         val = replace(val, images=val.images[:args.val_limit], labels=val.labels[:args.val_limit])
-    if fit.images.shape[1] != net.sizes[0] or net.sizes[-1] != 10:
-        raise TrainError(f"{args.netlist}: the network is {'-'.join(map(str, net.sizes))} but "
-                         f"{args.dataset} needs {fit.images.shape[1]} inputs and 10 outputs")
+    if fit.images.shape[1] != net.n_in or net.n_out != 10:
+        raise TrainError(f"{args.netlist}: the network has {net.n_in} inputs and {net.n_out} "
+                         f"outputs ({'-'.join(map(str, net.sizes))}) but {args.dataset} needs "
+                         f"{fit.images.shape[1]} inputs and 10 outputs")
     trainer = Trainer(net, hp, seed=args.seed, threads=args.threads)
+    if args.init == "glorot" and net.graph:
+        raise TrainError(f"{args.netlist}: --init glorot: fresh weights are drawn for chains of "
+                         f"dense layers only; give a graph network's initial weights in its "
+                         f"netlist (weights = {{ init = \"glorot_uniform\" }})")
     if args.init == "glorot":
         trainer.set_params(glorot_weights(net.sizes, args.seed),
                            [np.zeros(n) for n in net.sizes])

@@ -40,7 +40,7 @@ from .graph_ep import graph_update
 
 RULES = ("first-order", "full")
 NUDGES = ("random-sign", "symmetric")
-GRAPH_RATE = 0.05   # every projection's rate on a graph network unless given (model.md 4.6)
+GRAPH_RATE = 0.05   # every projection's rate on a graph network unless given (model.md 7.4)
 
 # The paper's hyper-parameters (docs/model.md section 4 table), chosen by network kind.
 PRESETS = {

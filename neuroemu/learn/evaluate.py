@@ -53,6 +53,14 @@ class Classified:
     counters: dict              # the session counters per sample, e.g. spikes (n, layers)
 
 
+def output_states(sess) -> np.ndarray:
+    """The output populations' states side by side, (B, n_out) (on a chain: the last
+    layer's); the prediction is their argmax."""
+    outs = sess.net.outputs
+    return sess.state(outs[0]) if len(outs) == 1 else \
+        np.concatenate([sess.state(p) for p in outs], axis=1)
+
+
 def classify(net, images, steps: int | None = None, *, batch: int = 100, threads: int = 1,
              seed: int | None = None, progress=None) -> Classified:
     """Run the free phase on every row of ``images`` (n, n_input), ``batch`` rows at a time.
@@ -62,14 +70,14 @@ def classify(net, images, steps: int | None = None, *, batch: int = 100, threads
     is reused from batch to batch (reset in place).  ``progress``: an object with
     ``update(n)`` (a tqdm bar), or None."""
     cn = as_compiled(net)
-    x = check_input(images, cn.sizes[0], "images")
+    x = check_input(images, cn.n_in, "images")
     steps = default_steps(cn) if steps is None else _positive("steps", steps)
     batch = _positive("batch", batch)
     threads = _positive("threads", threads)
     seed = cn.netlist.seed if seed is None else int(seed)
-    n, L = len(x), cn.n_layers - 1
+    n = len(x)
     preds = np.empty(n, dtype=np.int64)
-    outs = np.empty((n, cn.sizes[-1]))
+    outs = np.empty((n, cn.n_out))
     counters: dict[str, np.ndarray] = {}
     sess = None
     for i in range(0, n, batch):
@@ -79,7 +87,7 @@ def classify(net, images, steps: int | None = None, *, batch: int = 100, threads
         else:
             sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
         sess.run(steps)
-        out = sess.state(L)
+        out = output_states(sess)
         preds[i:i + len(xb)] = out.argmax(axis=1)
         outs[i:i + len(xb)] = out
         for k, v in sess.counters().items():
@@ -133,7 +141,7 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
     session seed (default: the netlist's); ``progress``: a tqdm bar on stderr, shown only
     when stderr is a terminal."""
     cn = as_compiled(net)
-    x = check_input(images, cn.sizes[0], "images")
+    x = check_input(images, cn.n_in, "images")
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != len(x) or (y.size and y.dtype.kind not in "iu"):
         raise EngineError(f"labels: must be {len(x)} integers, one per image (got {y.dtype} "

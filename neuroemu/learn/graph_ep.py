@@ -1,4 +1,4 @@
-"""The Equilibrium Propagation update on graph networks (docs/model.md section 4.6).
+"""The Equilibrium Propagation update on graph networks (docs/model.md section 7.4).
 
 Every symmetric projection p with implied matrix ``M_p`` (pre x post) contributes
 ``-rho(s_pre)^T M_p rho(s_post)`` to the Hopfield energy, so the EP estimate of the

@@ -228,8 +228,8 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
     if init not in ("netlist", "glorot"):
         raise TrainError(f"init: must be 'netlist' or 'glorot' (got {init!r})")
     hp = _hyper(cn, hyper, batch)
-    x = check_input(images, cn.sizes[0], "images")
-    y = _labels(labels, len(x), cn.sizes[-1])
+    x = check_input(images, cn.n_in, "images")
+    y = _labels(labels, len(x), cn.n_out)
     val = None
     if isinstance(validation, (int, np.integer)) and not isinstance(validation, bool):
         if not 0 < validation < len(x):
@@ -243,18 +243,21 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
         except (TypeError, ValueError):
             raise TrainError(f"validation: must be None, a number of images or (images, "
                              f"labels) (got {type(validation).__name__})") from None
-        vx = check_input(vx, cn.sizes[0], "validation images")
-        val = (vx, _labels(vy, len(vx), cn.sizes[-1]))
+        vx = check_input(vx, cn.n_in, "validation images")
+        val = (vx, _labels(vy, len(vx), cn.n_out))
     if len(x) < hp.batch:
         raise TrainError(f"images: fewer training images ({len(x)}) than one minibatch "
                          f"(batch {hp.batch})")
     trainer = Trainer(cn, hp, seed=seed, threads=threads)
+    if init == "glorot" and cn.graph:
+        raise TrainError("init: fresh Glorot weights are drawn for chains of dense layers only; "
+                         "give a graph network's initial weights in its netlist")
     if init == "glorot":
         trainer.set_params(glorot_weights(cn.sizes, seed), [np.zeros(n) for n in cn.sizes])
     held_out = val is not None and isinstance(validation, (int, np.integer))
     val_label = f"validation error (the last {validation} images)" if held_out \
         else "validation error"
-    history = run_epochs(trainer, x, one_hot(y, cn.sizes[-1]), epochs=int(epochs),
+    history = run_epochs(trainer, x, one_hot(y, cn.n_out), epochs=int(epochs),
                          shuffle=shuffle, seed=seed, validation=val, progress=progress, log=log,
                          val_label=val_label)
     after = None
