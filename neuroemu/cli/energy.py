@@ -33,7 +33,7 @@ EXAMPLE = """examples:
 
 def _make_input(args, cn, seed):
     """(x, target or None, description) for a netlist run."""
-    n_in, n_out = cn.sizes[0], cn.sizes[-1]
+    n_in, n_out = cn.n_in, cn.n_out
     check_batch(args.batch, cn)
     if args.dataset:
         from ..learn import datasets
@@ -95,7 +95,7 @@ def _bus_engine(args, net, cn, seed) -> dict:
     priced on the chip that was emulated."""
     from .. import engines
     from .run import hardware_line, hardware_settings
-    sess = engines.session(cn, np.zeros((1, cn.sizes[0])), engine="async", seed=seed)
+    sess = engines.session(cn, np.zeros((1, cn.n_in)), engine="async", seed=seed)
     hwc, lay = sess.hw, sess.layout
     settings = hardware_settings(hwc)
     out = {"engine": "async", "session": sess, "clusters": lay.n,

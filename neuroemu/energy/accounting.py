@@ -46,13 +46,15 @@ class Coding:
 
 
 def coding_of(net) -> Coding:
-    """Read the components of every population of a Netlist."""
+    """Read the components of every population of a Netlist.  IF/LIF neurons send spikes
+    and have no predictive wrapper, decoder or step-size annealer."""
     pops = net.populations
+    paper = np.array([getattr(p.neuron, "model", "paper") == "paper" for p in pops])
     nonin = np.array([p.role != "input" for p in pops])
-    return Coding(np.array([p.neuron.encoder == "none" for p in pops]),
-                  np.array([p.neuron.predictive for p in pops]),
-                  nonin & np.array([p.neuron.decoder == "predictive" for p in pops]),
-                  nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]))
+    return Coding(paper & np.array([p.neuron.encoder == "none" for p in pops]),
+                  paper & np.array([bool(p.neuron.predictive) for p in pops]),
+                  paper & nonin & np.array([p.neuron.decoder == "predictive" for p in pops]),
+                  paper & nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]))
 
 
 def real_valued_coding(c: Coding) -> Coding:
@@ -94,26 +96,31 @@ def activity_from_phase(phase) -> Activity:
 
 
 def dense_activity(sizes, steps: int, batch: int, t_start: int = 0,
-                   name: str = "real-valued") -> Activity:
+                   name: str = "real-valued", topology=None) -> Activity:
     """Every neuron sends one word every step: the exact counts of the real-valued network.
 
-    Mirrors the kernels' counting: step t delivers the messages of step t-1 to every
-    non-input neighbour, so a run from the reset state (``t_start`` 0) delivers full
-    fan-out at ``steps - 1`` steps (nothing was sent before step 1) and a continuation at
-    ``steps``; every layer runs its encoder slot and every non-input layer its state
-    update once per step.
+    Mirrors the kernels' counting: step t delivers the messages of step t-1 through every
+    delivery (on a chain: to every non-input neighbour), so a run from the reset state
+    (``t_start`` 0) delivers full fan-out -- every synapse of a projection, in each direction
+    it delivers -- at ``steps - 1`` steps (nothing was sent before step 1) and a continuation
+    at ``steps``; every population runs its encoder slot and every non-input population its
+    state update once per step.  ``topology``: the network's projections
+    (:class:`~neuroemu.energy.graph.Topology`; default a chain of layers ``sizes``).
     """
+    from .graph import chain_topology
     sizes = np.asarray(sizes, dtype=np.int64)
+    topo = topology if topology is not None else \
+        chain_topology([str(i) for i in range(len(sizes))], sizes)
     delivered = steps - 1 if t_start == 0 and steps > 0 else steps
-    L1, P = len(sizes), len(sizes) - 1
+    L1, P = len(sizes), len(topo.links)
     spikes = np.tile(sizes * steps, (batch, 1))
     syn = np.zeros((batch, P, 2), dtype=np.int64)
-    for p in range(P):
-        syn[:, p, 0] = sizes[p] * sizes[p + 1] * delivered
-        if p >= 1:
-            syn[:, p, 1] = sizes[p + 1] * sizes[p] * delivered
+    for p, link in enumerate(topo.links):
+        syn[:, p, 0] = link.synapses * delivered
+        if link.back:
+            syn[:, p, 1] = link.synapses * delivered
     upd = np.zeros((batch, L1, 2), dtype=np.int64)
-    upd[:, 1:, 0] = sizes[1:] * steps
+    upd[:, :, 0] = sizes * steps * ~topo.inputs
     upd[:, :, 1] = sizes * steps
     msgs = np.full((batch, int(sizes.sum())), steps, dtype=np.int64)
     return Activity(name, steps, {"spikes": spikes, "syn_events": syn, "updates": upd}, msgs,
@@ -146,6 +153,8 @@ def summarise(counts: hw.Counts, profile: hw.Profile, sample: int | None = None)
         "counts": {k: _num(v) for k, v in zip(KINDS, by_kind_n)},
         "by_population": {n: float(v) for n, v in zip(counts.names, by_part[:L1])},
         "by_projection": {n: float(v) for n, v in zip(counts.parts[L1:], by_part[L1:])},
+        "by_projection_total": {n: float(by_part[L1 + 2 * p] + by_part[L1 + 2 * p + 1])
+                                for p, n in enumerate(counts.labels)},
     }
     out["counts"].update({
         "messages": int(msgs.sum()),
@@ -172,17 +181,25 @@ def neurobench(counts: hw.Counts, dense: hw.Counts, batch: int) -> dict:
 
 @dataclass
 class Setup:
-    """Everything that turns activity into counts (shared by all phases and profiles)."""
+    """Everything that turns activity into counts (shared by all phases and profiles).
+    ``topology``: the network's projections (:class:`~neuroemu.energy.graph.Topology`);
+    None: a chain of the layers ``names``."""
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
     coding: Coding
     placement: hw.Placement
     routes: hw.RouteTable
+    topology: object = None
+
+    def __post_init__(self):
+        if self.topology is None:
+            from .graph import chain_topology
+            self.topology = chain_topology(self.names, self.sizes)
 
     def counts(self, act, profile, coding=None, weights=False) -> hw.Counts:
         return hw.count_events(act, coding or self.coding, self.names, self.sizes, self.placement,
-                            self.routes, profile, weights)
+                               self.routes, profile, weights, self.topology)
 
 
 def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids=None) -> dict:
@@ -197,8 +214,8 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
 
     def both(act, weights=False):
         spk = setup.counts(act, profile, weights=weights)
-        den = setup.counts(dense_activity(setup.sizes, act.steps, B, act.t_start), profile,
-                           real, weights)
+        den = setup.counts(dense_activity(setup.sizes, act.steps, B, act.t_start,
+                                          topology=setup.topology), profile, real, weights)
         return spk, den
 
     spk, den = both(total)
@@ -214,6 +231,10 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
            "flit_bits": profile.flit_bits, "hops_exact": spk.hops_exact}
     s, r = summarise(spk, profile), summarise(den, profile)
     out.update(s)
+    out["graph"] = not setup.topology.chain
+    syn = total.counters["syn_events"].sum(axis=0)
+    out["syn_events_by_projection"] = {n: [int(syn[p, 0]), int(syn[p, 1])]
+                                       for p, n in enumerate(setup.topology.labels)}
     out["total_j_per_sample"] = s["total_j"] / B
     out["real_valued_total_j"] = r["total_j"]
     out["real_valued_total_j_per_sample"] = r["total_j"] / B

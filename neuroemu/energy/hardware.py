@@ -324,13 +324,20 @@ def route_table(placement: Placement, sizes, multicast: bool = True) -> RouteTab
     For a sender on core c and destination weights ``w[d]`` (1 per destination core for
     multicast; the number of receiving neurons on core d for unicast):
     ``hops_ew = sum_d w[d] |x_c - x_d|``, ``hops_ns = sum_d w[d] |y_c - y_d|``.
+    ``sizes``: the layer sizes of a chain (every layer sends to its non-input neighbours),
+    or a :class:`~neuroemu.energy.graph.Topology`, whose messages reach exactly the neurons
+    their projections' synapses touch (:func:`~neuroemu.energy.graph.graph_routes`).
     """
-    sizes = [int(s) for s in sizes]
-    off = np.concatenate([[0], np.cumsum(sizes)])
+    from .graph import Topology, graph_routes
     core = placement.core
     n_cores = int(core.max()) + 1
     if n_cores > MAX_CORES:
         raise ProfileError(f"placement: core index must be below {MAX_CORES} (got {n_cores - 1})")
+    if isinstance(sizes, Topology):
+        return RouteTable(*graph_routes(placement, sizes, bool(multicast), _hops),
+                          bool(multicast))
+    sizes = [int(s) for s in sizes]
+    off = np.concatenate([[0], np.cumsum(sizes)])
     N = int(off[-1])
     packets = np.zeros(N, dtype=np.int64)
     hx = np.zeros(N, dtype=np.int64)
@@ -379,7 +386,8 @@ def flits(bits: int, profile: Profile) -> int:
 # --------------------------------------------------------------------------- counting
 
 def part_names(names) -> tuple[str, ...]:
-    """Populations, then each projection in both directions (``pre->post``, ``post->pre``)."""
+    """Populations, then each projection in both directions (``pre->post``, ``post->pre``)
+    of a chain of layers ``names``."""
     projs = []
     for p in range(len(names) - 1):
         projs += [f"{names[p]}->{names[p + 1]}", f"{names[p + 1]}->{names[p]}"]
@@ -388,8 +396,9 @@ def part_names(names) -> tuple[str, ...]:
 
 @dataclass
 class Counts:
-    """Event counts ``events[b, kind, part]`` (int64; float64 where hops were estimated),
-    plus the per-part flits per packet and traffic statistics (B, layers)."""
+    """Event counts ``events[b, kind, part]`` (int64; float64 where traffic was estimated),
+    plus the per-part flits per packet and traffic statistics (B, layers).  Parts: the
+    populations, then every projection forwards and backwards (``labels``: the projections)."""
 
     names: tuple[str, ...]
     sizes: tuple[int, ...]
@@ -401,56 +410,73 @@ class Counts:
     messages: np.ndarray       # (B, layers)
     hops_exact: bool
     real: np.ndarray           # (layers,) which populations send words
+    labels: tuple[str, ...] = ()   # projection labels (name or "pre->post"), in order
+
+
+def _traffic(per_msg, spk, msgs, sl, first, constant_first):
+    """Events of one population's messages given a per-neuron table: exact when the table
+    is constant over the population or per-neuron message counts are known, else None."""
+    tab = per_msg[sl]
+    constant = bool(np.all(tab == per_msg[first]))
+    if constant and (constant_first or msgs is None):
+        return spk * per_msg[first]
+    if msgs is not None:
+        return msgs @ tab
+    return None
 
 
 def count_events(act, coding, names, sizes, placement: Placement,
-                 routes: RouteTable, profile: Profile, weight_updates: bool = False) -> Counts:
+                 routes: RouteTable, profile: Profile, weight_updates: bool = False,
+                 topology=None) -> Counts:
     """Counts per event kind and part of an :class:`~neuroemu.energy.Activity` (kernel
     counters, optional per-neuron message counts) whose populations talk as ``coding``
-    (:class:`~neuroemu.energy.Coding`) -- see docs/energy-model.md sections 2 and 4."""
+    (:class:`~neuroemu.energy.Coding`) -- see docs/energy-model.md sections 2 and 4.
+    ``topology`` (:class:`~neuroemu.energy.graph.Topology`): the network's projections;
+    default a chain of the layers ``names``."""
+    from .graph import chain_topology
     names, sizes = tuple(names), tuple(int(s) for s in sizes)
-    L1, P = len(sizes), len(sizes) - 1
+    topo = topology if topology is not None else chain_topology(names, sizes)
+    L1 = len(sizes)
     B = act.batch
-    parts = part_names(names)
+    parts = topo.parts
     K = {k: i for i, k in enumerate(KINDS)}
     c = act.counters
     spk, syn, upd = c["spikes"], c["syn_events"], c["updates"]
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    # communication: packets are exact from per-layer counts (every neuron of a layer has
-    # the same receivers); hops need per-neuron counts unless constant over the layer
+    # communication: packets and hops per message of each neuron (route table) times its
+    # messages; exact from per-population counts where the table is constant over the
+    # population (every neuron of a chain's layer has the same receivers), else estimated
+    # with the messages spread evenly over the population's neurons
     exact = True
-    pk = np.zeros((B, L1), dtype=np.int64)
-    hx = np.zeros((B, L1), dtype=np.int64)
-    hy = np.zeros((B, L1), dtype=np.int64)
-    hxf, hyf = hx.astype(np.float64), hy.astype(np.float64)
+    traffic = np.zeros((3, B, L1), dtype=np.int64)
+    est = np.zeros((3, B, L1))
     for l in range(L1):
         sl = slice(off[l], off[l + 1])
-        pk[:, l] = spk[:, l] * routes.packets[off[l]]
-        if act.messages is not None:
-            m = act.messages[:, sl]
-            hx[:, l] = m @ routes.hops_ew[sl]
-            hy[:, l] = m @ routes.hops_ns[sl]
-        elif np.all(routes.hops_ew[sl] == routes.hops_ew[off[l]]) and \
-                np.all(routes.hops_ns[sl] == routes.hops_ns[off[l]]):
-            hx[:, l] = spk[:, l] * routes.hops_ew[off[l]]
-            hy[:, l] = spk[:, l] * routes.hops_ns[off[l]]
-        else:  # estimate: messages spread evenly over the layer's neurons
-            exact = False
-            hxf[:, l] = spk[:, l] * routes.hops_ew[sl].mean()
-            hyf[:, l] = spk[:, l] * routes.hops_ns[sl].mean()
-    if not exact:
-        hx, hy = hx + hxf, hy + hyf
+        m = None if act.messages is None else act.messages[:, sl]
+        for k, tab in enumerate((routes.packets, routes.hops_ew, routes.hops_ns)):
+            got = _traffic(tab, spk[:, l], m, sl, off[l], k == 0)
+            if got is None:
+                exact = False
+                est[k, :, l] = spk[:, l] * tab[sl].mean()
+            else:
+                traffic[k, :, l] = got
+    pk, hx, hy = traffic if exact else traffic + est
     ev = np.zeros((B, len(KINDS), len(parts)), dtype=np.int64 if exact else np.float64)
-    for p in range(P):
-        for d, sender in ((0, p), (1, p + 1)):
+    for p, link in enumerate(topo.links):
+        for d, sender in ((0, link.pre), (1, link.post)):
             kind = "synaptic_mac" if coding.real[sender] else "synaptic_op"
             ev[:, K[kind], L1 + 2 * p + d] = syn[:, p, d]
-        if weight_updates:  # every weight of the projection and the biases it feeds
-            ev[:, K["weight_update"], L1 + 2 * p] = sizes[p] * sizes[p + 1] + sizes[p + 1]
+        if weight_updates:  # every weight of the projection; biases below
+            ev[:, K["weight_update"], L1 + 2 * p] = link.n_weights
+    if weight_updates:      # every non-input population's biases, once
+        for r, part in enumerate(topo.bias_part):
+            if part >= 0:
+                ev[:, K["weight_update"], part] += sizes[r]
     state, enc = upd[:, :, 0], upd[:, :, 1]
-    ev[:, K["neuron_update"], 1:L1] = state[:, 1:]
-    ev[:, K["input_update"], 0] = enc[:, 0]
+    inp = topo.inputs
+    ev[:, K["neuron_update"], :L1] = state * ~inp
+    ev[:, K["input_update"], :L1] = enc * inp
     ev[:, K["encoder_update"], :L1] = enc * ~coding.real
     ev[:, K["predictive_update"], :L1] = enc * coding.predictive
     ev[:, K["decoder_update"], :L1] = state * coding.decoder
@@ -462,7 +488,7 @@ def count_events(act, coding, names, sizes, placement: Placement,
     fl = np.ones(len(parts), dtype=np.int64)
     fl[:L1] = [flits(b, profile) for b in bits]
     return Counts(names, sizes, act.steps, parts, ev, fl, bits, spk.copy(), exact,
-                  coding.real.copy())
+                  coding.real.copy(), topo.labels)
 
 
 def energy_pj(counts: Counts, profile: Profile) -> np.ndarray:

@@ -21,6 +21,7 @@ from ..describe import Netlist, load
 from ..engines import CompiledNetwork, RunResult, build, check_input, session
 from ..errors import EngineError, ProfileError
 from . import hardware as hw
+from .graph import topology
 from .accounting import (KINDS, Activity, Setup, activity_from_phase, coding_of, fmt_j, fmt_n,
                          report, run_network, trace_phases)
 
@@ -66,7 +67,9 @@ def make_setup(net, mesh=None, neurons_per_core: int = 256, placement: str = "la
         mesh = hw.parse_mesh(mesh)
     names, sizes = tuple(p.name for p in nl.populations), nl.sizes
     pl = hw.place(sizes, mesh, neurons_per_core, str(placement))
-    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, sizes, bool(multicast)))
+    topo = topology(nl)
+    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, bool(multicast)),
+                 topo)
 
 
 def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
@@ -74,7 +77,7 @@ def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
     placement of its circuit clusters on the engine's own cores (one packet per destination
     core, XY hops: the engine's routing), so the energy is priced on the chip that was
     emulated.  None when the ``[hardware]`` topology is a bus (no mesh to place on)."""
-    sess = session(cn, np.zeros((1, cn.sizes[0])), engine="async", seed=seed)
+    sess = session(cn, np.zeros((1, cn.n_in)), engine="async", seed=seed)
     hwc, lay = sess.hw, sess.layout
     if hwc.topology != "mesh":
         return None
@@ -83,7 +86,8 @@ def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
     pl = hw.Placement(hwc.mesh[0], hwc.mesh[1], npc, core, "hardware-clusters")
     nl = cn.netlist
     names, sizes = tuple(p.name for p in nl.populations), nl.sizes
-    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, sizes, True))
+    topo = topology(nl)
+    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, True), topo)
 
 
 def reports(setup: Setup, phases: list[Activity], profs: list[hw.Profile], sample_ids=None, *,
@@ -238,7 +242,7 @@ def _run(source, net, x, target, steps, nudge_steps, beta, seed, engine, sample_
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise EngineError(f"estimate_energy: {name}: must be a non-negative integer "
                               f"(got {v!r})")
-    x = check_input(x, cn.sizes[0], "x")
+    x = check_input(x, cn.n_in, "x")
     seed = cn.netlist.seed if seed is None else seed
     phases = run_network(cn, x, steps, nudge_steps, beta, target, seed, engine,
                          sample_ids=sample_ids)
@@ -254,8 +258,10 @@ class EnergyReport:
     (the first -- free -- phase per sample), ``per_training_update_j`` (both phases and the
     weight updates per sample; None without a nudged phase) and the same network sending
     real-valued words every step, ``real_valued_per_sample_j`` (``ratio`` = this run / that).
-    Breakdowns (joules over the batch): ``by_kind``, ``by_population``, ``by_projection``,
-    ``by_phase``; event counts in ``counts``; per-sample figures in ``samples``.
+    Breakdowns (joules over the batch): ``by_kind``, ``by_population``, ``by_projection``
+    (each projection in each direction), ``by_projection_total`` (each projection, both
+    directions and its weight updates, by its name or ``pre->post``), ``by_phase``; the
+    synaptic events of each projection in ``syn_events_by_projection``; event counts in ``counts``; per-sample figures in ``samples``.
     :meth:`to_dict` is the dict ``neuroemu energy --json`` prints, :meth:`summary` the text
     it prints, :meth:`plot` its figure.
     """
@@ -303,6 +309,14 @@ class EnergyReport:
     @property
     def by_projection(self) -> dict[str, float]:
         return dict(self._data["by_projection"])
+
+    @property
+    def by_projection_total(self) -> dict[str, float]:
+        return dict(self._data["by_projection_total"])
+
+    @property
+    def syn_events_by_projection(self) -> dict[str, list[int]]:
+        return copy.deepcopy(self._data["syn_events_by_projection"])
 
     @property
     def by_phase(self) -> dict[str, float]:
@@ -377,6 +391,12 @@ class EnergyReport:
         out.append("  by projection (synaptic events; weight updates):  "
                    + ", ".join(f"{n} {fmt_j(e / B)}" for n, e in rep["by_projection"].items()
                                if e))
+        if rep.get("graph"):   # a chain's projections are its directions' pairs above
+            syn = rep["syn_events_by_projection"]
+            out.append("  by projection, both directions (synaptic events forward/backward "
+                       "per sample):  " + ", ".join(
+                           f"{n} {fmt_j(e / B)} ({fmt_n(syn[n][0] / B)}/{fmt_n(syn[n][1] / B)})"
+                           for n, e in rep["by_projection_total"].items()))
         nb = rep["neurobench"]
         out.append(f"  NeuroBench-style per sample: {fmt_n(nb['effective_acs'])} effective ACs, "
                    f"{fmt_n(nb['effective_macs'])} effective MACs, "
@@ -461,6 +481,19 @@ def _bars(ax, reps, kinds, colors, without_syn=False, unit=("uJ", 1e-6)):
                   fontsize=9)
 
 
+def _projection_bars(ax, rep, unit):
+    """Horizontal bars: each projection's energy per sample (both directions, its weight
+    updates), from ``by_projection_total``."""
+    items = list(rep.get("by_projection_total", {}).items())
+    names = [k for k, _ in items]
+    vals = np.array([v for _, v in items]) / rep["batch"] / unit[1]
+    ax.barh(np.arange(len(names)), vals, 0.6, color="tab:blue")
+    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{unit[0]} per sample, by projection (synaptic events; weight updates)",
+                  fontsize=9)
+
+
 def _title(rep) -> str:
     steps = ", ".join(f"{k} {v}" for k, v in rep["steps"].items())
     return (f"{rep['network']}: where the energy goes per sample (steps {steps}; "
@@ -490,8 +523,9 @@ def plot_reports(reps, path=None, *, ax=None):
             fig.savefig(path, dpi=110)
         return fig
     n, unit = len(data), _unit(data)
-    fig = _figure(3.4 * n + 2.4, 7.4)
-    axes = fig.subplots(2, n, squeeze=False)
+    graph = any(d.get("graph") for d in data)   # a third row: the projections
+    fig = _figure(3.4 * n + 2.4, 10.6 if graph else 7.4)
+    axes = fig.subplots(3 if graph else 2, n, squeeze=False)
     for col, rep in enumerate(data):
         for row, kinds in enumerate((KINDS, [k for k in KINDS if k not in syn])):
             _bars(axes[row, col], [rep], kinds, colors, without_syn=row == 1, unit=unit)
@@ -499,8 +533,10 @@ def plot_reports(reps, path=None, *, ax=None):
                 r = rep["spike_vs_real_ratio"]
                 axes[row, col].set_title(f"{rep['profile']}: this run / words = "
                                          + (f"{r:.3f}" if r else "n/a"), fontsize=10)
+        if graph:
+            _projection_bars(axes[2, col], rep, unit)
     handles = {}
-    for a in axes.flat:
+    for a in axes[:2].flat:
         for h, lab in zip(*a.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     order = [k for k in KINDS if k in handles]
