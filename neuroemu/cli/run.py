@@ -174,7 +174,7 @@ def run_main(args) -> int:
     seed = net.seed if args.seed is None else args.seed
     if not args.input:
         check_batch(args.batch, cn)
-    x = make_input(args, cn.sizes[0], seed)
+    x = make_input(args, cn.n_in, seed)
     if trace:  # stream the run into the trace in chunks of steps (memory stays flat)
         from ..record import run_traced
         probes = parse_probes(args.probe, cn)

@@ -13,7 +13,7 @@ from ..errors import EngineError
 MAGIC = 0x0A7A
 SONATA_VERSION = (0, 1)
 FORMAT = "neuroemu-trace"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)   # 1.1: counters name their projections; maps have a shape
 PROBE_VARS = ("s", "v", "eps", "phi")
 # The SONATA datasets (/spikes) use only filters every HDF5 build has: libsonata's wheels carry
 # an HDF5 without deflate, so a deflated spike dataset cannot be read there.  Node ids: HDF5's

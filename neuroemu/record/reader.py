@@ -25,7 +25,8 @@ from .layout import (FORMAT, FORMAT_VERSION, MAGIC, PROBE_VARS, SORTINGS, _h5, _
 
 class Trace:
     """A trace opened for reading.  Attributes: ``populations`` (SONATA names, by sample then
-    layer), ``layers``, ``sizes``, ``samples``, ``batch``, ``dt`` (ms per step), ``complete``
+    layer), ``layers``, ``sizes``, ``shapes`` (a map's (C, H, W), else (size,)),
+    ``projections`` (labels of the rows of the syn_events counters), ``samples``, ``batch``, ``dt`` (ms per step), ``complete``
     (False for a writer that did not finish), ``t_end`` (every spike up to this step is in the
     file), ``probes`` ({layer: {"node_ids", "every", "vars"}}), ``sorting`` ({population:
     "by_time" or "none"}).  Windows are in steps, half-open: ``start <= step < stop``, where a
@@ -122,8 +123,9 @@ class Trace:
         count = C.integer(path, g.attrs, "count", "/neuroemu/netlist/population count", 1, 1000)
         pops = [g[str(i)] for i in range(count)]
         self.layers = [C.text(path, p.attrs, "name", f"{p.name} name") for p in pops]
-        self.sizes = [C.integer(path, p.attrs, "size", f"{p.name} size", 1, C.MAX_POP_SIZE)
-                      for p in pops]
+        self.shapes = [self._shape(p) for p in pops]
+        self.sizes = [int(np.prod(sh)) for sh in self.shapes]
+        self.projections = self._projection_labels(ne)
         cols = json.loads(read_text(ne, "progress_columns") or "null")
         if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols) \
                 or len(set(cols)) != len(cols):
@@ -168,6 +170,42 @@ class Trace:
             self.probes[layer] = {"node_ids": ids.astype(np.uint64), "every": every,
                                   "vars": vs}
         self._bounds()
+
+    def _shape(self, p) -> tuple[int, ...]:
+        """A population's shape: ``(size,)``, or a map's ``shape`` (format-2 netlists)."""
+        path = self.path
+        if "size" in p.attrs or "shape" not in p.attrs:
+            return (C.integer(path, p.attrs, "size", f"{p.name} size", 1, C.MAX_POP_SIZE),)
+        sh = C.integers(path, p.attrs, "shape", f"{p.name} shape", None, 1, C.MAX_POP_SIZE)
+        if not 1 <= len(sh) <= 3 or int(np.prod(sh, dtype=np.float64)) > C.MAX_POP_SIZE:
+            C.fail(path, f"{p.name} shape", f"must be 1 to 3 positive integers of at most "
+                   f"{C.MAX_POP_SIZE} neurons", sh)
+        return tuple(sh)
+
+    def _projection_labels(self, ne) -> list[str]:
+        """Labels of the projections (the rows of the syn_events counters): stored with the
+        counters (format 1.1), else -- a trace of a chain written by format 1.0 -- the
+        netlist's ``pre->post``."""
+        path, g = self.path, ne["netlist/projection"]
+        count = C.integer(path, g.attrs, "count", f"{g.name} count", 0, 100_000)
+        cg = ne["counters"]
+        if "projections" in cg.attrs:
+            raw = C.text(path, cg.attrs, "projections", f"{cg.name} projections")
+            try:
+                labels = json.loads(raw)
+            except ValueError:
+                labels = None
+            if not isinstance(labels, list) or len(labels) != count \
+                    or not all(isinstance(v, str) for v in labels):
+                C.fail(path, f"{cg.name} projections", f"must be a JSON list of {count} "
+                       f"projection labels", raw)
+            return labels
+        labels = []
+        for i in range(count):
+            a = g[str(i)].attrs
+            labels.append(f"{C.text(path, a, 'pre', f'{g.name}/{i} pre')}->"
+                          f"{C.text(path, a, 'post', f'{g.name}/{i} post')}")
+        return labels
 
     def _last_commit(self, ne, cols, lengths):
         """The last valid progress record (a torn last one is skipped in a live file)."""
@@ -419,8 +457,8 @@ class Trace:
                     for name, ds in cg.items() if name != "t_end"}
 
     def _check_counters(self, cg) -> None:
-        L1, B = len(self.layers), self.batch
-        shapes = {"spikes": (B, L1), "syn_events": (B, L1 - 1, 2), "updates": (B, L1, 2)}
+        L1, B, P = len(self.layers), self.batch, len(self.projections)
+        shapes = {"spikes": (B, L1), "syn_events": (B, P, 2), "updates": (B, L1, 2)}
         n = self.rows.get(cg["t_end"].name, 0)
         for name in shapes:
             if name not in cg:

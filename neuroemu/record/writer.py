@@ -145,7 +145,9 @@ class _Lock:
 class TraceWriter:
     """Stream a session's phases into an HDF5 trace (see the module doc and trace-format.md).
 
-    ``net``: the CompiledNetwork that runs; ``x``: its inputs (B, n_input), stored for
+    ``net``: the CompiledNetwork that runs (any network: one SONATA population per neuron
+    population and recorded sample, counters per population and per projection); ``x``: its
+    inputs (B, the input populations' sizes summed), stored for
     provenance (or give ``batch``).  ``samples``: which samples to record (default all);
     ``dt``: duration of one step in ms (spikes of step t get timestamp ``t * dt``).
     ``probes``: ``{population: neuron indices or None for all}``, recorded every
@@ -201,7 +203,7 @@ class TraceWriter:
         self.t_committed = self.t   # the step the last commit reached
         L1 = net.n_layers
         zeros = {"spikes": np.zeros((self.batch, L1), np.int64),
-                 "syn_events": np.zeros((self.batch, L1 - 1, 2), np.int64),
+                 "syn_events": np.zeros((self.batch, net.n_projections, 2), np.int64),
                  "updates": np.zeros((self.batch, L1, 2), np.int64)}
         self.counters = {k: np.array(v, dtype=np.int64) for k, v in (counters or zeros).items()}
         self.flush_seconds = float(flush_seconds)
@@ -243,6 +245,9 @@ class TraceWriter:
                 set_str(g.attrs, "layer", layer)
                 g.attrs.create("sample", np.int64(b))
                 g.attrs.create("size", np.uint64(net.sizes[l]))
+                shape = tuple(net.netlist.populations[l].shape or ())
+                if shape:   # a map: its neurons are node ids in C order of this shape
+                    g.attrs.create("shape", np.array(shape, dtype=np.int64))
                 ts = self._dataset(g, "timestamps", (), np.float64, self.chunk, spike_filters(
                     "whole_times" if self.whole_times else "times"))
                 set_str(ts.d.attrs, "units", "ms")
@@ -268,6 +273,8 @@ class TraceWriter:
         rows = max(1, min(1024, 32768 // row_elems))
         self.blocks = self._dataset(ne, "blocks", (), block_t, rows, FILTERS)
         cg = ne.create_group("counters")
+        set_str(cg.attrs, "projections", json.dumps(
+            [getattr(pr, "label", f"{pr.pre}->{pr.post}") for pr in net.netlist.projections]))
         self.cnt = {"t_end": self._dataset(cg, "t_end", (), np.int64, rows, FILTERS)}
         for k, v in self.counters.items():
             self.cnt[k] = self._dataset(cg, k, v.shape, np.int64, rows, FILTERS)
@@ -415,8 +422,8 @@ class TraceWriter:
             for v in self.vars:
                 if v == "s":
                     a = phase.states[keep][:, sam][:, :, cols]
-                    if l == 0 and self.x is not None:   # the input layer's state is x
-                        a = np.broadcast_to(self.x[sam][:, idx], a.shape)
+                    if self.net.xoff[l] >= 0 and self.x is not None:   # an input's is x
+                        a = np.broadcast_to(self.x[sam][:, self.net.xoff[l] + idx], a.shape)
                 else:
                     k = PROBE_VARS.index(v) - 1
                     a = phase.extra[keep][:, sam, k][:, :, cols]
