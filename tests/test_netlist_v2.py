@@ -167,6 +167,11 @@ def test_sparse_init_density_seed_and_bound():
     assert np.abs(a.weights).max() <= bound
     raw["projection"][0]["weights"] |= {"seed": 9}
     assert not np.array_equal(load(raw).projections[0].indices, a.indices)
+    huge = {"name": "in", "size": 10**7, "role": "input"}, \
+        {"name": "out", "size": 10**7, "role": "output"}
+    for density in (1e-300, 1e-13):       # gaps beyond int64: clipped, never wrapped around
+        pj = load(sparse_raw({"init": "glorot_uniform", "density": density}, *huge)).projections[0]
+        assert pj.indices.size == 0 or (pj.indices.min() >= 0 and pj.indices.max() < 10**7)
     full = load(sparse_raw({"init": "zeros", "density": 1.0})).projections[0]
     assert full.weights.tolist() == [0.0] * 24 and full.indices.shape == (2, 24)
 

@@ -78,7 +78,8 @@ def sparse_glorot(shape, density: float, seed: int, gain: float = 1.0, zeros: bo
     rng = np.random.default_rng(seed)
     parts, last, count = [], -1, 0
     while True:   # fixed chunks: the stream, and so the draw, depends on the seed only
-        flat = last + np.cumsum(rng.geometric(density, size=1 << 16), dtype=np.int64)
+        gaps = np.minimum(rng.geometric(density, size=1 << 16), total + 1)   # no overflow
+        flat = last + np.cumsum(gaps, dtype=np.int64)
         keep = flat[flat < total]
         parts.append(keep)
         count += keep.size
