@@ -13,6 +13,8 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import NETLISTS
 from neuroemu import describe
@@ -615,3 +617,61 @@ def test_the_documented_examples_validate():
         got.append(load(raw).projections[0])
     assert got[0].indices.tolist() == got[1].indices.tolist() == [[0, 0, 3], [1, 4, 2]]
     assert got[0].weights.tolist() == got[1].weights.tolist() == [0.5, -1.0, 0.25]
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-100, 100), st.floats(),
+                     st.sampled_from([10**20, -(10**20), 2**63, 2**64, 10**7, 0.5, 1.5, "",
+                                      "input", "output", "paper", "if", "lif", "zero", "sparse",
+                                      "conv2d", "avgpool2d", "one_to_one", "dense", "hid"]),
+                     st.text(max_size=6))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(
+        ["kind", "model", "row", "col", "data", "indptr", "indices", "init", "density", "file",
+         "leak", "threshold"]) | st.text(max_size=4), inner, max_size=4)), max_leaves=10)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (i,))
+
+
+_EVERY = every_kind()
+_PATHS = [p for p in _paths(_EVERY) if p]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), st.one_of(_values, st.just(KeyError))),
+                min_size=1, max_size=3))
+def test_fuzz_mutated_graphs_fail_cleanly(mutations):
+    """Any malformed format-2 dict gives a NetlistError naming the file, or a valid Netlist
+    whose arrays are finite and whose sparse indices are in range."""
+    raw = copy.deepcopy(_EVERY)
+    for path, value in mutations:
+        node = raw
+        try:
+            for k in path[:-1]:
+                node = node[k]
+            if value is KeyError:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        net = describe.from_dict(raw, path="fuzz.toml")
+    except NetlistError as exc:
+        assert str(exc).startswith("fuzz.toml")
+    else:
+        for p in net.projections:
+            assert np.isfinite(p.weights).all()
+            if p.indices is not None:
+                n_pre, n_post = net.population(p.pre).size, net.population(p.post).size
+                assert p.indices.shape == (2, p.weights.size)
+                assert np.all((p.indices >= 0) & (p.indices < [[n_pre], [n_post]]))
