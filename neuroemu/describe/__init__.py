@@ -1,9 +1,11 @@
 """Describing networks: netlists in their text (TOML) and HDF5 forms, one validator, and the
 registry of neuron components.
 
-- :mod:`.neurons` -- component names, integer kinds, parameters and bounds (data only);
+- :mod:`.neurons` -- component, neuron-model and projection-kind names, integer kinds,
+  parameters and bounds (data only);
 - :mod:`.netlist` -- the frozen :class:`Netlist` dataclasses and the one validator
-  (:func:`from_dict`, :func:`loads`);
+  (:func:`from_dict`, :func:`loads`), built from the field checks of :mod:`.checks` and the
+  projection kinds of :mod:`.projections` (netlist formats 1 and 2);
 - :mod:`.dicts` -- a netlist as a plain dict, arrays replaced (:func:`to_dict`, :func:`replace`,
   :func:`same`);
 - :mod:`.h5` and :mod:`.tomlwriter` -- the two file forms;

@@ -1,7 +1,8 @@
 """Reading arrays that users hand us (``.npy`` files), with declared sizes checked first.
 
 Every reader of a user's ``.npy`` file (netlist weights and biases, placement maps, input
-batches) goes through :func:`read_npy`:
+batches) goes through :func:`read_npy` (and of an ``.npz`` file, a sparse projection's
+arrays, through :func:`read_npz`, which checks each member the same way):
 
 1. the path must be a **regular file** -- opened with ``O_NONBLOCK`` and checked with
    ``fstat``, so a FIFO, a device or a directory is refused at once instead of blocking;
