@@ -11,6 +11,9 @@ NumPy, measured in the same run.
    backwards).  ``ratio`` = NumPy time / neuroemu time (> 1: event-driven is faster).
 2. synaptic events per second of each projection kind (weights touched per second of
    ``deliver_projection``), at 10% of the senders spiking.
+3. the price of generality: a step of the 784-500-10 binary network (batch 20) on the graph
+   kernel against the chain kernel it runs on (the same bits), and a step of each shipped
+   graph network (batch 20, MNIST-like synthetic input).
 
 Prints one JSON line per figure, then a table on stderr.
 """
@@ -131,6 +134,32 @@ def bench_kinds(rep, rng, repeats):
             rep.add(f"synevents_{name}_{direction}", syn / t, "events/s", syn_events=syn)
 
 
+def mnist_like(B, rng):
+    return np.where(rng.random((B, 784)) < 0.19, rng.uniform(0.4, 1.0, (B, 784)), 0.0)
+
+
+def bench_networks(rep, rng, repeats, steps=100):
+    from neuroemu import engines
+    x = mnist_like(20, rng)
+    cn = compiler.build(describe.load("mnist-binary"))
+    times = {}
+    for graph in (False, True):
+        cn.graph = graph
+        sess = engines.session(cn, x)
+        sess.run(20)
+        times[graph] = common.best_of(lambda: sess.run(steps), repeats) / steps
+    rep.add("step_784-500-10_b20_graph_kernel", times[True] * 1e6, "us", times[False] * 1e6,
+            times[False] / times[True])
+    for name in ("skip-binary", "feedback-lif", "conv-ep"):
+        cn = compiler.build(describe.load(name))
+        sess = engines.session(cn, x)
+        sess.run(20)
+        before = sess.counters()["syn_events"].sum()
+        t = common.best_of(lambda: sess.run(steps), repeats) / steps
+        events = (sess.counters()["syn_events"].sum() - before) / ((repeats + 1) * steps)
+        rep.add(f"step_{name}_b20", t * 1e6, "us", syn_events_per_step=int(events))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -139,6 +168,7 @@ def main():
     rng = np.random.default_rng(0)
     bench_conv(rep, rng, args.repeats)
     bench_kinds(rep, rng, args.repeats)
+    bench_networks(rep, rng, args.repeats)
     rep.table()
 
 

@@ -116,7 +116,7 @@ def test_no_import_circles():
 # The one exception to the size rule: every jitted function a kernel calls must live in the
 # kernel's own file, as numba's on-disk cache only notices edits to that file (a kernel
 # calling a helper from another module would keep running the old helper after an edit).
-LARGER = {"neuroemu.engines.kernels": 1200}
+LARGER = {"neuroemu.engines.kernels": 1400}
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

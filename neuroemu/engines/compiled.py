@@ -9,9 +9,10 @@ Projections form a table ``pj`` (one int64 row per projection: kind, pre, post, 
 delivers backwards, buffer offsets, map geometry); their weights live in two float32
 buffers: ``wf`` holds each projection's forward weights in the kind's own layout (dense
 ``W`` row-major; sparse values in CSR order; a conv kernel ``(C_out, C_in, kh, kw)``;
-one-to-one ``(n,)``; a pool has none), ``wb`` the backward copies that need a layout of
-their own (dense ``W^T`` row-major, sparse values in the CSR order of ``W^T``), so a spike
-always walks contiguous memory.  Sparse index arrays (both CSR forms) live in ``ix``.
+one-to-one ``(n,)``; a pool has none), ``wb`` the copies that need a layout of
+their own (dense ``W^T`` row-major, sparse values in the CSR order of ``W^T``, and a conv
+kernel twice channels-last, ``(C_in, kh, kw, C_out)`` for forwards and ``(C_out, kh, kw,
+C_in)`` for backwards), so a spike always walks contiguous memory.  Sparse index arrays (both CSR forms) live in ``ix``.
 
 A chain of dense symmetric layers of the paper's neuron -- every format-1 netlist -- has
 exactly the layout of the chain kernel (``W_l`` at ``wf_off[l]``, ``W_l^T`` at
@@ -136,6 +137,10 @@ class CompiledNetwork:
             return
         if self.pj is not None and self.pj[p, K.PJ_KIND] == K.PK_SPARSE:
             self.wb[wb:wb + n] = self.wf[lo:lo + n][self.perm[p]]
+        elif self.pj is not None and self.pj[p, K.PJ_KIND] == K.PK_CONV:
+            k32 = self.wf[lo:lo + n].reshape(shape)
+            self.wb[wb:wb + n] = k32.transpose(1, 2, 3, 0).reshape(-1)
+            self.wb[wb + n:wb + 2 * n] = k32.transpose(0, 2, 3, 1).reshape(-1)
         elif len(shape) == 2:
             self.wb[wb:wb + n] = w.T.reshape(-1)
 
@@ -258,6 +263,9 @@ def build(net: Netlist) -> CompiledNetwork:
         row[K.PJ_WB] = -1
         if kind in ("dense", "sparse") and back:
             wb_off[p], nb = nb, nb + nw
+            row[K.PJ_WB] = wb_off[p]
+        elif kind == "conv2d":         # two channels-last copies of the kernel
+            wb_off[p], nb = nb, nb + 2 * nw
             row[K.PJ_WB] = wb_off[p]
         if kind in ("conv2d", "avgpool2d"):
             _geometry(row, pr, pops[a], pops[b])

@@ -623,11 +623,108 @@ def _scatter_sparse(q, ev, s_lo, n_ev, binary, w, w_lo, ix, ip_lo, n_rows, urow,
 
 
 @jit
-def _conv_forward(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+def _conv_forward(g, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
     """Spikes of an input map at (ci, iy, ix) scatter the kernel slice K[:, ci] into the
     output maps around them: out[co, oy, ox] += K[co, ci, ky, kx] wherever
     oy * sy - py + ky == iy (and likewise in x).  Each sender touches an output unit at most
-    once, so every unit receives its terms in sender order."""
+    once, so every unit receives its terms in sender order.
+
+    The output maps are accumulated channels-last in a scratch copy (loaded from and stored
+    back to ``urow``: the same additions in the same order on the same values), so each tap
+    adds a contiguous run of C_out weights from the kernel copy ``wt`` laid out
+    (C_in, kh, kw, C_out)."""
+    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+    if n_ev == 0:
+        return 0
+    hw = ho_n * wo_n
+    sc = np.empty(hw * co_n, dtype=np.float32)
+    for co in range(co_n):
+        for j in range(hw):
+            sc[j * co_n + co] = urow[u_lo + co * hw + j]
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        ci = i // (hi_n * wi_n)
+        iy = (i // wi_n) % hi_n
+        ixx = i % wi_n
+        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        for ky in range(kh):
+            ny = iy + py - ky
+            if ny < 0 or ny % sy != 0 or ny // sy >= ho_n:
+                continue
+            oy = ny // sy
+            for kx in range(kw):
+                nx = ixx + px - kx
+                if nx < 0 or nx % sx != 0 or nx // sx >= wo_n:
+                    continue
+                ox = nx // sx
+                syn += co_n
+                ss = sc[(oy * wo_n + ox) * co_n:(oy * wo_n + ox + 1) * co_n]
+                kb = wt_lo + ((ci * kh + ky) * kw + kx) * co_n
+                ww = wt[kb:kb + co_n]
+                if binary:
+                    for co in range(co_n):
+                        ss[co] += ww[co]
+                else:
+                    for co in range(co_n):
+                        ss[co] += c * ww[co]
+    for co in range(co_n):
+        for j in range(hw):
+            urow[u_lo + co * hw + j] = sc[j * co_n + co]
+    return syn
+
+
+@jit
+def _conv_backward(g, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
+    """The transpose: a message of output unit (co, oy, ox) adds K[co, ci, ky, kx] to input
+    unit (ci, oy * sy - py + ky, ox * sx - px + kx) for every tap inside the map --
+    channels-last in a scratch copy as forwards, from the kernel copy ``wt`` laid out
+    (C_out, kh, kw, C_in)."""
+    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+    if n_ev == 0:
+        return 0
+    hw = hi_n * wi_n
+    sc = np.empty(hw * ci_n, dtype=np.float32)
+    for ci in range(ci_n):
+        for j in range(hw):
+            sc[j * ci_n + ci] = urow[u_lo + ci * hw + j]
+    syn = 0
+    for k in range(n_ev):
+        i = ev[s_lo + k]
+        co = i // (ho_n * wo_n)
+        oy = (i // wo_n) % ho_n
+        ox = i % wo_n
+        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        for ky in range(kh):
+            iy = oy * sy - py + ky
+            if iy < 0 or iy >= hi_n:
+                continue
+            for kx in range(kw):
+                ixx = ox * sx - px + kx
+                if ixx < 0 or ixx >= wi_n:
+                    continue
+                syn += ci_n
+                ss = sc[(iy * wi_n + ixx) * ci_n:(iy * wi_n + ixx + 1) * ci_n]
+                kb = wt_lo + ((co * kh + ky) * kw + kx) * ci_n
+                ww = wt[kb:kb + ci_n]
+                if binary:
+                    for ci in range(ci_n):
+                        ss[ci] += ww[ci]
+                else:
+                    for ci in range(ci_n):
+                        ss[ci] += c * ww[ci]
+    for ci in range(ci_n):
+        for j in range(hw):
+            urow[u_lo + ci * hw + j] = sc[j * ci_n + ci]
+    return syn
+
+
+@jit
+def _conv_forward_strided(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+    """:func:`_conv_forward` in place in ``urow``, reading the kernel in its own layout
+    (C_out, C_in, kh, kw) from ``w``: the same additions, for few channels or few spikes."""
     ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
     kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
     syn = 0
@@ -659,9 +756,8 @@ def _conv_forward(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
 
 
 @jit
-def _conv_backward(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
-    """The transpose: a message of output unit (co, oy, ox) adds K[co, ci, ky, kx] to input
-    unit (ci, oy * sy - py + ky, ox * sx - px + kx) for every tap inside the map."""
+def _conv_backward_strided(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+    """:func:`_conv_backward` in place in ``urow``, reading the kernel in its own layout."""
     ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
     kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
     syn = 0
@@ -749,9 +845,19 @@ def deliver_projection(pj, p, d, q, ev, s_lo, n_ev, binary, wf, wb, ix, urow, u_
         return _scatter_sparse(q, ev, s_lo, n_ev, binary, wb, g[PJ_WB], ix, g[PJ_IXB],
                                g[PJ_NPOST], urow, u_lo)
     if kind == PK_CONV:
+        # channels-last (the two copies of the kernel in wb: (C_in, kh, kw, C_out), then
+        # (C_out, kh, kw, C_in)) where the channel runs are long and the taps outnumber the
+        # receiving units (the scratch copy costs two passes over them); otherwise in place
+        # with strided channels.  Either way the same additions in the same order.
+        n_k = g[PJ_CO] * g[PJ_CI] * g[PJ_KH] * g[PJ_KW]
+        taps = n_ev * g[PJ_KH] * g[PJ_KW]
         if d == 0:
-            return _conv_forward(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
-        return _conv_backward(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
+            if g[PJ_CO] >= 8 and taps * g[PJ_CO] >= g[PJ_NPOST]:
+                return _conv_forward(g, q, ev, s_lo, n_ev, binary, wb, g[PJ_WB], urow, u_lo)
+            return _conv_forward_strided(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
+        if g[PJ_CI] >= 8 and taps * g[PJ_CI] >= g[PJ_NPRE]:
+            return _conv_backward(g, q, ev, s_lo, n_ev, binary, wb, g[PJ_WB] + n_k, urow, u_lo)
+        return _conv_backward_strided(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
     if kind == PK_POOL:
         return _pool(g, d, q, ev, s_lo, n_ev, binary, urow, u_lo)
     # one-to-one: unit i to unit i with weight w_i, in either direction
