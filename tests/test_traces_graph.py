@@ -161,3 +161,26 @@ def test_cli_run_inspect_energy_of_a_format_2_netlist(tmp_path, capsys):
         assert e["syn_events_by_projection"] == {
             n: t.counters()["syn_events"][:, p].sum(axis=0).tolist()
             for p, n in enumerate(t.projections)}
+
+
+@pytest.mark.parametrize("name", ["conv-ep", "feedback-lif", "skip-binary"])
+def test_shipped_graph_networks_trace_and_energy(tmp_path, name):
+    """Issue 13's done-when: each shipped graph network writes a trace libsonata reads, and
+    its trace gets an energy breakdown by projection."""
+    libsonata = pytest.importorskip("libsonata", reason="the test extra installs libsonata")
+    net = describe.load(name)
+    cn = engines.build(net)
+    x = np.random.default_rng(1).random((1, cn.n_in))
+    path = tmp_path / f"{name}.h5"
+    res = record.run_traced(path, cn, x, 4, seed=2, progress=False)
+    reader = libsonata.SpikeReader(str(path))
+    assert sorted(reader.get_population_names()) == sorted(p.name for p in net.populations)
+    total = sum(len(reader[p].get()) for p in reader.get_population_names())
+    assert total == int(res.counters["spikes"].sum()) > 0
+    rep = estimate_energy(path, "loihi")
+    assert list(rep.by_projection_total) == [pr.label for pr in net.projections]
+    assert sum(rep.by_population.values()) + sum(rep.by_projection_total.values()) == \
+        pytest.approx(rep.total_j, rel=1e-12)
+    syn = res.counters["syn_events"][0]
+    assert rep.syn_events_by_projection == {pr.label: syn[p].tolist()
+                                            for p, pr in enumerate(net.projections)}
