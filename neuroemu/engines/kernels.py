@@ -623,166 +623,104 @@ def _scatter_sparse(q, ev, s_lo, n_ev, binary, w, w_lo, ix, ip_lo, n_rows, urow,
 
 
 @jit
-def _conv_forward(g, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
-    """Spikes of an input map at (ci, iy, ix) scatter the kernel slice K[:, ci] into the
-    output maps around them: out[co, oy, ox] += K[co, ci, ky, kx] wherever
-    oy * sy - py + ky == iy (and likewise in x).  Each sender touches an output unit at most
-    once, so every unit receives its terms in sender order.
+def _conv_geometry(g, d):
+    """(sender maps C, H, W; receiving maps C, H, W) of a conv projection, direction d."""
+    if d == 0:
+        return g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
+    return g[PJ_CO], g[PJ_HO], g[PJ_WO], g[PJ_CI], g[PJ_HI], g[PJ_WI]
 
-    The output maps are accumulated channels-last in a scratch copy (loaded from and stored
-    back to ``urow``: the same additions in the same order on the same values), so each tap
-    adds a contiguous run of C_out weights from the kernel copy ``wt`` laid out
-    (C_in, kh, kw, C_out)."""
-    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
-    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
+
+@jit
+def _conv_target(g, d, y, x, ky, kx):
+    """The pixel (row-major, in the receiving maps) that tap (ky, kx) of a sender at (y, x)
+    reaches, or -1.  Forwards, output (oy, ox) with oy * sy - py + ky == y (and likewise in
+    x); backwards, input (oy * sy - py + ky, ox * sx - px + kx) of output (y, x)."""
+    if d == 0:
+        ny = y + g[PJ_PY] - ky
+        nx = x + g[PJ_PX] - kx
+        if ny < 0 or nx < 0 or ny % g[PJ_SY] != 0 or nx % g[PJ_SX] != 0:
+            return -1
+        oy, ox = ny // g[PJ_SY], nx // g[PJ_SX]
+        if oy >= g[PJ_HO] or ox >= g[PJ_WO]:
+            return -1
+        return oy * g[PJ_WO] + ox
+    iy = y * g[PJ_SY] - g[PJ_PY] + ky
+    ix = x * g[PJ_SX] - g[PJ_PX] + kx
+    if iy < 0 or ix < 0 or iy >= g[PJ_HI] or ix >= g[PJ_WI]:
+        return -1
+    return iy * g[PJ_WI] + ix
+
+
+@jit
+def _conv_channels_last(g, d, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
+    """Conv delivery (direction d) with the receiving maps accumulated channels-last in a
+    scratch copy (loaded from and stored back to ``urow``: the same additions in the same
+    order on the same values): each tap of a sender adds a contiguous run of the receiving
+    channels' weights from the kernel copy ``wt``, laid out (C_in, kh, kw, C_out) forwards
+    and (C_out, kh, kw, C_in) backwards."""
+    cs_n, hs_n, ws_n, cr_n, hr_n, wr_n = _conv_geometry(g, d)
+    kh, kw = g[PJ_KH], g[PJ_KW]
     if n_ev == 0:
         return 0
-    hw = ho_n * wo_n
-    sc = np.empty(hw * co_n, dtype=np.float32)
-    for co in range(co_n):
+    hw = hr_n * wr_n
+    sc = np.empty(hw * cr_n, dtype=np.float32)
+    for c in range(cr_n):
         for j in range(hw):
-            sc[j * co_n + co] = urow[u_lo + co * hw + j]
+            sc[j * cr_n + c] = urow[u_lo + c * hw + j]
     syn = 0
     for k in range(n_ev):
         i = ev[s_lo + k]
-        ci = i // (hi_n * wi_n)
-        iy = (i // wi_n) % hi_n
-        ixx = i % wi_n
-        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        cs, y, x = i // (hs_n * ws_n), (i // ws_n) % hs_n, i % ws_n
+        f = np.float32(1.0) if binary else np.float32(q[s_lo + i])
         for ky in range(kh):
-            ny = iy + py - ky
-            if ny < 0 or ny % sy != 0 or ny // sy >= ho_n:
-                continue
-            oy = ny // sy
             for kx in range(kw):
-                nx = ixx + px - kx
-                if nx < 0 or nx % sx != 0 or nx // sx >= wo_n:
+                pix = _conv_target(g, d, y, x, ky, kx)
+                if pix < 0:
                     continue
-                ox = nx // sx
-                syn += co_n
-                ss = sc[(oy * wo_n + ox) * co_n:(oy * wo_n + ox + 1) * co_n]
-                kb = wt_lo + ((ci * kh + ky) * kw + kx) * co_n
-                ww = wt[kb:kb + co_n]
+                syn += cr_n
+                ss = sc[pix * cr_n:(pix + 1) * cr_n]
+                kb = wt_lo + ((cs * kh + ky) * kw + kx) * cr_n
+                ww = wt[kb:kb + cr_n]
                 if binary:
-                    for co in range(co_n):
-                        ss[co] += ww[co]
+                    for c in range(cr_n):
+                        ss[c] += ww[c]
                 else:
-                    for co in range(co_n):
-                        ss[co] += c * ww[co]
-    for co in range(co_n):
+                    for c in range(cr_n):
+                        ss[c] += f * ww[c]
+    for c in range(cr_n):
         for j in range(hw):
-            urow[u_lo + co * hw + j] = sc[j * co_n + co]
+            urow[u_lo + c * hw + j] = sc[j * cr_n + c]
     return syn
 
 
 @jit
-def _conv_backward(g, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
-    """The transpose: a message of output unit (co, oy, ox) adds K[co, ci, ky, kx] to input
-    unit (ci, oy * sy - py + ky, ox * sx - px + kx) for every tap inside the map --
-    channels-last in a scratch copy as forwards, from the kernel copy ``wt`` laid out
-    (C_out, kh, kw, C_in)."""
-    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
-    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
-    if n_ev == 0:
-        return 0
-    hw = hi_n * wi_n
-    sc = np.empty(hw * ci_n, dtype=np.float32)
-    for ci in range(ci_n):
-        for j in range(hw):
-            sc[j * ci_n + ci] = urow[u_lo + ci * hw + j]
+def _conv_strided(g, d, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
+    """Conv delivery (direction d) in place in ``urow``, reading the kernel in its own layout
+    (C_out, C_in, kh, kw): forwards a spike of input (ci, y, x) adds K[co, ci, ky, kx] to
+    every output channel co at the pixel its tap reaches, backwards a message of output
+    (co, y, x) adds K[co, ci, ky, kx] to every input channel ci.  Each sender touches a
+    receiving unit at most once, so every unit receives its terms in sender order."""
+    cs_n, hs_n, ws_n, cr_n, hr_n, wr_n = _conv_geometry(g, d)
+    kh, kw, ci_n = g[PJ_KH], g[PJ_KW], g[PJ_CI]
+    hw = hr_n * wr_n
     syn = 0
     for k in range(n_ev):
         i = ev[s_lo + k]
-        co = i // (ho_n * wo_n)
-        oy = (i // wo_n) % ho_n
-        ox = i % wo_n
-        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        cs, y, x = i // (hs_n * ws_n), (i // ws_n) % hs_n, i % ws_n
+        f = np.float32(1.0) if binary else np.float32(q[s_lo + i])
         for ky in range(kh):
-            iy = oy * sy - py + ky
-            if iy < 0 or iy >= hi_n:
-                continue
             for kx in range(kw):
-                ixx = ox * sx - px + kx
-                if ixx < 0 or ixx >= wi_n:
+                pix = _conv_target(g, d, y, x, ky, kx)
+                if pix < 0:
                     continue
-                syn += ci_n
-                ss = sc[(iy * wi_n + ixx) * ci_n:(iy * wi_n + ixx + 1) * ci_n]
-                kb = wt_lo + ((co * kh + ky) * kw + kx) * ci_n
-                ww = wt[kb:kb + ci_n]
-                if binary:
-                    for ci in range(ci_n):
-                        ss[ci] += ww[ci]
-                else:
-                    for ci in range(ci_n):
-                        ss[ci] += c * ww[ci]
-    for ci in range(ci_n):
-        for j in range(hw):
-            urow[u_lo + ci * hw + j] = sc[j * ci_n + ci]
-    return syn
-
-
-@jit
-def _conv_forward_strided(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
-    """:func:`_conv_forward` in place in ``urow``, reading the kernel in its own layout
-    (C_out, C_in, kh, kw) from ``w``: the same additions, for few channels or few spikes."""
-    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
-    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
-    syn = 0
-    for k in range(n_ev):
-        i = ev[s_lo + k]
-        ci = i // (hi_n * wi_n)
-        iy = (i // wi_n) % hi_n
-        ixx = i % wi_n
-        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
-        for ky in range(kh):
-            ny = iy + py - ky
-            if ny < 0 or ny % sy != 0 or ny // sy >= ho_n:
-                continue
-            oy = ny // sy
-            for kx in range(kw):
-                nx = ixx + px - kx
-                if nx < 0 or nx % sx != 0 or nx // sx >= wo_n:
-                    continue
-                ox = nx // sx
-                syn += co_n
-                for co in range(co_n):
+                syn += cr_n
+                for cr in range(cr_n):
+                    co, ci = (cr, cs) if d == 0 else (cs, cr)
                     wv = w[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
-                    j = u_lo + (co * ho_n + oy) * wo_n + ox
                     if binary:
-                        urow[j] += wv
+                        urow[u_lo + cr * hw + pix] += wv
                     else:
-                        urow[j] += c * wv
-    return syn
-
-
-@jit
-def _conv_backward_strided(g, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
-    """:func:`_conv_backward` in place in ``urow``, reading the kernel in its own layout."""
-    ci_n, hi_n, wi_n, co_n, ho_n, wo_n = g[PJ_CI], g[PJ_HI], g[PJ_WI], g[PJ_CO], g[PJ_HO], g[PJ_WO]
-    kh, kw, sy, sx, py, px = g[PJ_KH], g[PJ_KW], g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
-    syn = 0
-    for k in range(n_ev):
-        i = ev[s_lo + k]
-        co = i // (ho_n * wo_n)
-        oy = (i // wo_n) % ho_n
-        ox = i % wo_n
-        c = np.float32(1.0) if binary else np.float32(q[s_lo + i])
-        for ci in range(ci_n):
-            for ky in range(kh):
-                iy = oy * sy - py + ky
-                if iy < 0 or iy >= hi_n:
-                    continue
-                for kx in range(kw):
-                    ixx = ox * sx - px + kx
-                    if ixx < 0 or ixx >= wi_n:
-                        continue
-                    syn += 1
-                    wv = w[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
-                    j = u_lo + (ci * hi_n + iy) * wi_n + ixx
-                    if binary:
-                        urow[j] += wv
-                    else:
-                        urow[j] += c * wv
+                        urow[u_lo + cr * hw + pix] += f * wv
     return syn
 
 
@@ -850,14 +788,12 @@ def deliver_projection(pj, p, d, q, ev, s_lo, n_ev, binary, wf, wb, ix, urow, u_
         # receiving units (the scratch copy costs two passes over them); otherwise in place
         # with strided channels.  Either way the same additions in the same order.
         n_k = g[PJ_CO] * g[PJ_CI] * g[PJ_KH] * g[PJ_KW]
-        taps = n_ev * g[PJ_KH] * g[PJ_KW]
-        if d == 0:
-            if g[PJ_CO] >= 8 and taps * g[PJ_CO] >= g[PJ_NPOST]:
-                return _conv_forward(g, q, ev, s_lo, n_ev, binary, wb, g[PJ_WB], urow, u_lo)
-            return _conv_forward_strided(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
-        if g[PJ_CI] >= 8 and taps * g[PJ_CI] >= g[PJ_NPRE]:
-            return _conv_backward(g, q, ev, s_lo, n_ev, binary, wb, g[PJ_WB] + n_k, urow, u_lo)
-        return _conv_backward_strided(g, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
+        run = g[PJ_CO] if d == 0 else g[PJ_CI]
+        n_recv = g[PJ_NPOST] if d == 0 else g[PJ_NPRE]
+        if run >= 8 and n_ev * g[PJ_KH] * g[PJ_KW] * run >= n_recv:
+            return _conv_channels_last(g, d, q, ev, s_lo, n_ev, binary, wb,
+                                       g[PJ_WB] + d * n_k, urow, u_lo)
+        return _conv_strided(g, d, q, ev, s_lo, n_ev, binary, wf, g[PJ_WF], urow, u_lo)
     if kind == PK_POOL:
         return _pool(g, d, q, ev, s_lo, n_ev, binary, urow, u_lo)
     # one-to-one: unit i to unit i with weight w_i, in either direction
