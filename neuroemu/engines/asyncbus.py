@@ -386,13 +386,20 @@ class _Chip:
                          net.bias, y, x, w_a, wlo_a, w_b, wlo_b, row_len, lo - l_off,
                          ia, va, na, bin_a, ib, vb, nb, bin_b,
                          s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
+        self._emit(c, l, k, T, lo, hi, l_off, n)
+
+    def _emit(self, c, l, k, T, lo, hi, l_off, n) -> None:
+        """The end of tick k of cluster c (neurons [lo, hi) of population l, whose first
+        neuron is column l_off): count its n messages and encoder updates, record, send."""
+        sess, kl = self.sess, self.k_layer
+        q, ev = self.rows[-2], self.rows[-1]
         kl["spikes"][l] += n
         kl["enc"][l] += hi - lo
         if sess._rec is not None:
             self._record(c, k, T, lo, hi)
         if n and sess.layout.dest[c]:
             rel = ev[lo:lo + n]                          # senders, relative to the cluster
-            idx = rel.astype(np.int64) + (lo - l_off)    # a copy: relative to the layer
+            idx = rel.astype(np.int64) + (lo - l_off)    # a copy: relative to the population
             val = None if sess._bin[l] else q[lo + rel]
             self._send(c, l, k, T, n, lo - l_off, idx, val)
 

@@ -87,7 +87,7 @@ def _pack(ready, srcs, bins):
 
 class GraphTicks:
     """The tick of a circuit cluster of a graph network (a mixin of the bus engine's chip:
-    it uses the chip's inboxes, counters, ``_record`` and ``_send``)."""
+    it uses the chip's inboxes, counters and ``_emit``)."""
 
     def _tick(self, c: int, k: int, T: int) -> None:
         """Tick k of cluster c at time T: integrate, update, encode or fire, send."""
@@ -128,12 +128,4 @@ class GraphTicks:
             ks = self.k_syn
             for (p, d), m in zip(pd, syn.tolist()):
                 ks[p][d] += m
-        kl["spikes"][r] += n
-        kl["enc"][r] += hi - lo
-        if sess._rec is not None:
-            self._record(c, k, T, lo, hi)
-        if n and sess.layout.dest[c]:
-            rel = ev[lo:lo + n]                          # senders, relative to the cluster
-            idx = rel.astype(np.int64) + (lo - u_lo)     # a copy: relative to the population
-            val = None if sess._bin[r] else q[lo + rel]
-            self._send(c, r, k, T, n, lo - u_lo, idx, val)
+        self._emit(c, r, k, T, lo, hi, u_lo, n)
