@@ -631,24 +631,17 @@ def _conv_geometry(g, d):
 
 
 @jit
-def _conv_target(g, d, y, x, ky, kx):
-    """The pixel (row-major, in the receiving maps) that tap (ky, kx) of a sender at (y, x)
-    reaches, or -1.  Forwards, output (oy, ox) with oy * sy - py + ky == y (and likewise in
-    x); backwards, input (oy * sy - py + ky, ox * sx - px + kx) of output (y, x)."""
+def _conv_coord(d, pos, k, stride, pad, n_recv):
+    """Along one axis: the receiving coordinate that kernel tap k of a sender at ``pos``
+    reaches, or -1.  Forwards output o with o * stride - pad + k == pos; backwards input
+    pos * stride - pad + k of output pos."""
     if d == 0:
-        ny = y + g[PJ_PY] - ky
-        nx = x + g[PJ_PX] - kx
-        if ny < 0 or nx < 0 or ny % g[PJ_SY] != 0 or nx % g[PJ_SX] != 0:
+        n = pos + pad - k
+        if n < 0 or n % stride != 0 or n // stride >= n_recv:
             return -1
-        oy, ox = ny // g[PJ_SY], nx // g[PJ_SX]
-        if oy >= g[PJ_HO] or ox >= g[PJ_WO]:
-            return -1
-        return oy * g[PJ_WO] + ox
-    iy = y * g[PJ_SY] - g[PJ_PY] + ky
-    ix = x * g[PJ_SX] - g[PJ_PX] + kx
-    if iy < 0 or ix < 0 or iy >= g[PJ_HI] or ix >= g[PJ_WI]:
-        return -1
-    return iy * g[PJ_WI] + ix
+        return n // stride
+    i = pos * stride - pad + k
+    return i if 0 <= i < n_recv else -1
 
 
 @jit
@@ -660,6 +653,7 @@ def _conv_channels_last(g, d, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
     and (C_out, kh, kw, C_in) backwards."""
     cs_n, hs_n, ws_n, cr_n, hr_n, wr_n = _conv_geometry(g, d)
     kh, kw = g[PJ_KH], g[PJ_KW]
+    sy, sx, py, px = g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
     if n_ev == 0:
         return 0
     hw = hr_n * wr_n
@@ -673,10 +667,14 @@ def _conv_channels_last(g, d, q, ev, s_lo, n_ev, binary, wt, wt_lo, urow, u_lo):
         cs, y, x = i // (hs_n * ws_n), (i // ws_n) % hs_n, i % ws_n
         f = np.float32(1.0) if binary else np.float32(q[s_lo + i])
         for ky in range(kh):
+            ty = _conv_coord(d, y, ky, sy, py, hr_n)
+            if ty < 0:
+                continue
             for kx in range(kw):
-                pix = _conv_target(g, d, y, x, ky, kx)
-                if pix < 0:
+                tx = _conv_coord(d, x, kx, sx, px, wr_n)
+                if tx < 0:
                     continue
+                pix = ty * wr_n + tx
                 syn += cr_n
                 ss = sc[pix * cr_n:(pix + 1) * cr_n]
                 kb = wt_lo + ((cs * kh + ky) * kw + kx) * cr_n
@@ -702,25 +700,39 @@ def _conv_strided(g, d, q, ev, s_lo, n_ev, binary, w, w_lo, urow, u_lo):
     receiving unit at most once, so every unit receives its terms in sender order."""
     cs_n, hs_n, ws_n, cr_n, hr_n, wr_n = _conv_geometry(g, d)
     kh, kw, ci_n = g[PJ_KH], g[PJ_KW], g[PJ_CI]
+    sy, sx, py, px = g[PJ_SY], g[PJ_SX], g[PJ_PY], g[PJ_PX]
     hw = hr_n * wr_n
+    # K[co, ci, ky, kx] of receiving channel cr: sender channel cs's base plus cr strides
+    w_step = ci_n * kh * kw if d == 0 else kh * kw
+    tp = np.empty(kh * kw, dtype=np.int64)      # a sender's taps in range: receiving pixel
+    tw = np.empty(kh * kw, dtype=np.int64)      # ... and kernel offset ky * kw + kx
     syn = 0
     for k in range(n_ev):
         i = ev[s_lo + k]
         cs, y, x = i // (hs_n * ws_n), (i // ws_n) % hs_n, i % ws_n
         f = np.float32(1.0) if binary else np.float32(q[s_lo + i])
+        m = 0
         for ky in range(kh):
+            ty = _conv_coord(d, y, ky, sy, py, hr_n)
+            if ty < 0:
+                continue
             for kx in range(kw):
-                pix = _conv_target(g, d, y, x, ky, kx)
-                if pix < 0:
-                    continue
-                syn += cr_n
-                for cr in range(cr_n):
-                    co, ci = (cr, cs) if d == 0 else (cs, cr)
-                    wv = w[w_lo + ((co * ci_n + ci) * kh + ky) * kw + kx]
-                    if binary:
-                        urow[u_lo + cr * hw + pix] += wv
-                    else:
-                        urow[u_lo + cr * hw + pix] += f * wv
+                tx = _conv_coord(d, x, kx, sx, px, wr_n)
+                if tx >= 0:
+                    tp[m] = ty * wr_n + tx
+                    tw[m] = ky * kw + kx
+                    m += 1
+        syn += m * cr_n
+        w_cs = w_lo + (cs * kh * kw if d == 0 else cs * ci_n * kh * kw)
+        for cr in range(cr_n):
+            ub = u_lo + cr * hw
+            wb = w_cs + cr * w_step
+            if binary:
+                for t in range(m):
+                    urow[ub + tp[t]] += w[wb + tw[t]]
+            else:
+                for t in range(m):
+                    urow[ub + tp[t]] += f * w[wb + tw[t]]
     return syn
 
 
