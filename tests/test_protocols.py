@@ -486,9 +486,14 @@ def _opt(argv, name):
 
 
 def _manifest_train_commands():
+    """The training commands of the manifest's entries for the paper's training figures
+    (sections "Training..."); experiments elsewhere (a section on graphs comparing rates and
+    nudging) set their own hyper-parameters on purpose."""
     with open(MANIFEST, "rb") as f:
         entries = tomllib.load(f)["entry"]
     for e in entries:
+        if not e["section"].startswith("Training"):
+            continue
         cmds = e["command"] if isinstance(e["command"], list) else [e["command"]]
         for c in cmds:
             argv = shlex.split(c)
