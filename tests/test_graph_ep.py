@@ -200,3 +200,29 @@ def test_training_a_conv_network_lowers_the_loss():
     for _ in range(30):
         last = tr.train_batch(x, y).loss
     assert last < 0.7 * first
+
+
+@pytest.mark.parametrize("nudge", ["random-sign", "symmetric"])
+def test_checkpoint_resume_of_a_graph_network_continues_identically(tmp_path, nudge):
+    """Weights of every kind (conv kernel, one-to-one, dense, sparse values) and biases go
+    through a checkpoint exactly; training goes on as if never stopped."""
+    from neuroemu.learn import eqprop
+    rng = np.random.default_rng(6)
+    x = rng.random((4, 25))
+    y = np.eye(3)[[0, 1, 2, 0]]
+    hp = Hyper.for_network(build(conv_net()), n_free=10, n_nudged=4, nudge=nudge)
+    a = Trainer(build(conv_net()), hp, seed=9)
+    a.train_batch(x, y)
+    eqprop.save_checkpoint(tmp_path / "c.npz", a, 1, [{"epoch": 1}], {})
+    b = Trainer(build(conv_net()), hp, seed=0)
+    epoch, _, _ = eqprop.load_checkpoint(tmp_path / "c.npz", b)
+    assert epoch == 1
+    for _ in range(2):
+        a.train_batch(x, y)
+        b.train_batch(x, y)
+    for p in range(len(a.W)):
+        assert a.W[p].shape == np.shape(conv_net().projections[p].weights)
+        assert np.array_equal(a.W[p], b.W[p])
+        assert np.array_equal(a.net.weights(p), b.net.weights(p))
+    for r in range(len(a.b)):
+        assert np.array_equal(a.b[r], b.b[r])
