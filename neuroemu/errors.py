@@ -52,6 +52,11 @@ class OptionError(NeuroemuError, ValueError):
     """A command-line option value out of its range (checked before any work starts)."""
 
 
+class InteropError(NeuroemuError, RuntimeError):
+    """NIR or NWB conversion cannot run: the optional package it needs (``nir``, ``pynwb``:
+    ``pip install 'neuroemu[interop]'``) is missing."""
+
+
 def where(path, field: str) -> str:
     """Format the ``file: field`` prefix used by every message."""
     p = str(path) if path is not None else "<netlist>"
