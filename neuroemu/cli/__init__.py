@@ -32,7 +32,7 @@ SUBCOMMANDS = {
     "validate": ("run", "check a netlist file and describe it"),
     "run": ("run", "run an emulation of a netlist and summarise it"),
     "inspect": ("inspect", "summarise and draw an HDF5 spike trace"),
-    "convert": ("convert", "convert a netlist between TOML and HDF5"),
+    "convert": ("convert", "convert a netlist (TOML, HDF5, NIR) or a trace's spikes (NWB)"),
     "energy": ("energy", "estimate communication energy on a hardware profile"),
     "train": ("train", "train a network with Equilibrium Propagation"),
     "eval": ("eval", "a network's error on a dataset, with spikes and synaptic events per sample"),

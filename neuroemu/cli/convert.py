@@ -1,28 +1,141 @@
-"""``neuroemu convert A B``: convert a netlist between TOML and HDF5 (by file suffix)."""
+"""``neuroemu convert A B``: convert by file suffix -- a netlist between TOML and HDF5, a
+netlist to and from NIR (``.nir``), a trace's spikes to NWB (``.nwb``)."""
 
 from __future__ import annotations
 
-from .. import describe
+from pathlib import Path
 
-CONVERT_EXAMPLE = """examples:
+from .. import describe, interop
+from ..errors import NetlistError, OptionError, TraceError
+from ..files import check_output, netlist_inputs
+from .options import number
+
+CONVERT_EXAMPLE = f"""examples:
   neuroemu convert tiny traces/tiny.h5
-  neuroemu convert traces/tiny.h5 traces/tiny-copy.toml   (large arrays go to .npy files beside)"""
+  neuroemu convert traces/tiny.h5 traces/tiny-copy.toml   (large arrays go to .npy files beside)
+  neuroemu convert tiny tiny.nir                 (NIR, for snnTorch, Norse, Sinabs, Lava...)
+  neuroemu convert model.nir net.toml --dt 0.001 (NIR time constants in s, one step = --dt s)
+  neuroemu convert traces/run.h5 run.nwb         (a trace's spikes as NWB Units tables)
+
+NIR and NWB need the optional packages nir and pynwb: pip install 'neuroemu[interop]'.
+--dt (NIR only): the seconds one engine step stands for; NIR's neuron time constants are
+discretised (forward Euler) at this step; default {interop.DEFAULT_DT:g} s.  docs/interop.md."""
+
+NETLIST_SUFFIXES = describe.SUFFIXES
+KNOWN = ", ".join(NETLIST_SUFFIXES + (".nir", ".nwb"))
 
 
 def add_convert_arguments(p) -> None:
     p.epilog = CONVERT_EXAMPLE
-    p.add_argument("source", help="netlist to read (.toml, .h5, or a trace .h5)")
-    p.add_argument("dest", help="file to write (.toml or .h5); TOML output puts arrays of more "
+    p.add_argument("source", help="file to read: a netlist (.toml, .h5, or a shipped name), a "
+                   "trace .h5 (its network, or its spikes for .nwb), or a NIR graph (.nir)")
+    p.add_argument("dest", help="file to write: a netlist (.toml or .h5), a NIR graph (.nir) "
+                   "or, from a trace, an NWB file (.nwb); TOML output puts arrays of more "
                    f"than {describe.INLINE_MAX} numbers in .npy files beside it")
+    p.add_argument("--dt", type=number(positive=True), default=None, metavar="SECONDS",
+                   help="NIR only: seconds per engine step, at which NIR's continuous-time "
+                   f"neurons are discretised (default {interop.DEFAULT_DT:g})")
     p.add_argument("--force", action="store_true", help="overwrite an existing destination")
 
 
+def _suffix(path) -> str:
+    return Path(str(path)).suffix.lower()
+
+
+def is_trace(path) -> bool:
+    """Whether ``path`` is an HDF5 file holding a ``/spikes`` group (a trace; an HDF5
+    netlist has none).  Unreadable or non-HDF5 files are no trace."""
+    import h5py
+    p = Path(path)
+    if not p.is_file():
+        return False
+    for swmr in (False, True):   # a trace left open by its writer opens the SWMR way
+        try:
+            with h5py.File(p, "r", swmr=swmr) as f:
+                return isinstance(f.get("spikes"), h5py.Group)
+        except OSError:
+            continue
+    return False
+
+
 def convert_main(args) -> int:
-    out = describe.convert(args.source, args.dest, force=args.force)
+    src, dst = args.source, args.dest
+    s_suf, d_suf = _suffix(src), _suffix(dst)
+    if d_suf not in NETLIST_SUFFIXES + (".nir", ".nwb"):
+        raise NetlistError(f"{dst}: unknown file type to write (use {KNOWN})")
+    if s_suf == ".nwb":
+        raise NetlistError(f"{src}: reading NWB is not supported (NWB is written from a "
+                           "trace: neuroemu convert TRACE.h5 OUT.nwb)")
+    if args.dt is not None and ".nir" not in (s_suf, d_suf):
+        raise OptionError(f"--dt: applies to NIR conversions only (got --dt {args.dt:g} for "
+                          f"{src} -> {dst})")
+    if d_suf == ".nwb":
+        return _to_nwb(src, dst, args.force)
+    if s_suf == ".nir" and d_suf == ".nir":
+        raise NetlistError(f"{dst}: NIR to NIR is not a conversion (copy the file)")
+    dt = interop.DEFAULT_DT if args.dt is None else args.dt
+    if s_suf == ".nir":
+        return _from_nir(src, dst, dt, args.force)
+    if d_suf == ".nir":
+        return _to_nir(src, dst, dt, args.force)
+    out = describe.convert(src, dst, force=args.force)
     net = describe.load(out)
-    if not describe.same(net, describe.load(args.source)):  # a bug, not bad input: keep the traceback
-        raise RuntimeError(f"{out}: does not read back as the network in {args.source}")
+    _same(net, describe.load(src), out, src)
+    _report(src, out, net, "identical")
+    return 0
+
+
+def _same(a, b, out, src) -> None:
+    if not describe.same(a, b):   # a bug, not bad input: keep the traceback
+        raise RuntimeError(f"{out}: does not read back as the network in {src}")
+
+
+def _report(src, out, net, how: str) -> None:
     n_w = sum(p.weights.size for p in net.projections)
-    print(f"{args.source} -> {out}: network '{net.name}', {len(net.populations)} populations, "
-          f"{n_w} weights (read back: identical)")
+    print(f"{src} -> {out}: network '{net.name}', {len(net.populations)} populations, "
+          f"{n_w} weights (read back: {how})")
+
+
+def _from_nir(src, dst, dt: float, force: bool) -> int:
+    out = check_output(dst, inputs=[src], force=force)
+    if not Path(src).exists():
+        raise NetlistError(f"{src}: file not found")
+    net = interop.read_nir(src, dt)
+    describe.save(net, out)
+    _same(describe.load(out), net, out, src)
+    _report(src, out, net, f"identical; dt = {dt:g} s per step")
+    return 0
+
+
+def _to_nir(src, dst, dt: float, force: bool) -> int:
+    path = describe.resolve(src)
+    out = check_output(dst, inputs=netlist_inputs(path), force=force)
+    net = describe.load(path)
+    interop.write_nir(net, out, dt)
+    _same(interop.read_nir(out, dt), net, out, src)
+    _report(src, out, net, f"identical through neuroemu's NIR metadata; dt = {dt:g} s per step")
+    return 0
+
+
+def _to_nwb(src, dst, force: bool) -> int:
+    p = Path(src)
+    if not p.exists() and p.name in describe.shipped() and p.parent == Path("."):
+        raise TraceError(f"{src}: a shipped network, not a spike trace; NWB export takes a "
+                         f"trace (neuroemu run {src} --trace TRACE.h5)")
+    if not p.exists():
+        part = p.with_name(p.name + ".partial")
+        hint = f" ({part.name} exists: a trace whose writer did not finish; convert that " \
+               "file)" if part.exists() else ""
+        raise TraceError(f"{src}: file not found{hint}")
+    if not is_trace(p):
+        raise TraceError(f"{src}: not a spike trace (no /spikes group); NWB export takes a "
+                         "trace written by neuroemu run NET --trace TRACE.h5")
+    out = interop.write_nwb(p, dst, force=force)
+    from .. import record
+    with record.open(p) as t:
+        n = sum(t.info(pop)["spikes"] for pop in t.populations)
+        units = sum(t.sizes[t.layers.index(t.info(pop)["layer"])] for pop in t.populations)
+        pops = len(t.populations)
+    print(f"{src} -> {out}: {pops} populations, {units} units, {n} spikes (NWB: units, and "
+          f"one Units table per population in processing/spikes; times in s)")
     return 0

@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
 from .._version import __version__
 from ..errors import TraceError
 from ..files import check_output, replacing
+from ..record import Trace
 
 #: ``session_start_time`` of a trace without a start time in its provenance (all traces
 #: written so far): the Unix epoch, UTC.
@@ -194,7 +194,7 @@ def write_nwb(trace_path, out_path, *, force: bool = False) -> Path:
     written under a temporary name, renamed when complete."""
     from pynwb import NWBHDF5IO
     out = check_output(out_path, inputs=[trace_path], force=force)
-    with record.open(trace_path) as trace:
+    with Trace(trace_path) as trace:
         nwb = build_nwbfile(trace, trace_path)
         with replacing(out) as tmp:
             with NWBHDF5IO(str(tmp), "w") as io:
