@@ -111,7 +111,7 @@ def _to_nir(src, dst, dt: float, force: bool) -> int:
     path = describe.resolve(src)
     out = check_output(dst, inputs=netlist_inputs(path), force=force)
     net = describe.load(path)
-    interop.write_nir(net, out, dt)
+    interop.write_nir(net, out, dt, force=force)
     _same(interop.read_nir(out, dt), net, out, src)
     _report(src, out, net, f"identical through neuroemu's NIR metadata; dt = {dt:g} s per step")
     return 0

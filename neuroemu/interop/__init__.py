@@ -77,9 +77,10 @@ def to_nir(net, dt: float = DEFAULT_DT):
     return _module("nir_export", "NIR export").to_nir(net, dt)
 
 
-def write_nir(net, path, dt: float = DEFAULT_DT) -> Path:
-    """Write a Netlist as a NIR file (``nir.write``); returns the path."""
-    return _module("nir_export", "NIR export").write_nir(net, path, dt)
+def write_nir(net, path, dt: float = DEFAULT_DT, *, force: bool = False) -> Path:
+    """Write a Netlist as a NIR file (``nir.write``, atomically); returns the path.  An
+    existing file is refused unless ``force``."""
+    return _module("nir_export", "NIR export").write_nir(net, path, dt, force=force)
 
 
 def write_nwb(trace_path, out_path, *, force: bool = False) -> Path:
