@@ -86,7 +86,8 @@ def test_a_trace_still_converts_to_its_netlist(tmp_path, capsys, trace):
 
 def test_unknown_destination_suffix(tmp_path, capsys):
     err = one_line_error(capsys, "convert", "tiny", tmp_path / "x.json")
-    assert "unknown file type to write (use .h5, .hdf5, .toml, .nir, .nwb)" in err
+    assert "x.json: unknown netlist file type (use .toml, .h5 or .hdf5; .nir for NIR; .nwb " \
+        "for a trace's spikes)" in err
 
 
 def test_missing_pynwb_is_one_line(tmp_path, capsys, monkeypatch, trace):

@@ -22,7 +22,6 @@ NIR and NWB need the optional packages nir and pynwb: pip install 'neuroemu[inte
 discretised (forward Euler) at this step; default {interop.DEFAULT_DT:g} s.  docs/interop.md."""
 
 NETLIST_SUFFIXES = describe.SUFFIXES
-KNOWN = ", ".join(NETLIST_SUFFIXES + (".nir", ".nwb"))
 
 
 def add_convert_arguments(p) -> None:
@@ -62,7 +61,8 @@ def convert_main(args) -> int:
     src, dst = args.source, args.dest
     s_suf, d_suf = _suffix(src), _suffix(dst)
     if d_suf not in NETLIST_SUFFIXES + (".nir", ".nwb"):
-        raise NetlistError(f"{dst}: unknown file type to write (use {KNOWN})")
+        raise NetlistError(f"{dst}: unknown netlist file type (use .toml, .h5 or .hdf5; .nir "
+                           "for NIR; .nwb for a trace's spikes)")
     if s_suf == ".nwb":
         raise NetlistError(f"{src}: reading NWB is not supported (NWB is written from a "
                            "trace: neuroemu convert TRACE.h5 OUT.nwb)")
