@@ -250,6 +250,22 @@ def test_shapes_nir_cannot_type_are_exported_untyped(tmp_path):
     assert_exact(net, back)
 
 
+def test_nodes_nir_adds_for_roots_and_leaves_are_ignored(tmp_path):
+    """NIR's type inference puts an Input before a population nothing enters and an Output
+    after one that sends nowhere; the extension does not name them, so they change nothing."""
+    raw = {"network": {"name": "x", "format": 2},
+           "population": [{"name": "i", "size": 3, "role": "input"},
+                          {"name": "lone", "size": 2, "bias": 0.5}, {"name": "dead", "size": 2},
+                          {"name": "o", "size": 2, "role": "output"}],
+           "projection": [{"pre": "i", "post": "o"}, {"pre": "lone", "post": "o"},
+                          {"pre": "i", "post": "dead"}]}
+    net = describe.from_dict(raw)
+    graph, back = through_file(net, tmp_path)
+    assert isinstance(graph.nodes["input_lone"], nir.Input)
+    assert isinstance(graph.nodes["output_dead"], nir.Output)
+    assert_exact(net, back)
+
+
 # ------------------------------------------------------------------ writing the file
 
 def test_write_nir_is_atomic_and_refuses_what_it_should(tmp_path, monkeypatch):
