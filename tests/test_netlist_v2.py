@@ -675,3 +675,22 @@ def test_fuzz_mutated_graphs_fail_cleanly(mutations):
                 n_pre, n_post = net.population(p.pre).size, net.population(p.post).size
                 assert p.indices.shape == (2, p.weights.size)
                 assert np.all((p.indices >= 0) & (p.indices < [[n_pre], [n_post]]))
+
+
+def test_the_largest_network_seed_draws_default_weight_seeds_in_range():
+    """Default weight seeds are (network.seed * 1000 + k) mod 2^63, so every valid network
+    seed works, and small seeds keep their weights."""
+    raw = {"network": {"name": "s", "format": 2, "seed": 2**63 - 1},
+           "population": [{"name": "a", "size": 3, "role": "input"},
+                          {"name": "b", "size": 2, "role": "output"}],
+           "projection": [{"pre": "a", "post": "b", "weights": {"init": "glorot_uniform"}}]}
+    net = describe.from_dict(raw)
+    same = dict(raw, projection=[{"pre": "a", "post": "b", "weights": {
+        "init": "glorot_uniform", "seed": ((2**63 - 1) * 1000) % 2**63}}])
+    assert np.array_equal(net.projections[0].weights,
+                          describe.from_dict(same).projections[0].weights)
+    small = dict(raw, network={"name": "s", "format": 2, "seed": 7})
+    explicit = dict(small, projection=[{"pre": "a", "post": "b", "weights": {
+        "init": "glorot_uniform", "seed": 7000}}])
+    assert np.array_equal(describe.from_dict(small).projections[0].weights,
+                          describe.from_dict(explicit).projections[0].weights)

@@ -23,6 +23,12 @@ from .checks import _MAX_WEIGHTS, Checks, _is_int, _member, _plain, _Said
 from .neurons import MAX_VALUE, PROJECTION_KINDS
 
 
+def default_seed(network_seed: int, k: int) -> int:
+    """The seed of projection k's initial weights when its ``init`` gives none:
+    ``(network.seed * 1000 + k) mod 2**63`` (the modulus keeps any valid network seed valid)."""
+    return (int(network_seed) * 1000 + k) % 2**63
+
+
 @dataclass(frozen=True, eq=False)
 class Projection:
     """One projection.  ``weights`` (float64, read-only) by kind: dense ``(pre.size,
@@ -163,7 +169,8 @@ class ProjectionChecks(Checks):
         if rule == "zeros":
             w = np.zeros(shape)
         else:
-            s = self.integer(spec.get("seed", seed * 1000 + i), f"{fld}.seed", 0, 2**63 - 1)
+            s = self.integer(spec.get("seed", default_seed(seed, i)), f"{fld}.seed", 0,
+                             2**63 - 1)
             gain = self.number(spec.get("gain", 1.0), f"{fld}.gain")
             n_in, n_out = fans if fans is not None else shape
             if abs(gain) * math.sqrt(6.0 / (n_in + n_out)) > MAX_VALUE:
@@ -345,7 +352,7 @@ class ProjectionChecks(Checks):
         if expect > _MAX_WEIGHTS:
             self.fail(f"{fld}.density", f"makes about {expect:.4g} synapses of {shape[0]} x "
                       f"{shape[1]}, beyond the limit of {_MAX_WEIGHTS} per projection", density)
-        s = self.integer(spec.get("seed", seed * 1000 + i), f"{fld}.seed", 0, 2**63 - 1)
+        s = self.integer(spec.get("seed", default_seed(seed, i)), f"{fld}.seed", 0, 2**63 - 1)
         gain = self.number(spec.get("gain", 1.0), f"{fld}.gain")
         if abs(gain) * math.sqrt(6.0 / (shape[0] + shape[1])) > MAX_VALUE:
             self.fail(f"{fld}.gain", f"makes weights beyond [-{MAX_VALUE:g}, {MAX_VALUE:g}] "
