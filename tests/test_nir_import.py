@@ -137,6 +137,23 @@ def multi(seed=6):
                   ("b", "direct"), ("direct", "out3")])
 
 
+def chains(seed=9):
+    """A conv straight into an Affine (a dense matrix of the chain), two paths between one
+    pair (two projections, named), and a shared Affine bias reached by two paths."""
+    rng = np.random.default_rng(seed)
+    return graph({"input": inp(1, 5, 5),
+                  "conv": nir.Conv2d((5, 5), rng.normal(0, .5, (2, 1, 3, 3)), 2, 0, 1, 1,
+                                     np.array([.1, -.1])),
+                  "flat": nir.Flatten({"input": np.array([2, 2, 2])}, 0),
+                  "fc": nir.Affine(rng.normal(0, .6, (6, 8)), rng.normal(0, .1, 6)),
+                  "hid": lif(6), "p1": nir.Linear(rng.normal(0, .7, (3, 6))),
+                  "p2": nir.Scale(np.full(6, 0.5)), "p2b": nir.Linear(rng.normal(0, .7, (3, 6))),
+                  "out": if_(3), "output": outp(3)},
+                 [("input", "conv"), ("conv", "flat"), ("flat", "fc"), ("fc", "hid"),
+                  ("hid", "p1"), ("hid", "p2"), ("p2", "p2b"), ("p1", "out"), ("p2b", "out"),
+                  ("out", "output")])
+
+
 def run_both(g, x_by_input, dt=DT, steps=STEPS):
     net = from_nir(g, dt)
     x = np.concatenate([np.asarray(x_by_input[p.name]).reshape(-1)
@@ -156,6 +173,7 @@ CASES = {
     "scale": (scaled, {"input": np.array([0.3, 0.9, 0.5, 1.0, 0.05, 0.7])}),
     "avgpool": (avgpooled, {"input": np.random.default_rng(8).uniform(0, 1, (2, 6, 6))}),
     "multi": (multi, {"a": np.array([1.0, 0.4, 0.1]), "b": np.array([0.8, 0.25])}),
+    "chains": (chains, {"input": np.random.default_rng(10).uniform(0, 1, (1, 5, 5))}),
 }
 
 
@@ -203,6 +221,8 @@ def test_mapping_kinds_and_parameters():
     assert sc["input->if1"].kind == "one_to_one" and sc["if1->lif"].kind == "dense"
     m = from_nir(multi(), DT)
     assert m.inputs == ("a", "b") and set(m.outputs) == {"o1", "o2", "direct"}
+    ch = {p.label: p.kind for p in from_nir(chains(), DT).projections}
+    assert ch == {"input->hid": "dense", "hid-out-0": "dense", "hid-out-1": "dense"}
     direct = [p for p in m.projections if p.post == "direct"][0]
     assert direct.kind == "one_to_one"
     np.testing.assert_allclose(direct.weights, 1.0)   # dt r = 1e-3 * 1000
@@ -295,7 +315,7 @@ ERRORS = {
     "scale-shape": (lambda: _swap(scaled(), "s_out", nir.Scale(np.ones(3))),
                     r"node 's_out' \(Scale\): scale: must have 4 values .*\(got 3 values\)"),
     "huge-input": (lambda: _swap(ff_lif(), "input", inp(10**6, 10**6)),
-                   r"node 'input' \(Input\): input_type: must hold at most 10000000 neurons "
+                   r"node 'input' \(Input\): input_type: must be positive and hold at most 10000000 neurons "
                    r"\(got \[1000000, 1000000\]\)"),
 }
 
@@ -361,3 +381,15 @@ def test_damaged_files(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(NetlistError, match=r"missing.nir: file not found"):
         read_nir(tmp_path / "missing.nir", DT)
+
+
+def test_neuroemu_graphs_come_back_exactly():
+    export = pytest.importorskip("neuroemu.interop.nir_export")
+    from neuroemu import describe
+    for name in ("tiny", "feedback-lif"):
+        net = describe.load(name)
+        back = from_nir(export.to_nir(net, DT), DT)
+        assert describe.same(net, back), name
+    g = ff_lif()
+    g.metadata = {"source": "snntorch"}       # other metadata: the standard mapping
+    assert from_nir(g, DT).population("lif1").neuron.model == "lif"

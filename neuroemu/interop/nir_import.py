@@ -1,21 +1,14 @@
 """NIR import: a graph of the Neuromorphic Intermediate Representation (the ``nir`` package)
 as a format-2 netlist, discretised at ``dt`` seconds per engine step (forward Euler).
 
-A graph neuroemu wrote itself (``nirmeta.is_neuroemu``) comes back exactly from its metadata;
-any other graph goes through the standard mapping (docs/interop.md, "NIR import"):
-
-- ``Input`` -> an input population (paper neuron, encoder ``none``: real-valued currents);
-- ``LIF`` (``tau dv/dt = v_leak - v + r I``) -> model ``lif``, ``leak = 1 - dt/tau``,
-  ``bias = (dt/tau) v_leak + (dt r/tau) c`` (``c``: the constant the incoming linear nodes add,
-  e.g. an Affine bias), incoming weights times ``dt r/tau``, ``threshold = v_threshold``,
-  reset ``zero``;  ``IF`` (``dv/dt = r I``) -> model ``if`` with the factor ``dt r``;
-- every chain of linear nodes (Affine, Linear, Scale, Flatten, Conv2d, SumPool2d, AvgPool2d,
-  Identity) from a source (Input or neuron node) to a neuron node -> ONE one-way projection:
-  one_to_one, conv2d, avgpool2d, or dense (the chain applied to the identity);
-- the neuron node feeding an ``Output`` -> an output population.
-
-Every error is one line, ``NetlistError("<file>: node '<name>' (<Type>): <field>: <rule>
-(got <value>)")``; sizes are checked before anything is allocated.
+A graph neuroemu wrote (``nirmeta.is_neuroemu``) comes back exactly from its metadata; any
+other goes through the standard mapping of docs/interop.md ("NIR import"): Input -> input
+population; LIF/IF -> model lif/if (``leak = 1 - dt/tau``, incoming weights times ``dt r/tau``
+or ``dt r``, ``bias = (dt/tau) v_leak`` + the scaled constants of the incoming chains, reset
+zero); each chain of linear nodes from a source to a neuron node -> ONE one-way projection
+(one_to_one, conv2d, avgpool2d or dense); a neuron node feeding an Output -> an output.
+Errors: one line, ``<file>: node '<name>' (<Type>): <field>: <rule> (got <value>)``; sizes
+are checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -52,25 +45,20 @@ def _fmt(value) -> str:
     if isinstance(value, str) and value.startswith("\x00"):
         return value[1:]
     if isinstance(value, np.ndarray):
-        if value.size <= 6:
-            return repr(value.tolist())
-        return f"array of shape {list(value.shape)}"
+        return repr(value.tolist()) if value.size <= 6 else f"array of shape {list(value.shape)}"
     s = repr(value)
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def said(text: str) -> str:
-    """A value description printed as is (not repr'd)."""
+def said(text: str) -> str:   # a value description printed as is (not repr'd)
     return "\x00" + text
 
 
 class _Importer:
     def __init__(self, graph, dt, path):
         self.where = str(path) if path is not None else "<nir>"
-        self.graph, self.path = graph, path
-        self.dt = dt
+        self.graph, self.path, self.dt = graph, path, dt
 
-    # ------------------------------------------------------------------ errors
     def fail(self, name, node, fld, rule, value=None):
         kind = type(node).__name__ if node is not None else "graph"
         head = f"{self.where}: node '{name}' ({kind})" if name is not None else \
@@ -85,55 +73,42 @@ class _Importer:
             a = np.asarray(value)
         except Exception:
             self.fail(name, node, fld, "must be an array of numbers", said(type(value).__name__))
-        if a.dtype.kind not in "iuf" or a.dtype == np.bool_:
-            self.fail(name, node, fld, "must hold numbers", said(f"dtype {a.dtype}"))
-        if a.size > _MAX_WEIGHTS:
+        if a.dtype.kind not in "iuf" or a.dtype == np.bool_ or a.size > _MAX_WEIGHTS:
             self.fail(name, node, fld, f"must hold at most {_MAX_WEIGHTS} numbers",
-                      said(f"shape {list(a.shape)}"))
+                      said(f"dtype {a.dtype}, shape {list(a.shape)}"))
         if ndim is not None and a.ndim != ndim:
-            self.fail(name, node, fld, f"must have {ndim} dimensions", said(f"shape "
-                                                                          f"{list(a.shape)}"))
+            self.fail(name, node, fld, f"must have {ndim} dimensions", said(f"shape {a.shape}"))
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
             self.fail(name, node, fld, "must be finite", a)
         return a
 
-    def ints(self, name, node, fld, value, n=2, lo=0):
-        """An int or a sequence of ``n`` ints >= lo, as a tuple."""
+    def _whole(self, name, node, fld, value, sizes, rule):
         try:
-            a = np.asarray(value)
-            if a.dtype.kind not in "iuf" or a.dtype == np.bool_ or a.size > 16:
-                raise ValueError
-            v = [int(x) for x in np.broadcast_to(a.reshape(-1), (n,))] if a.size in (1, n) \
-                else None
-            if v is None or any(float(x) != float(y) for x, y in
-                                zip(v, np.broadcast_to(a.reshape(-1), (n,)))):
-                raise ValueError
+            a = np.asarray(value).reshape(-1)
+            assert a.dtype.kind in "iuf" and a.size in sizes
+            v = tuple(int(x) for x in a)
+            assert all(float(x) == float(y) for x, y in zip(v, a))
+            return v
         except Exception:
-            self.fail(name, node, fld, f"must be an integer or {n} integers",
-                      value if not isinstance(value, np.ndarray) else value)
+            self.fail(name, node, fld, rule, value)
+
+    def ints(self, name, node, fld, value, n=2, lo=0):
+        """An int or ``n`` ints >= lo, as a tuple of ``n``."""
+        v = self._whole(name, node, fld, value, (1, n), f"must be an integer or {n} integers")
         if any(x < lo for x in v):
             self.fail(name, node, fld, f"must be >= {lo}", value)
-        return tuple(v)
+        return v * n if len(v) == 1 else v
 
     def shape(self, name, node, fld, value):
         """A declared shape: positive integers, at most _MAX_SIZE elements in all."""
-        try:
-            a = np.asarray(value).reshape(-1)
-            if a.dtype.kind not in "iuf" or a.size > 8 or a.size == 0:
-                raise ValueError
-            dims = tuple(int(x) for x in a)
-            if any(float(x) != float(y) for x, y in zip(dims, a)):
-                raise ValueError
-        except Exception:
-            self.fail(name, node, fld, "must be a shape (1 to 8 positive integers)", value)
-        if any(d < 1 for d in dims):
-            self.fail(name, node, fld, "must be positive integers", list(dims))
-        if math.prod(dims) > _MAX_SIZE:
-            self.fail(name, node, fld, f"must hold at most {_MAX_SIZE} neurons", list(dims))
+        dims = self._whole(name, node, fld, value, range(1, 9), "must be a shape (1 to 8 "
+                           "positive integers)")
+        if any(d < 1 for d in dims) or math.prod(dims) > _MAX_SIZE:
+            self.fail(name, node, fld, f"must be positive and hold at most {_MAX_SIZE} neurons",
+                      list(dims))
         return dims
 
-    # ------------------------------------------------------------------ structure
     def structure(self):
         g = self.graph
         nodes, edges = getattr(g, "nodes", None), getattr(g, "edges", None)
@@ -150,20 +125,17 @@ class _Importer:
                 self.fail(name, node, "type", "unsupported node type (neuroemu imports Input, "
                           f"Output, IF, LIF, {', '.join(LINEAR)})", said(t))
             self.kind[name] = t
-        self.succ = {n: [] for n in self.nodes}
-        self.pred = {n: [] for n in self.nodes}
+        self.succ, self.pred = {n: [] for n in self.nodes}, {n: [] for n in self.nodes}
         for k, e in enumerate(edges):
             if not (isinstance(e, (tuple, list)) and len(e) == 2):
                 self.fail(None, None, f"edges[{k}]", "must be a pair (source, target)", e)
             a, b = e
-            for end in (a, b):
-                if end not in self.nodes:
-                    self.fail(None, None, f"edges[{k}]", "must join nodes of the graph (no node "
-                              f"'{end}')", list(e))
-            if self.kind[b] == "Input":
-                self.fail(b, self.nodes[b], "edges", "an Input node receives no edges", list(e))
-            if self.kind[a] == "Output":
-                self.fail(a, self.nodes[a], "edges", "an Output node sends no edges", list(e))
+            for end in (x for x in (a, b) if x not in self.nodes):
+                self.fail(None, None, f"edges[{k}]", f"must join nodes of the graph (no node "
+                          f"'{end}')", list(e))
+            for n, t, rule in ((b, "Input", "receives"), (a, "Output", "sends")):
+                if self.kind[n] == t:
+                    self.fail(n, self.nodes[n], "edges", f"an {t} node {rule} no edges", list(e))
             if b not in self.succ[a]:
                 self.succ[a].append(b)
                 self.pred[b].append(a)
@@ -172,26 +144,20 @@ class _Importer:
             self.fail(None, None, "nodes", "needs at least one Input node", list(self.kind))
         seen, todo = set(self.inputs), list(self.inputs)
         while todo:
-            for b in self.succ[todo.pop()]:
-                if b not in seen:
-                    seen.add(b)
-                    todo.append(b)
-        for n in self.nodes:
-            if n not in seen:
-                self.fail(n, self.nodes[n], "edges", "has no path from an Input node",
-                          said(f"inputs {self.inputs}"))
+            new = [b for b in self.succ[todo.pop()] if b not in seen]
+            seen.update(new)
+            todo += new
+        for n in (n for n in self.nodes if n not in seen):
+            self.fail(n, self.nodes[n], "edges", "has no path from an Input node",
+                      said(f"inputs {self.inputs}"))
         self.linear_cycles()
         self.outputs = []
-        for n, t in self.kind.items():
-            if t != "Output":
-                continue
-            for p in self.pred[n]:
-                if self.kind[p] not in NEURONS:
-                    self.fail(n, self.nodes[n], "edges", "an Output must be fed by an IF or LIF "
-                              "node (a linear node's currents have no neuroemu population)",
-                              said(f"'{p}' ({self.kind[p]})"))
-                if p not in self.outputs:
-                    self.outputs.append(p)
+        for n, p in ((n, p) for n, t in self.kind.items() if t == "Output" for p in self.pred[n]):
+            if self.kind[p] not in NEURONS:
+                self.fail(n, self.nodes[n], "edges", "an Output must be fed by an IF or LIF "
+                          "node (a linear node's currents have no neuroemu population)",
+                          said(f"'{p}' ({self.kind[p]})"))
+            self.outputs += [] if p in self.outputs else [p]
         if not self.outputs:
             self.fail(None, None, "nodes", "needs an Output node fed by an IF or LIF node",
                       list(self.kind))
@@ -234,17 +200,12 @@ class _Importer:
                           "through linear nodes", said(f"from '{start}'"))
         return out
 
-    # ------------------------------------------------------------------ neurons
     def neuron(self, name):
         node, t = self.nodes[name], self.kind[name]
         fields = ("tau", "r", "v_leak", "v_threshold", "v_reset") if t == "LIF" else \
             ("r", "v_threshold", "v_reset")
-        vals = {}
-        for f in fields:
-            v = getattr(node, f, None)
-            if v is None and f == "v_reset":
-                v = 0.0
-            vals[f] = self.arr(name, node, f, v)
+        vals = {f: self.arr(name, node, f, 0.0 if f == "v_reset" and getattr(node, f, None)
+                            is None else None) for f in fields}
         dims = vals["r"].shape
         for f, v in vals.items():
             if v.shape != dims and v.size != 1:
@@ -269,8 +230,6 @@ class _Importer:
         dt = self.dt
         if t == "LIF":
             tau = float(vals["tau"].flat[0])
-            if not tau > 0:
-                self.fail(name, node, "tau", "must be > 0 seconds", tau)
             if not dt < tau:
                 self.fail(name, node, "tau", f"must exceed dt = {dt:g} s (forward Euler: "
                           "leak = 1 - dt/tau must lie in (0, 1))", tau)
@@ -284,15 +243,14 @@ class _Importer:
         return {"name": name, "model": t.lower(), "dims": dims, "leak": leak, "threshold": thr,
                 "gain": gain, "rest": rest}
 
-    def input_dims(self, name):
-        node = self.nodes[name]
+    def declared(self, name, node, need=True):
+        """The shape in a node's ``input_type`` (None if absent and not ``need``)."""
         it = getattr(node, "input_type", None)
         shape = it.get("input") if isinstance(it, dict) else None
-        if shape is None:
+        if shape is None and need:
             self.fail(name, node, "input_type", "must give the input's shape", it)
-        return self.shape(name, node, "input_type", shape)
+        return None if shape is None else self.shape(name, node, "input_type", shape)
 
-    # ------------------------------------------------------------------ linear nodes
     def op(self, name, cur, src):
         """Node ``name`` as an operation on inputs of shape ``cur`` (coming from ``src``):
         a dict with its type ``t``, parameters, ``in`` and ``out`` shapes.  Cached: a node met
@@ -309,13 +267,10 @@ class _Importer:
         if t == "Identity":
             pass
         elif t == "Flatten":
-            it = getattr(node, "input_type", None)
-            shape = it.get("input") if isinstance(it, dict) else None
-            if shape is not None:
-                dims = self.shape(name, node, "input_type", shape)
-                if math.prod(dims) != n:
-                    self.fail(name, node, "input_type", f"must hold the {n} values of shape "
-                              f"{list(cur)} arriving from '{src}'", list(dims))
+            dims = self.declared(name, node, need=False)
+            if dims is not None and math.prod(dims) != n:
+                self.fail(name, node, "input_type", f"must hold the {n} values of shape "
+                          f"{list(cur)} arriving from '{src}'", list(dims))
             op["out"] = (n,)
         elif t == "Scale":
             s = self.arr(name, node, "scale").reshape(-1)
@@ -370,11 +325,8 @@ class _Importer:
         kh, kw = k.shape[2:]
         pad = getattr(node, "padding", 0)
         if isinstance(pad, str):
-            if pad == "valid":
-                pad = (0, 0)
-            elif pad == "same" and stride == (1, 1) and kh % 2 and kw % 2:
-                pad = ((kh - 1) // 2, (kw - 1) // 2)
-            else:
+            same = pad == "same" and stride == (1, 1) and kh % 2 and kw % 2
+            pad = (0, 0) if pad == "valid" else ((kh - 1) // 2, (kw - 1) // 2) if same else \
                 self.fail(name, node, "padding", "unsupported: 'same' needs stride 1 and an "
                           "odd kernel (neuroemu pads symmetrically)", pad)
         pad = self.ints(name, node, "padding", pad)
@@ -409,10 +361,8 @@ class _Importer:
                       f"{[h + 2 * p[0], w + 2 * p[1]]}", list(k))
         out = (c, (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1)
         diag = np.zeros((c, c, *k))
-        diag[np.arange(c), np.arange(c)] = 1.0 / (k[0] * k[1]) if op["t"] == "AvgPool2d" \
-            else 1.0
-        op.update(K=diag, stride=s, pad=p, out=out, k=k)
-        op["in"] = (c, h, w)
+        diag[np.arange(c), np.arange(c)] = 1.0 / (k[0] * k[1] if op["t"] == "AvgPool2d" else 1)
+        op.update(K=diag, stride=s, pad=p, out=out, k=k, **{"in": (c, h, w)})
 
 
 def apply(op, x):
@@ -519,7 +469,7 @@ class _Builder(_Importer):
         self.structure()
         self.ops = {}
         neurons = {n: self.neuron(n) for n, t in self.kind.items() if t in NEURONS}
-        dims = {n: self.input_dims(n) for n in self.inputs}
+        dims = {n: self.declared(n, self.nodes[n]) for n in self.inputs}
         dims.update({n: v["dims"] for n, v in neurons.items()})
         pending = [(s, path, t) for s in self.inputs + list(neurons)
                    for path, t in self.paths(s)]
@@ -541,11 +491,8 @@ class _Builder(_Importer):
                     self.fail(t, self.nodes[t], "input", f"must receive the node's shape "
                               f"{list(dims[t])}", said(f"shape {list(cur)} from '{s}'{via}"))
                 done.append((s, path, t, ops))
-            if len(left) == len(pending):
-                t = left[0][0]
-                self.fail(t, self.nodes[t], "r", "has scalar parameters and no incoming chain "
-                          "that gives its shape", said("shape []"))
-            pending = left
+            stuck = len(left) == len(pending)
+            pending = [] if stuck else left
         for t in neurons:
             if dims[t] is None:
                 self.fail(t, self.nodes[t], "r", "has scalar parameters and no incoming chain "
@@ -564,7 +511,7 @@ class _Builder(_Importer):
                 else v["gain"].reshape(-1) for t, v in neurons.items()}
         names = _names(list(dims))
         shapes = {n: d for n, d in dims.items()}
-        projs, pairs = [], {}
+        out, count = [], {}
         for s, path, t, ops in done:
             p = _project(ops, size[s], gain[t])
             if p is None:
@@ -573,39 +520,29 @@ class _Builder(_Importer):
                           "entries (unsupported)", said(f"{size[s]} x {size[t]}"))
             for end, key in ((s, "pre_map"), (t, "post_map")):
                 want = p.pop(key, None)
-                if want is None or shapes[end] == want:
-                    continue
-                if len(shapes[end]) == 3 and shapes[end] != dims[end] or \
-                        len(dims[end]) == 3 and dims[end] != want:
-                    self.fail(end, self.nodes[end], "shape", f"must be the map {list(want)} "
-                              f"(the {'input' if key == 'pre_map' else 'output'} of "
-                              f"{', '.join(path)})", list(shapes[end]))
-                shapes[end] = want
-            pairs.setdefault((s, t), []).append(p)
-            projs.append((s, t, p))
-        out = []
-        for s, t, p in projs:
-            entry = {"pre": names[s], "post": names[t], "symmetric": False, **p}
-            group = pairs[(s, t)]
-            if len(group) > 1:
-                entry["name"] = f"{names[s]}-{names[t]}-{group.index(p)}"
-            out.append(entry)
+                if want is not None and shapes[end] != want:
+                    if len(shapes[end]) == 3 and shapes[end] != dims[end] or \
+                            len(dims[end]) == 3 and dims[end] != want:
+                        self.fail(end, self.nodes[end], "shape", f"must be the map "
+                                  f"{list(want)} (the {key[:-4]} end of {', '.join(path)})",
+                                  list(shapes[end]))
+                    shapes[end] = want
+            k = count[(s, t)] = count.get((s, t), -1) + 1
+            out.append(((s, t), {"pre": names[s], "post": names[t], "symmetric": False, **p,
+                                 "name": f"{names[s]}-{names[t]}-{k}"}))
+        out = [e if count[st] else {k: v for k, v in e.items() if k != "name"}
+               for st, e in out]   # a pair joined once keeps the default label pre->post
         pops = []
         for n in dims:
             shp = list(shapes[n]) if len(shapes[n]) in (1, 3) else [size[n]]
-            pop = {"name": names[n], "shape": shp}
+            pop = {"name": names[n], "shape": shp, "role": "input"}
             if n in neurons:
                 v = neurons[n]
-                pop["role"] = "output" if n in self.outputs else "hidden"
                 nd = {"model": v["model"], "threshold": v["threshold"], "reset": "zero"}
                 if v["model"] == "lif":
                     nd["leak"] = v["leak"]
-                pop["neuron"] = nd
-                pop["bias"] = np.broadcast_to(v["rest"].reshape(-1), (size[n],)) \
-                    if v["rest"].size == 1 else v["rest"].reshape(-1)
-                pop["bias"] = pop["bias"] + gain[n] * const[n]
-            else:
-                pop["role"] = "input"
+                pop.update(role="output" if n in self.outputs else "hidden", neuron=nd,
+                           bias=v["rest"].reshape(-1) + gain[n] * const[n])
             pops.append(pop)
         stem = Path(self.path).stem if self.path is not None else "nir"
         raw = {"network": {"name": _names([stem])[stem], "format": 2,
@@ -627,7 +564,7 @@ def from_nir(graph, dt: float = DEFAULT_DT, path=None) -> Netlist:
     except ImportError:   # the exporter's module is optional here
         nirmeta = None
     if nirmeta is not None and nirmeta.is_neuroemu(graph):
-        return from_dict(nirmeta.netlist_dict(graph), path=path)
+        return from_dict(nirmeta.netlist_dict(graph, path=path), path=path)
     return _Builder(graph, float(dt), path).build()
 
 
@@ -639,32 +576,30 @@ def _scan(path: Path) -> None:
         f = h5py.File(path, "r")
     except Exception as exc:
         raise NetlistError(f"{path}: not a NIR file (not readable as HDF5: "
-                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                           ) from None
-    total = [0]
+                           f"{(str(exc) or type(exc).__name__).splitlines()[0]})") from None
     with f:
         if "node" not in f:
             raise NetlistError(f"{path}: not a NIR file (no 'node' group; have "
                                f"{sorted(f.keys())[:8]})")
-
-        def visit(group, at):
+        todo, total = [("", f)], 0
+        while todo:
+            at, group = todo.pop()
             for key in group:
-                link = group.get(key, getlink=True)
+                link, obj = group.get(key, getlink=True), None
                 if not isinstance(link, h5py.HardLink):
                     raise NetlistError(f"{path}: {at}{key}: links outside the file are refused "
                                        f"(got {type(link).__name__})")
                 obj = group[key]
                 if isinstance(obj, h5py.Group):
-                    visit(obj, f"{at}{key}/")
-                    continue
-                if obj.is_virtual or obj.external:
+                    todo.append((f"{at}{key}/", obj))
+                elif obj.is_virtual or obj.external:
                     raise NetlistError(f"{path}: {at}{key}: virtual or external datasets are "
                                        "refused (a NIR file must be self-contained)")
-                total[0] += int(math.prod(obj.shape or ()))
-                if total[0] > FILE_LIMIT:
-                    raise NetlistError(f"{path}: {at}{key}: the file declares more than "
-                                       f"{FILE_LIMIT} numbers (got shape {list(obj.shape)})")
-        visit(f, "")
+                else:
+                    total += int(math.prod(obj.shape or ()))
+                    if total > FILE_LIMIT:
+                        raise NetlistError(f"{path}: {at}{key}: the file declares more than "
+                                           f"{FILE_LIMIT} numbers (got shape {list(obj.shape)})")
 
 
 def read_nir(path, dt: float = DEFAULT_DT) -> Netlist:
@@ -678,8 +613,6 @@ def read_nir(path, dt: float = DEFAULT_DT) -> Netlist:
     _scan(path)
     try:
         graph = nir.read(str(path))
-    except NetlistError:
-        raise
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise NetlistError(f"{path}: not a readable NIR graph ({type(exc).__name__}"
