@@ -611,8 +611,8 @@ def read_nir(path, dt: float = DEFAULT_DT) -> Netlist:
         raise NetlistError(f"{path}: " + ("is not a regular file" if path.exists() else
                                           "file not found"))
     _scan(path)
-    try:
-        graph = nir.read(str(path))
+    try:     # nir's own type inference is skipped: from_nir checks every shape itself
+        graph = nir.read(str(path), type_check=False)
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise NetlistError(f"{path}: not a readable NIR graph ({type(exc).__name__}"
