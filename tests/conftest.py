@@ -55,3 +55,39 @@ def set_tripwire(monkeypatch, build: bool = True) -> None:
                       (dm, "evaluate"), (en, "run_network"), (tr, "run_epochs"),
                       (ev, "evaluate")):
         monkeypatch.setattr(mod, name, trip)
+
+
+def run_cli(capsys, *argv):
+    """(exit status, stdout, stderr) of ``neuroemu ARGV``."""
+    from neuroemu import cli
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(capsys, *argv) -> str:
+    """``neuroemu ARGV`` must fail with exit status 2 and one line on stderr; returns it."""
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2, (out, err)
+    assert err.startswith("neuroemu: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def mutated(raw: dict, mutations) -> dict:
+    """A deep copy of a netlist dict with each (path, value) applied: the value set at the
+    path, or the key deleted when the value is KeyError; paths that do not exist are skipped
+    (the fuzz tests' mutation)."""
+    import copy
+    raw = copy.deepcopy(raw)
+    for path, value in mutations:
+        node = raw
+        try:
+            for k in path[:-1]:
+                node = node[k]
+            if value is KeyError:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue
+    return raw

@@ -14,7 +14,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import NETLISTS, make_netlist
+from conftest import NETLISTS, make_netlist, one_line_error, run_cli
 from neuroemu import cli, describe, engines
 from neuroemu.errors import EngineError, NetlistError
 from neuroemu.learn import datasets
@@ -26,20 +26,6 @@ from neuroemu.learn.evaluate import classify, default_steps, evaluate
 def _in_empty_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(datasets.ENV_VAR, raising=False)
-
-
-def run_cli(capsys, *argv):
-    """(exit status, stdout, stderr) of ``neuroemu ARGV``."""
-    rc = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    rc, out, err = run_cli(capsys, *argv)
-    assert rc == 2, (out, err)
-    assert err.startswith("neuroemu: error: ") and err.count("\n") == 1, err
-    return err
 
 
 # ------------------------------------------------------------------ shipped networks by name

@@ -10,20 +10,7 @@ import pytest
 
 from neuroemu import cli, describe
 
-from conftest import NETLISTS
-
-
-def run_cli(capsys, *argv):
-    rc = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    rc, out, err = run_cli(capsys, *argv)
-    assert rc == 2, (out, err)
-    assert err.startswith("neuroemu: error: ") and err.count("\n") == 1, err
-    return err
+from conftest import NETLISTS, one_line_error, run_cli
 
 
 def hide(monkeypatch, package: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NETLISTS
+from conftest import NETLISTS, mutated
 from neuroemu import describe
 from neuroemu.cli import main as cli_main
 from neuroemu.errors import NetlistError
@@ -172,18 +172,7 @@ PATHS = [p for p in all_paths(GOOD) if p]
                 min_size=1, max_size=3))
 def test_fuzz_mutated_netlists_fail_cleanly(mutations):
     """Any malformed dict gives NetlistError with a location, or a valid Netlist."""
-    raw = copy.deepcopy(GOOD)
-    for path, value in mutations:
-        node = raw
-        try:
-            for k in path[:-1]:
-                node = node[k]
-            if value is KeyError:
-                del node[path[-1]]
-            else:
-                node[path[-1]] = value
-        except (KeyError, IndexError, TypeError):
-            continue
+    raw = mutated(GOOD, mutations)
     try:
         net = describe.from_dict(raw, path="fuzz.toml")
     except NetlistError as exc:

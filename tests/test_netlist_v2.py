@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NETLISTS
+from conftest import NETLISTS, mutated
 from neuroemu import describe
 from neuroemu.describe import neurons
 from neuroemu.errors import NetlistError
@@ -652,18 +652,7 @@ _PATHS = [p for p in _paths(_EVERY) if p]
 def test_fuzz_mutated_graphs_fail_cleanly(mutations):
     """Any malformed format-2 dict gives a NetlistError naming the file, or a valid Netlist
     whose arrays are finite and whose sparse indices are in range."""
-    raw = copy.deepcopy(_EVERY)
-    for path, value in mutations:
-        node = raw
-        try:
-            for k in path[:-1]:
-                node = node[k]
-            if value is KeyError:
-                del node[path[-1]]
-            else:
-                node[path[-1]] = value
-        except (KeyError, IndexError, TypeError):
-            continue
+    raw = mutated(_EVERY, mutations)
     try:
         net = describe.from_dict(raw, path="fuzz.toml")
     except NetlistError as exc:
