@@ -81,3 +81,17 @@ def test_one_ep_step_moves_every_trainable_projection(name):
     for p, pr in enumerate(cn.netlist.projections):
         moved = not np.array_equal(before[p], tr.W[p])
         assert moved == (pr.kind != "avgpool2d"), pr.label
+
+
+def test_evaluate_names_every_projection_of_a_graph():
+    """Synaptic events per projection cover every projection of a graph (the skip too),
+    named as the energy report names them, and add up to the total."""
+    from neuroemu.learn.evaluate import evaluate
+    images, labels = digits()
+    res = evaluate(describe.load("skip-binary"), images[:10], labels[:10], steps=20)
+    assert list(res.syn_events_per_projection) == ["image->hidden", "hidden->output",
+                                                   "output->hidden", "skip"]
+    assert sum(res.syn_events_per_projection.values()) == res.syn_events_per_sample
+    chain = evaluate(describe.load("tiny"), np.full((2, 4), 0.5), np.array([0, 1]), steps=5)
+    assert list(chain.syn_events_per_projection) == ["input->hidden", "hidden->input",
+                                                     "hidden->output", "output->hidden"]

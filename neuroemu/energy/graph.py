@@ -82,7 +82,7 @@ class Topology:
         return out + [(p, 1, k.pre) for p, k in enumerate(self.links) if k.post == l and k.back]
 
 
-def _parts(labels, ends, names) -> list[tuple[str, str]]:
+def part_labels(labels, ends, names) -> list[tuple[str, str]]:
     """Forward part = the label; backward part = "post->pre" for an unnamed projection (as a
     chain's reports always had it) unless that names another part, else "label (backward)"."""
     taken, out = set(labels), []
@@ -118,7 +118,7 @@ def chain_topology(names, sizes) -> Topology:
     names, sizes = tuple(names), tuple(int(s) for s in sizes)
     ends = [(p, p + 1) for p in range(len(sizes) - 1)]
     labels = [f"{names[a]}->{names[b]}" for a, b in ends]
-    parts = _parts(labels, ends, names)
+    parts = part_labels(labels, ends, names)
     links = tuple(Link(lab, a, b, "dense", a >= 1, sizes[a] * sizes[b], sizes[a] * sizes[b],
                        parts=pt) for lab, (a, b), pt in zip(labels, ends, parts))
     inputs = np.arange(len(sizes)) == 0
@@ -136,7 +136,7 @@ def topology(net) -> Topology:
     projs = net.projections
     ends = [(names.index(pr.pre), names.index(pr.post)) for pr in projs]
     labels = [getattr(pr, "label", f"{pr.pre}->{pr.post}") for pr in projs]
-    parts = _parts(labels, ends, names)
+    parts = part_labels(labels, ends, names)
     links = []
     for pr, lab, (a, b), pt in zip(projs, labels, ends, parts):
         kind = getattr(pr, "kind", "dense")

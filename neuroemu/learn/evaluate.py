@@ -53,6 +53,21 @@ class Classified:
     counters: dict              # the session counters per sample, e.g. spikes (n, layers)
 
 
+def projection_parts(cn) -> list[tuple[str, str | None]]:
+    """(forward, backward) names of each projection's two directions, as the energy reports
+    name them: ``pre->post`` and ``post->pre`` (``NAME`` and ``NAME (backward)`` where that
+    would be ambiguous); backward None for a graph's projection that never delivers
+    backwards (one-way, or out of a clamped input).  A chain lists both directions of every
+    projection, as it always has."""
+    from ..energy.graph import part_labels
+    from ..engines import kernels as K
+    projs = cn.netlist.projections
+    ends = [(cn.names.index(pr.pre), cn.names.index(pr.post)) for pr in projs]
+    parts = part_labels([pr.label for pr in projs], ends, cn.names)
+    return [(f, b if (not cn.graph or cn.pj[p, K.PJ_BWD]) else None)
+            for p, (f, b) in enumerate(parts)]
+
+
 def output_states(sess) -> np.ndarray:
     """The output populations' states side by side, (B, n_out) (on a chain: the last
     layer's); the prediction is their argmax."""
@@ -156,9 +171,10 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
     syn = c.counters["syn_events"].sum(axis=0) / n             # (projections, 2)
     names = cn.names
     per_proj = {}
-    for p in range(len(names) - 1):
-        per_proj[f"{names[p]}->{names[p + 1]}"] = float(syn[p, 0])
-        per_proj[f"{names[p + 1]}->{names[p]}"] = float(syn[p, 1])
+    for p, (fwd, bwd) in enumerate(projection_parts(cn)):
+        per_proj[fwd] = float(syn[p, 0])
+        if bwd is not None:
+            per_proj[bwd] = float(syn[p, 1])
     return EvalResult(
         error=wrong / n, n=n, errors=wrong,
         steps=default_steps(cn) if steps is None else int(steps),
