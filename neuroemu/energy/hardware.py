@@ -385,15 +385,6 @@ def flits(bits: int, profile: Profile) -> int:
 
 # --------------------------------------------------------------------------- counting
 
-def part_names(names) -> tuple[str, ...]:
-    """Populations, then each projection in both directions (``pre->post``, ``post->pre``)
-    of a chain of layers ``names``."""
-    projs = []
-    for p in range(len(names) - 1):
-        projs += [f"{names[p]}->{names[p + 1]}", f"{names[p + 1]}->{names[p]}"]
-    return tuple(names) + tuple(projs)
-
-
 @dataclass
 class Counts:
     """Event counts ``events[b, kind, part]`` (int64; float64 where traffic was estimated),
