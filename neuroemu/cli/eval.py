@@ -12,13 +12,15 @@ from dataclasses import replace
 
 from .. import describe, engines
 from ..errors import DataError
-from .options import dumps, integer, seed
+from ..files import netlist_inputs
+from .options import check_outputs, check_plot, dumps, integer, integers, seed
 
 EXAMPLE = """examples:
   neuroemu eval mnist-binary-trained --dataset mnist
   neuroemu eval mnist-binary-trained --dataset mnist --split fit    (the paper's training error)
   neuroemu eval mnist-binary-trained --dataset mnist --data /path/to/datasets --limit 1000
   neuroemu eval runs/fashion-trained.h5 --dataset fashion-mnist --threads 4 --json
+  neuroemu eval mnist-binary-trained --dataset mnist --curve 10,20,50,100,200 --plot curve.png
 (the dataset folder: --data DIR, else $NEUROEMU_DATA, else ../shared/datasets)"""
 
 SPLITS = ("test", "train", "fit", "validation")
@@ -53,6 +55,13 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--seed", type=seed, help="session seed, 0..2**63-1 (default: the netlist's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with the "
                    "prediction of every sample)")
+    p.add_argument("--curve", type=integers(1, 1_000_000), metavar="STEPS",
+                   help="error against inference length instead: comma-separated step counts, "
+                   "e.g. 10,20,50,100 (each sample runs once to the largest; the point at k "
+                   "steps is what --steps k gives), with spikes and synaptic events per sample")
+    p.add_argument("--plot", metavar="PNG", help="with --curve: error against spikes per "
+                   "sample as a picture")
+    p.add_argument("--force", action="store_true", help="replace an existing --plot file")
 
 
 def load_split(name: str, data_dir, split: str):
@@ -72,6 +81,14 @@ def load_split(name: str, data_dir, split: str):
 
 def eval_main(args) -> int:
     from ..learn.evaluate import evaluate
+    if args.plot and not args.curve:
+        raise DataError(f"--plot {args.plot}: draws the --curve (give --curve STEPS)")
+    if args.curve and args.steps:
+        raise DataError(f"--steps {args.steps}: --curve gives the step counts (got both)")
+    if args.plot:
+        check_plot(args.plot, "--plot")
+        check_outputs([("--plot", args.plot)], inputs=netlist_inputs(
+            describe.resolve(args.netlist)), force=args.force)
     net = describe.load(args.netlist)
     cn = engines.build(net)
     ds, first = load_split(args.dataset, args.data, args.split)
@@ -84,6 +101,8 @@ def eval_main(args) -> int:
                         f"for {ds.name}'s labels 0..{int(ds.labels.max())}")
     if args.limit is not None:
         ds = replace(ds, images=ds.images[:args.limit], labels=ds.labels[:args.limit])
+    if args.curve:
+        return _curve(args, net, cn, ds, first)
     t0 = time.perf_counter()
     res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
                    threads=args.threads, seed=args.seed, progress=True)
@@ -110,4 +129,40 @@ def eval_main(args) -> int:
         f"{v:.1f} {k}" for k, v in proj.items()))
     print(f"wall time {wall:.1f} s ({res.n / wall:.0f} samples/s, batch {args.batch}, "
           f"{args.threads} thread{'s' if args.threads != 1 else ''})")
+    return 0
+
+
+def _curve(args, net, cn, ds, first) -> int:
+    """``--curve``: error, spikes and synaptic events per sample at each step count."""
+    import sys
+
+    from tqdm import tqdm
+
+    from ..files import replacing
+    from ..learn.evaluate import error_curve
+    from ..learn.plots import plot_error_curve
+    t0 = time.perf_counter()
+    with tqdm(total=len(ds.images), desc="classifying", unit="sample", leave=False,
+              disable=not sys.stderr.isatty()) as bar:
+        points = error_curve(cn, ds.images, ds.labels, args.curve, batch=args.batch,
+                             threads=args.threads, seed=args.seed, progress=bar)
+    wall = time.perf_counter() - t0
+    label, images = LABELS[args.split]
+    images = images.format(f"{first:,}", f"{first + len(ds.images) - 1:,}")
+    if args.plot:
+        with replacing(args.plot) as tmp:       # atomic: the old picture or the new one
+            plot_error_curve(points, path=tmp, title=f"{net.name} on {ds.name} {images}")
+    if args.json:
+        print(dumps({"netlist": str(args.netlist), "network": net.name,
+                     "dataset": ds.name, "split": args.split, "images": f"{ds.name} {images}",
+                     "n": len(ds.images), "seed": cn.netlist.seed if args.seed is None
+                     else args.seed, "wall_seconds": wall, "curve": points}, indent=1))
+        return 0
+    print(f"{net.name} on {ds.name} {images}: {label} against free-phase steps")
+    print(f"{'steps':>7} {'error':>8} {'spikes/sample':>14} {'synaptic events/sample':>23}")
+    for pt in points:
+        print(f"{pt['steps']:>7} {100 * pt['error']:>7.2f}% {pt['spikes_per_sample']:>14.1f} "
+              f"{pt['syn_events_per_sample']:>23.1f}")
+    tail = f"; wrote {args.plot}" if args.plot else ""
+    print(f"wall time {wall:.1f} s ({len(ds.images) / wall:.0f} samples/s){tail}")
     return 0

@@ -89,6 +89,23 @@ def subset(choices, what: str = "items"):
     return parse
 
 
+def integers(lo: int = 1, hi: int = INT_MAX):
+    """A comma-separated list of integers in [lo, hi] -> tuple of ints."""
+    def parse(text: str) -> tuple:
+        out = []
+        for part in str(text).split(","):
+            try:
+                v = int(part.strip(), 10)
+            except ValueError:
+                raise _fail("must be comma-separated integers", text) from None
+            if not lo <= v <= hi:
+                raise _fail(f"must be comma-separated integers in {lo}..{hi}", text)
+            out.append(v)
+        return tuple(out)
+    parse.__name__ = f"integers >= {lo}"
+    return parse
+
+
 def numbers(lo: float = 0.0):
     """A comma-separated list of finite numbers >= ``lo`` -> tuple of floats."""
     def parse(text: str) -> tuple:

@@ -29,7 +29,7 @@ from ..engines import session as open_session
 from ..errors import EngineError
 from .eqprop import PRESETS, Hyper
 
-__all__ = ["EvalResult", "evaluate", "classify", "default_steps"]
+__all__ = ["EvalResult", "evaluate", "classify", "default_steps", "error_curve"]
 
 
 def default_steps(net) -> int:
@@ -183,3 +183,52 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
         spikes_per_population={name: float(v) for name, v in zip(names, spk)},
         syn_events_per_sample=float(syn.sum()), syn_events_per_projection=per_proj,
         predictions=c.predictions, labels=y.astype(np.int64))
+
+
+def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 1,
+                seed: int | None = None, progress=None) -> list[dict]:
+    """Error against inference length and its cost: each sample's free phase runs once to
+    the largest of ``steps``, and the prediction is read after each listed number of steps
+    -- the first k steps of that run are the run :func:`evaluate` makes with ``steps=k``, so
+    each point is exactly its figure.  Returns one dict per step count (increasing):
+    ``steps``, ``error``, ``errors``, ``spikes_per_sample`` and ``syn_events_per_sample``
+    (messages and synaptic events of all populations and projections up to that step).
+    ``progress``: an object with ``update(n)`` (a tqdm bar), or None."""
+    cn = as_compiled(net)
+    x = check_input(images, cn.n_in, "images")
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != len(x) or (y.size and y.dtype.kind not in "iu"):
+        raise EngineError(f"labels: must be {len(x)} integers, one per image (got {y.dtype} "
+                          f"shape {y.shape})")
+    try:
+        ks = sorted({_positive("steps", k) for k in steps})
+    except TypeError:
+        raise EngineError(f"steps: must be a list of positive integers (got {steps!r})") from None
+    if not ks:
+        raise EngineError("steps: must list at least one number of steps (got none)")
+    batch, threads = _positive("batch", batch), _positive("threads", threads)
+    seed = cn.netlist.seed if seed is None else int(seed)
+    n = len(x)
+    wrong = np.zeros(len(ks), dtype=np.int64)
+    spikes = np.zeros(len(ks))
+    syn = np.zeros(len(ks))
+    sess = None
+    for i in range(0, n, batch):
+        xb, ids = x[i:i + batch], np.arange(i, min(i + batch, n))
+        if sess is not None and sess.batch == len(xb):
+            sess.reset(xb, ids)
+        else:
+            sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+        done = 0
+        for j, k in enumerate(ks):
+            sess.run(k - done)
+            done = k
+            wrong[j] += int((output_states(sess).argmax(axis=1) != y[i:i + len(xb)]).sum())
+            c = sess.counters()
+            spikes[j] += float(c["spikes"].sum())
+            syn[j] += float(c["syn_events"].sum())
+        if progress is not None:
+            progress.update(len(xb))
+    return [{"steps": k, "error": int(wrong[j]) / n, "errors": int(wrong[j]),
+             "spikes_per_sample": spikes[j] / n, "syn_events_per_sample": syn[j] / n}
+            for j, k in enumerate(ks)]

@@ -96,3 +96,35 @@ def plot_learning_curve(history: list, path=None, title: str = "", paper: float 
     if path is not None:
         fig.savefig(path)
     return fig
+
+
+def plot_error_curve(points: list, path=None, title: str = "", *, ax=None):
+    """Error (%) against spikes per sample of :func:`neuroemu.learn.evaluate.error_curve`'s
+    points, each labelled with its number of steps; both axes log-scaled.  Draws into
+    ``ax`` if given, writes ``path`` if given, returns the figure."""
+    own = ax is None
+    fig = figure(6.0, 4.0) if own else ax.figure
+    ax = fig.add_subplot(1, 1, 1) if own else ax
+    xs = [p["spikes_per_sample"] for p in points]
+    ys = [max(100.0 * p["error"], 1e-2) for p in points]
+    ax.plot(xs, ys, "o-", color="C0")
+    for i, (p, xv, yv) in enumerate(zip(points, xs, ys)):    # labels alternately above/below
+        ax.annotate(str(p["steps"]), (xv, yv), textcoords="offset points", ha="center",
+                    xytext=(0, 6 if i % 2 == 0 else -12), fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ticks = [t for t in _TICKS if min(ys) / 1.5 <= t <= max(ys) * 1.5] or [min(ys)]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}" for t in ticks])
+    ax.set_xlabel("spikes per sample (all populations; log scale)")
+    ax.set_ylabel("error (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.text(0.99, 0.98, "labels: free-phase steps", transform=ax.transAxes, ha="right",
+            va="top", fontsize=8, color="0.4")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig
