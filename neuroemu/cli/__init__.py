@@ -34,7 +34,7 @@ SUBCOMMANDS = {
     "inspect": ("inspect", "summarise and draw an HDF5 spike trace"),
     "convert": ("convert", "convert a netlist (TOML, HDF5, NIR) or a trace's spikes (NWB)"),
     "energy": ("energy", "estimate communication energy on a hardware profile"),
-    "train": ("train", "train a network with Equilibrium Propagation"),
+    "train": ("train", "train a network with Equilibrium Propagation (or --method ide)"),
     "eval": ("eval", "a network's error on a dataset, with spikes and synaptic events per sample"),
     "converge": ("converge", "the paper's Fig. 2 convergence experiment"),
 }

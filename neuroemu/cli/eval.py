@@ -48,6 +48,11 @@ def add_eval_arguments(p) -> None:
                    "validation (training images 50,000-59,999)")
     p.add_argument("--steps", type=integer(1), help="free-phase steps per sample (default: the "
                    "paper's for this kind of network, as in training: 100 for spiking ones)")
+    p.add_argument("--warmup", type=integer(0), default=0, metavar="K",
+                   help="steps run before the --steps that are read out (default 0); for a "
+                   "network trained with neuroemu train --method ide give its --ide-steps and "
+                   "--ide-warmup (docs/training.md). Integrate-and-fire outputs are read by "
+                   "their mean drive (spike count and membrane), other outputs by their states")
     p.add_argument("--limit", type=integer(1), metavar="N", help="classify only the first N images of the split")
     p.add_argument("--batch", type=integer(1), default=100, help="samples per session (default 100; "
                    "results do not depend on it)")
@@ -105,7 +110,7 @@ def eval_main(args) -> int:
         return _curve(args, net, cn, ds, first)
     t0 = time.perf_counter()
     res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
-                   threads=args.threads, seed=args.seed, progress=True)
+                   threads=args.threads, seed=args.seed, progress=True, warmup=args.warmup)
     wall = time.perf_counter() - t0
     label, images = LABELS[args.split]
     images = images.format(f"{first:,}", f"{first + res.n - 1:,}")
@@ -118,8 +123,9 @@ def eval_main(args) -> int:
         print(dumps(out, indent=1))
         return 0
     names = cn.names
+    warm = f" after {res.warmup} warm-up steps" if res.warmup else ""
     print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {ds.name} {images} (from "
-          f"{ds.path}): {res.steps} free-phase steps each, seed {res.seed}")
+          f"{ds.path}): {res.steps} free-phase steps each{warm}, seed {res.seed}")
     print(f"{label} {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
           f"accuracy {100 * res.accuracy:.2f}%)")
     print(f"spikes per sample: {res.spikes_per_sample:.1f} = " + " + ".join(
@@ -145,7 +151,8 @@ def _curve(args, net, cn, ds, first) -> int:
     with tqdm(total=len(ds.images), desc="classifying", unit="sample", leave=False,
               disable=not sys.stderr.isatty()) as bar:
         points = error_curve(cn, ds.images, ds.labels, args.curve, batch=args.batch,
-                             threads=args.threads, seed=args.seed, progress=bar)
+                             threads=args.threads, seed=args.seed, progress=bar,
+                             warmup=args.warmup)
     wall = time.perf_counter() - t0
     label, images = LABELS[args.split]
     images = images.format(f"{first:,}", f"{first + len(ds.images) - 1:,}")

@@ -426,6 +426,10 @@ def save_checkpoint(path, trainer: Trainer, epoch: int, history: list, settings:
     meta = {"epoch": epoch, "history": history, "settings": settings,
             "hyper": asdict(trainer.hyper), "batches": trainer._batches,
             "rng": trainer.rng.bit_generator.state}
+    method = getattr(trainer, "method", "ep")
+    if method != "ep":      # EP checkpoints stay as they were (no key, no extra arrays)
+        meta["method"] = method
+        arrays.update(trainer.checkpoint_arrays())
     with replacing(path) as tmp:      # atomic: the previous checkpoint or this one
         with open(tmp, "xb") as f:
             np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
@@ -455,10 +459,18 @@ def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
         with open_regular(path, TrainError, "checkpoint") as fp, zipfile.ZipFile(fp) as z:
             names = set(z.namelist())
             meta = _checkpoint_meta(z, names, bad)
+            method = getattr(trainer, "method", "ep")
+            if meta.get("method", "ep") != method:
+                bad("meta.method", f"the checkpoint was written by --method "
+                                   f"{meta.get('method', 'ep')!r:.20}, this run trains with "
+                                   f"--method {method}")
             W = [_checkpoint_array(z, names, f"W{l}", trainer.W[l].shape, bad)
                  for l in range(len(trainer.W))]
             b = [_checkpoint_array(z, names, f"b{l}", trainer.b[l].shape, bad)
                  for l in range(len(trainer.b))]
+            extra = {k: _checkpoint_array(z, names, k, shape, bad)
+                     for k, shape in trainer.checkpoint_shapes().items()} \
+                if method != "ep" else {}
     except TrainError:
         raise
     except (OSError, EOFError, KeyError, ValueError, NotImplementedError, RuntimeError,
@@ -473,6 +485,8 @@ def load_checkpoint(path, trainer: Trainer) -> tuple[int, list, dict]:
         bad("meta.rng", f"is not the state of a {type(rng.bit_generator).__name__} generator "
                         f"({exc})")
     trainer.set_params(W, b)
+    if extra:
+        trainer.restore_arrays(extra)
     trainer.rng.bit_generator.state = meta["rng"]
     trainer._batches = meta["batches"]
     return meta["epoch"], upgrade_history(meta["history"]), meta["settings"]

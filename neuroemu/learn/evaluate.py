@@ -4,8 +4,14 @@ One procedure, the one training validates with and the demo uses: each sample ru
 phase of ``n_free`` steps from the zero state (the paper's setting for this kind of
 network, ``Hyper.for_network(net).n_free``, unless ``steps`` says otherwise) in the
 lockstep engine, seeded with the netlist's seed; the prediction is the argmax of the output
-population's states at the end.  Nothing is approximated: the counters are the kernels'
-exact integers.
+populations' *readout* at the end (:func:`readout`): their states, except that
+integrate-and-fire outputs (model ``if``, or ``lif`` with leak 1, reset by subtraction) are
+read by their mean drive ``z = (th * count + V(t) - V(0)) / (t th)``, exact from the spike
+count and the membrane (docs/model.md 8.3): their rates are quantised to multiples of 1/t and
+tie at small t; ``z`` orders the neurons as their counts do and breaks the ties.
+``warmup`` runs that many steps first and reads over the steps after them only (feedback
+networks trained at their equilibrium, docs/training.md).  Nothing is approximated: the
+counters are the kernels' exact integers (they count the warm-up steps too).
 
 Usage::
 
@@ -25,17 +31,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engines import as_compiled, check_input
+from ..engines import kernels as K
 from ..engines import session as open_session
 from ..errors import EngineError
 from .eqprop import PRESETS, Hyper
 
-__all__ = ["EvalResult", "evaluate", "classify", "default_steps", "error_curve"]
+__all__ = ["EvalResult", "evaluate", "classify", "default_steps", "error_curve", "readout",
+           "window_start", "if_outputs"]
 
 
 def default_steps(net) -> int:
     """The free-phase length training uses for this kind of network
     (``Hyper.for_network(net).n_free``: 100 for spiking networks, 20 or 50 for continuous)."""
     return int(PRESETS[Hyper.preset_name(as_compiled(net))]["n_free"])
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise EngineError(f"{name}: must be a non-negative integer (got {value!r})")
+    return int(value)
 
 
 def _positive(name: str, value) -> int:
@@ -48,8 +62,8 @@ def _positive(name: str, value) -> int:
 class Classified:
     """What :func:`classify` returns, one row per sample."""
 
-    predictions: np.ndarray     # int64 (n,): argmax of the output states
-    outputs: np.ndarray         # float64 (n, n_out): output states at the end of the phase
+    predictions: np.ndarray     # int64 (n,): argmax of the outputs' readout
+    outputs: np.ndarray         # float64 (n, n_out): the readout (:func:`readout`) at the end
     counters: dict              # the session counters per sample, e.g. spikes (n, layers)
 
 
@@ -76,9 +90,72 @@ def output_states(sess) -> np.ndarray:
         np.concatenate([sess.state(p) for p in outs], axis=1)
 
 
+def if_outputs(net) -> bool:
+    """True if every output population is integrate-and-fire without leak (model ``if``, or
+    ``lif`` with leak 1) and resets by subtraction: its mean drive is then exact from its
+    spike count and membrane (:func:`readout`)."""
+    cn = as_compiled(net)
+    return all(cn.lp[r, K.LP_MODEL] != K.MODEL_PAPER and cn.lp[r, K.LP_LEAK] == 1.0
+               and cn.lp[r, K.LP_RESET] == K.RESET_SUBTRACT for r in cn.outputs)
+
+
+def window_start(sess):
+    """Where a readout window starts (:func:`readout`): the step, and per output population
+    its spike count so far and its membrane (IF/LIF), or None (the paper's neuron)."""
+    net, t = sess.net, sess.t
+    marks = []
+    for r in net.outputs:
+        if net.lp[r, K.LP_MODEL] == K.MODEL_PAPER:
+            marks.append(None)
+        else:
+            marks.append((np.rint(sess.state(r) * t),
+                          sess.v[:, net.off[r]:net.off[r + 1]].copy()))
+    return t, marks
+
+
+def readout(sess, start=None) -> np.ndarray:
+    """The output populations' readout side by side, (B, n_out); the prediction is its
+    argmax (ties: the lowest index).  ``start``: a :func:`window_start` mark (None: the
+    start of the run, count 0 and membrane ``v0``).  Per output population over the steps
+    since ``start`` (T of them):
+
+    - the paper's neuron: its state (the window does not apply);
+    - IF/LIF whose outputs are all IF (:func:`if_outputs`): the mean drive over the
+      threshold, ``z = (th * count + V(t) - V(start)) / (T th)``, exactly
+      ``(mean delivered input + bias) / th`` (summing ``V(t) = V(t-1) + u + b - th q``);
+    - other IF/LIF: the firing rate ``count / T``."""
+    net = sess.net
+    drive = if_outputs(net)
+    t = sess.t
+    if start is None:
+        start = (0, [None if net.lp[r, K.LP_MODEL] == K.MODEL_PAPER else
+                     (0.0, np.full((sess.batch, net.sizes[r]), net.lp[r, K.LP_V0]))
+                     for r in net.outputs])
+    t0, marks = start
+    T = t - t0
+    parts = []
+    for r, mark in zip(net.outputs, marks):
+        s = sess.state(r)
+        if mark is None:
+            parts.append(s)
+            continue
+        if T < 1:
+            raise EngineError("readout: the window holds no steps (run at least one step)")
+        count = np.rint(s * t) - mark[0]
+        if drive:
+            th = float(net.lp[r, K.LP_THR])
+            v = sess.v[:, net.off[r]:net.off[r + 1]]
+            parts.append((th * count + (v - mark[1])) / (T * th))
+        else:
+            parts.append(count / T)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
 def classify(net, images, steps: int | None = None, *, batch: int = 100, threads: int = 1,
-             seed: int | None = None, progress=None) -> Classified:
-    """Run the free phase on every row of ``images`` (n, n_input), ``batch`` rows at a time.
+             seed: int | None = None, progress=None, warmup: int = 0) -> Classified:
+    """Run the free phase on every row of ``images`` (n, n_input), ``batch`` rows at a time,
+    ``warmup`` steps and then ``steps`` read out (:func:`readout`; without warm-up the
+    readout of a network without IF outputs is the output states, as it always was).
 
     Sample i of the set is sample id i of the session (the stochastic encoders' streams
     depend on it), so the result does not depend on ``batch`` or ``threads``.  One session
@@ -89,6 +166,7 @@ def classify(net, images, steps: int | None = None, *, batch: int = 100, threads
     steps = default_steps(cn) if steps is None else _positive("steps", steps)
     batch = _positive("batch", batch)
     threads = _positive("threads", threads)
+    warmup = _count("warmup", warmup)
     seed = cn.netlist.seed if seed is None else int(seed)
     n = len(x)
     preds = np.empty(n, dtype=np.int64)
@@ -101,8 +179,12 @@ def classify(net, images, steps: int | None = None, *, batch: int = 100, threads
             sess.reset(xb, ids)
         else:
             sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+        start = None
+        if warmup:
+            sess.run(warmup)
+            start = window_start(sess)
         sess.run(steps)
-        out = output_states(sess)
+        out = readout(sess, start)
         preds[i:i + len(xb)] = out.argmax(axis=1)
         outs[i:i + len(xb)] = out
         for k, v in sess.counters().items():
@@ -121,7 +203,7 @@ class EvalResult:
     error: float                    # fraction misclassified
     n: int                          # samples classified
     errors: int                     # samples misclassified
-    steps: int                      # free-phase steps per sample
+    steps: int                      # free-phase steps per sample read out (after warmup)
     seed: int                       # the session seed
     spikes_per_sample: float        # non-zero messages sent, all populations
     spikes_per_population: dict     # {population: spikes per sample}
@@ -129,6 +211,7 @@ class EvalResult:
     syn_events_per_projection: dict  # {"pre->post": ..., "post->pre": ...} per sample
     predictions: np.ndarray = field(repr=False)     # int64 (n,)
     labels: np.ndarray = field(repr=False)          # int64 (n,)
+    warmup: int = 0                 # steps run before the ``steps`` read out
 
     @property
     def accuracy(self) -> float:
@@ -138,7 +221,7 @@ class EvalResult:
         """Plain Python values (JSON-ready); ``predictions=False`` leaves the per-sample
         predictions out."""
         d = {"error": self.error, "accuracy": self.accuracy, "n": self.n, "errors": self.errors,
-             "steps": self.steps, "seed": self.seed,
+             "steps": self.steps, "warmup": self.warmup, "seed": self.seed,
              "spikes_per_sample": self.spikes_per_sample,
              "spikes_per_population": dict(self.spikes_per_population),
              "syn_events_per_sample": self.syn_events_per_sample,
@@ -149,10 +232,12 @@ class EvalResult:
 
 
 def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
-             threads: int = 1, seed: int | None = None, progress: bool = False) -> EvalResult:
+             threads: int = 1, seed: int | None = None, progress: bool = False,
+             warmup: int = 0) -> EvalResult:
     """Classify ``images`` (n, n_input) and score against ``labels`` (n,) integers.
 
-    ``steps``: free-phase steps (default: training's, :func:`default_steps`); ``seed``: the
+    ``steps``: free-phase steps (default: training's, :func:`default_steps`), read out after
+    ``warmup`` steps (:func:`classify`); ``seed``: the
     session seed (default: the netlist's); ``progress``: a tqdm bar on stderr, shown only
     when stderr is a terminal."""
     cn = as_compiled(net)
@@ -164,7 +249,8 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
     from tqdm import tqdm
     with tqdm(total=len(x), desc="classifying", unit="sample", leave=False,
               disable=not (progress and sys.stderr.isatty())) as bar:
-        c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar)
+        c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar,
+                     warmup=warmup)
     n = len(x)
     wrong = int((c.predictions != y).sum())
     spk = c.counters["spikes"].sum(axis=0) / n                 # (layers,)
@@ -182,15 +268,16 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
         spikes_per_sample=float(spk.sum()),
         spikes_per_population={name: float(v) for name, v in zip(names, spk)},
         syn_events_per_sample=float(syn.sum()), syn_events_per_projection=per_proj,
-        predictions=c.predictions, labels=y.astype(np.int64))
+        predictions=c.predictions, labels=y.astype(np.int64), warmup=int(warmup))
 
 
 def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 1,
-                seed: int | None = None, progress=None) -> list[dict]:
+                seed: int | None = None, progress=None, warmup: int = 0) -> list[dict]:
     """Error against inference length and its cost: each sample's free phase runs once to
     the largest of ``steps``, and the prediction is read after each listed number of steps
     -- the first k steps of that run are the run :func:`evaluate` makes with ``steps=k``, so
-    each point is exactly its figure.  Returns one dict per step count (increasing):
+    each point is exactly its figure (``warmup``: as for :func:`classify`, the step counts
+    follow it; the spikes count it).  Returns one dict per step count (increasing):
     ``steps``, ``error``, ``errors``, ``spikes_per_sample`` and ``syn_events_per_sample``
     (messages and synaptic events of all populations and projections up to that step).
     ``progress``: an object with ``update(n)`` (a tqdm bar), or None."""
@@ -207,6 +294,7 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     if not ks:
         raise EngineError("steps: must list at least one number of steps (got none)")
     batch, threads = _positive("batch", batch), _positive("threads", threads)
+    warmup = _count("warmup", warmup)
     seed = cn.netlist.seed if seed is None else int(seed)
     n = len(x)
     wrong = np.zeros(len(ks), dtype=np.int64)
@@ -219,11 +307,14 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
             sess.reset(xb, ids)
         else:
             sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
-        done = 0
+        done, start = 0, None
+        if warmup:
+            sess.run(warmup)
+            start = window_start(sess)
         for j, k in enumerate(ks):
             sess.run(k - done)
             done = k
-            wrong[j] += int((output_states(sess).argmax(axis=1) != y[i:i + len(xb)]).sum())
+            wrong[j] += int((readout(sess, start).argmax(axis=1) != y[i:i + len(xb)]).sum())
             c = sess.counters()
             spikes[j] += float(c["spikes"].sum())
             syn[j] += float(c["syn_events"].sum())

@@ -55,8 +55,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import engines
+from ..engines import as_compiled, check_input, compiled
 from ..engines import kernels as K
+from ..engines import session as open_session
 from ..errors import CompileError, EngineError
 
 __all__ = ["IDEGradients", "RateMap", "ide_gradients", "engine_rates", "equilibrium",
@@ -84,7 +85,7 @@ class _Op:
     """The matrix ``M_p`` of one projection as products and a parameter gradient."""
 
     def __init__(self, net, p: int, w=None):
-        self.kind = {v: k for k, v in engines.compiled.KINDS.items()}[int(net.pj[p, K.PJ_KIND])]
+        self.kind = {v: k for k, v in compiled.KINDS.items()}[int(net.pj[p, K.PJ_KIND])]
         self.pre, self.post = int(net.pj[p, K.PJ_PRE]), int(net.pj[p, K.PJ_POST])
         self.n_pre, self.n_post = int(net.pj[p, K.PJ_NPRE]), int(net.pj[p, K.PJ_NPOST])
         self.shape = net.projection_shape(p)
@@ -194,7 +195,7 @@ class RateMap:
     network's float32 weights), ``biases`` the non-input populations' biases."""
 
     def __init__(self, net, leak_offset: float = LEAK_OFFSET, weights=None, biases=None):
-        net = engines.as_compiled(net)
+        net = as_compiled(net)
         self.net = net
         P = net.n_pops
         self.inputs = set(net.inputs)
@@ -232,7 +233,7 @@ class RateMap:
 
     def messages(self, x):
         """The input populations' average messages ``clip(x, 0, 1)`` by population."""
-        x = engines.check_input(x, self.net.n_in)
+        x = check_input(x, self.net.n_in)
         return {r: np.clip(v, 0.0, 1.0) for r, v in self.split(x, "inputs").items()}
 
     def drive(self, a):
@@ -299,10 +300,10 @@ def _as_list(rm: RateMap, msg: dict) -> list:
 def engine_rates(net, x, T: int, *, engine: str = "lockstep", seed=None, **kwargs) -> list:
     """Run the network ``T`` steps on ``x`` and return every population's average message:
     the firing rates of IF/LIF populations (``state()``), ``clip(x, 0, 1)`` for inputs."""
-    cn = engines.as_compiled(net)
+    cn = as_compiled(net)
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise EngineError(f"T: must be a positive integer (got {T!r})")
-    sess = engines.session(cn, x, engine=engine, seed=seed, **kwargs)
+    sess = open_session(cn, x, engine=engine, seed=seed, **kwargs)
     sess.run(int(T))
     out = []
     for r, name in enumerate(cn.names):
@@ -399,8 +400,8 @@ def ide_gradients(net, x, y, T: int | None = None, *, loss: str = "mse",
     an input population)."""
     rm = RateMap(net, leak_offset, weights, biases)
     cn = rm.net
-    x = engines.check_input(x, cn.n_in)
-    y = engines.check_input(y, cn.n_out, "target")
+    x = check_input(x, cn.n_in)
+    y = check_input(y, cn.n_out, "target")
     if y.shape[0] != x.shape[0]:
         raise EngineError(f"target: must have {x.shape[0]} rows like the inputs "
                           f"(got {y.shape[0]})")
@@ -449,7 +450,7 @@ def map_loss(net, x, y, *, loss: str = "mse", leak_offset: float = LEAK_OFFSET,
     cn = rm.net
     a, _, _ = equilibrium(cn, x, iterations=iterations, tol=tol, rate_map=rm)
     z = rm.drive(a)
-    y = engines.check_input(y, cn.n_out, "target")
+    y = check_input(y, cn.n_out, "target")
     a_out = np.concatenate([a[r] for r in cn.outputs], axis=1)
     z_out = np.concatenate([z[r] for r in cn.outputs], axis=1)
     return loss_terms(loss, a_out, z_out, y)[0]

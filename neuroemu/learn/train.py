@@ -79,6 +79,8 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
             order_rng.permutation(n)
     for epoch in range(start + 1, epochs + 1):
         order = order_rng.permutation(n) if shuffle else np.arange(n)
+        if hasattr(trainer, "start_epoch"):     # an epoch schedule (IDE's learning rate)
+            trainer.start_epoch(epoch)
         t0 = time.perf_counter()
         wrong = seen = 0
         loss = spk = 0.0
@@ -99,8 +101,9 @@ def run_epochs(trainer: Trainer, images, targets, *, epochs: int, start: int = 0
                     log(f"  epoch {epoch}: {seen}/{nb * hp.batch} images, {RUNNING_ERROR} "
                         f"{100 * wrong / seen:.2f}%, {time.perf_counter() - t0:.0f} s")
                 if not np.isfinite(trainer.W[0]).all():
+                    hint = getattr(trainer, "rate_options", "--rates")
                     raise TrainError(f"training diverged at epoch {epoch}, minibatch {k} "
-                                     f"(non-finite weights); lower the learning rates (--rates)")
+                                     f"(non-finite weights); lower the learning rates ({hint})")
         t_train = time.perf_counter() - t0
         val_err = val_spk = None
         if validation is not None:
@@ -154,6 +157,10 @@ class TrainResult:
     def plot(self, ax=None, path=None, title: str | None = None):
         """The learning curve (:func:`neuroemu.learn.plots.plot_learning_curve`); returns the
         figure."""
+        if title is None and not hasattr(self.hyper, "beta"):
+            hp = self.hyper
+            title = (f"IDE training of {self.net.netlist.name}: T {hp.T} (+{hp.warmup} "
+                     f"warm-up), lr {hp.lr:g}, batch {hp.batch}")
         if title is None:
             hp = self.hyper
             title = (f"EP training of {self.net.netlist.name} "
@@ -200,11 +207,30 @@ def _hyper(cn, hyper, batch) -> Hyper:
                     f"(got {type(hyper).__name__})")
 
 
+def _ide_hyper(cn, hyper, batch):
+    from .ide_train import IDEHyper
+    if hyper is None:
+        return IDEHyper.for_network(cn, batch=batch)
+    if isinstance(hyper, dict):
+        return IDEHyper.for_network(cn, **{**hyper, "batch": batch or hyper.get("batch")})
+    if isinstance(hyper, IDEHyper):
+        hp = replace(hyper, milestones=tuple(hyper.milestones))
+        if batch is not None:
+            hp.batch = batch
+        hp.check(cn)
+        return hp
+    raise TypeError(f"hyper: expected an IDEHyper, a dict of its fields or None "
+                    f"(got {type(hyper).__name__})")
+
+
 def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None = None,
           seed: int = 0, validation=None, shuffle: bool = False, threads: int = 1,
           init: str = "netlist", progress: bool = False, log=None,
-          train_error: bool = False) -> TrainResult:
-    """Train a network with Equilibrium Propagation; returns a :class:`TrainResult`.
+          train_error: bool = False, method: str = "ep") -> TrainResult:
+    """Train a network with Equilibrium Propagation (``method="ep"``) or by implicit
+    differentiation at its equilibrium (``method="ide"``: IF/LIF networks,
+    :mod:`neuroemu.learn.ide_train`; ``hyper`` an :class:`~neuroemu.learn.ide_train.IDEHyper`,
+    a dict of its fields or None for the paper's settings); returns a :class:`TrainResult`.
 
     ``net``: a Netlist (built here) or a CompiledNetwork (trained in place).  ``images``:
     (n, n_input) floats, ``labels``: n integers in 0..n_output-1 (one-hot targets are made
@@ -227,7 +253,9 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
             raise TrainError(f"{name}: must be an integer >= {lo} (got {v!r})")
     if init not in ("netlist", "glorot"):
         raise TrainError(f"init: must be 'netlist' or 'glorot' (got {init!r})")
-    hp = _hyper(cn, hyper, batch)
+    if method not in ("ep", "ide"):
+        raise TrainError(f"method: must be one of ep, ide (got {method!r})")
+    hp = _hyper(cn, hyper, batch) if method == "ep" else _ide_hyper(cn, hyper, batch)
     x = check_input(images, cn.n_in, "images")
     y = _labels(labels, len(x), cn.n_out)
     val = None
@@ -248,11 +276,20 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
     if len(x) < hp.batch:
         raise TrainError(f"images: fewer training images ({len(x)}) than one minibatch "
                          f"(batch {hp.batch})")
-    trainer = Trainer(cn, hp, seed=seed, threads=threads)
+    if method == "ide":
+        from .ide_train import IDETrainer
+        if init == "glorot" and not cn.graph:     # before the trainer copies them
+            for l, w in enumerate(glorot_weights(cn.sizes, seed)):
+                cn.set_weights(l, w.astype(np.float32))
+            for l in range(cn.n_layers):
+                cn.biases(l)[:] = 0.0
+        trainer = IDETrainer(cn, hp, seed=seed, threads=threads)
+    else:
+        trainer = Trainer(cn, hp, seed=seed, threads=threads)
     if init == "glorot" and cn.graph:
         raise TrainError("init: fresh Glorot weights are drawn for chains of dense layers only; "
                          "give a graph network's initial weights in its netlist")
-    if init == "glorot":
+    if init == "glorot" and method == "ep":
         trainer.set_params(glorot_weights(cn.sizes, seed), [np.zeros(n) for n in cn.sizes])
     held_out = val is not None and isinstance(validation, (int, np.integer))
     val_label = f"validation error (the last {validation} images)" if held_out \
