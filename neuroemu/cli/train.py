@@ -261,7 +261,7 @@ def train_main(args) -> int:
     else:
         hyper_line = (f"beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
                       f"rates={','.join(f'{r:g}' for r in hp.rates)} rule={hp.rule} "
-                      f"batch={hp.batch}")
+                      f"nudge={hp.nudge} batch={hp.batch}")
     print(f"training {nl.name} ({'-'.join(map(str, net.sizes))}, "
           f"{kind}) on {args.dataset}: training {fit_images}, validation "
           f"{val_images} (of the training set); {hyper_line} "
