@@ -151,6 +151,20 @@ def readout(sess, start=None) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
+def _sessions(cn, x, batch: int, seed: int, threads: int):
+    """(first sample, batch of x, a session clamped to it) for every ``batch`` rows of x in
+    turn: one session, reset in place while the batch size stays; sample i of the set is
+    sample id i (the stochastic encoders' streams depend on it, not on the batching)."""
+    sess = None
+    for i in range(0, len(x), batch):
+        xb, ids = x[i:i + batch], np.arange(i, min(i + batch, len(x)))
+        if sess is not None and sess.batch == len(xb):
+            sess.reset(xb, ids)
+        else:
+            sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+        yield i, xb, sess
+
+
 def classify(net, images, steps: int | None = None, *, batch: int = 100, threads: int = 1,
              seed: int | None = None, progress=None, warmup: int = 0) -> Classified:
     """Run the free phase on every row of ``images`` (n, n_input), ``batch`` rows at a time,
@@ -172,13 +186,7 @@ def classify(net, images, steps: int | None = None, *, batch: int = 100, threads
     preds = np.empty(n, dtype=np.int64)
     outs = np.empty((n, cn.n_out))
     counters: dict[str, np.ndarray] = {}
-    sess = None
-    for i in range(0, n, batch):
-        xb, ids = x[i:i + batch], np.arange(i, min(i + batch, n))
-        if sess is not None and sess.batch == len(xb):
-            sess.reset(xb, ids)
-        else:
-            sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+    for i, xb, sess in _sessions(cn, x, batch, seed, threads):
         start = None
         if warmup:
             sess.run(warmup)
@@ -300,13 +308,7 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     wrong = np.zeros(len(ks), dtype=np.int64)
     spikes = np.zeros(len(ks))
     syn = np.zeros(len(ks))
-    sess = None
-    for i in range(0, n, batch):
-        xb, ids = x[i:i + batch], np.arange(i, min(i + batch, n))
-        if sess is not None and sess.batch == len(xb):
-            sess.reset(xb, ids)
-        else:
-            sess = open_session(cn, xb, seed=seed, threads=threads, sample_ids=ids)
+    for i, xb, sess in _sessions(cn, x, batch, seed, threads):
         done, start = 0, None
         if warmup:
             sess.run(warmup)
