@@ -192,35 +192,27 @@ def _labels(labels, n: int, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _hyper(cn, hyper, batch) -> Hyper:
+def _hyper(cn, hyper, batch, method: str = "ep"):
+    """The hyper-parameters of a training method from None (the defaults for this network),
+    a dict of fields, or an instance (copied, checked against the network)."""
+    if method == "ep":
+        cls, tuples = Hyper, {"rates": float}
+    else:
+        from .ide_train import IDEHyper
+        cls, tuples = IDEHyper, {"milestones": lambda v: v}   # check() judges each value
     if hyper is None:
-        return Hyper.for_network(cn, batch=batch)
+        return cls.for_network(cn, batch=batch)
     if isinstance(hyper, dict):
-        return Hyper.for_network(cn, **{**hyper, "batch": batch or hyper.get("batch")})
-    if isinstance(hyper, Hyper):
-        hp = replace(hyper, rates=tuple(float(r) for r in hyper.rates))
+        return cls.for_network(cn, **{**hyper, "batch": batch or hyper.get("batch")})
+    if isinstance(hyper, cls):
+        hp = replace(hyper, **{k: tuple(f(v) for v in getattr(hyper, k))
+                               for k, f in tuples.items()})
         if batch is not None:
             hp.batch = batch
         hp.check(cn)
         return hp
-    raise TypeError(f"hyper: expected a Hyper, a dict of its fields or None "
-                    f"(got {type(hyper).__name__})")
-
-
-def _ide_hyper(cn, hyper, batch):
-    from .ide_train import IDEHyper
-    if hyper is None:
-        return IDEHyper.for_network(cn, batch=batch)
-    if isinstance(hyper, dict):
-        return IDEHyper.for_network(cn, **{**hyper, "batch": batch or hyper.get("batch")})
-    if isinstance(hyper, IDEHyper):
-        hp = replace(hyper, milestones=tuple(hyper.milestones))
-        if batch is not None:
-            hp.batch = batch
-        hp.check(cn)
-        return hp
-    raise TypeError(f"hyper: expected an IDEHyper, a dict of its fields or None "
-                    f"(got {type(hyper).__name__})")
+    raise TypeError(f"hyper: expected {'a' if method == 'ep' else 'an'} {cls.__name__}, a dict "
+                    f"of its fields or None (got {type(hyper).__name__})")
 
 
 def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None = None,
@@ -255,7 +247,7 @@ def train(net, images, labels, *, epochs: int = 1, hyper=None, batch: int | None
         raise TrainError(f"init: must be 'netlist' or 'glorot' (got {init!r})")
     if method not in ("ep", "ide"):
         raise TrainError(f"method: must be one of ep, ide (got {method!r})")
-    hp = _hyper(cn, hyper, batch) if method == "ep" else _ide_hyper(cn, hyper, batch)
+    hp = _hyper(cn, hyper, batch, method)
     x = check_input(images, cn.n_in, "images")
     y = _labels(labels, len(x), cn.n_out)
     val = None
