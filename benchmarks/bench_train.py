@@ -36,6 +36,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import common  # noqa: E402  (a NumPy neuron step shared with bench_train_conv.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -95,23 +97,10 @@ class NumpyEP:
                     acc = acc + self.q[l + 1] @ W32[l].T
                 u.append(acc)
             for l in range(1, L + 1):
-                s, v = self.s[l], self.v[l]
-                th, gb, gd, gl = self.osa[l]
-                v[:] = (1.0 - lam) * v + lam * u[l - 1].astype(np.float64)
-                a = ((s >= 0.0) & (s <= 1.0)) * (v + self.b[l])
-                if l == L and beta != 0.0:
-                    a = a + 2.0 * beta * (y - s)
-                err = a - th
-                gb[:] = (1.0 - nu) * gb + nu * err
-                gd[:] = (1.0 - nu) * gd + nu * err * err
-                if self.t == 1:
-                    eps = np.ones_like(a)
-                else:
-                    var = (gd - gb * gb) / (1.0 + gl)
-                    eps = 1.0 - (var + self.reg) / (gd + self.reg)
-                gl[:] = (1.0 - eps) ** 2 * gl + eps ** 2
-                th[:] = (1.0 - eps) * th + eps * a
-                s[:] = np.clip((1.0 - eps) * s + eps * a, 0.0, 1.0)
+                s = self.s[l]
+                common.osa_neuron_step(
+                    s, self.v[l], u[l - 1], self.b[l], self.osa[l], lam, nu, self.reg,
+                    self.t == 1, 2.0 * beta * (y - s) if l == L and beta != 0.0 else None)
             for l in range(L + 1):
                 c = np.clip(self.s[l], 0.0, 1.0)
                 cq = (c - (1.0 - lam) * self.xm[l]) / lam

@@ -262,23 +262,11 @@ class NumpyGraphEP:
             for r in range(P):
                 if r in self.inputs:
                     continue
-                s, v = self.s[r], self.v[r]
-                th, gb, gd, gl = self.osa[r]
-                v[:] = (1.0 - lam) * v + lam * u[r].astype(np.float64)
-                a = ((s >= 0.0) & (s <= 1.0)) * (v + self.b[r])
-                if r in self.outputs and beta != 0.0:
-                    a = a + 2.0 * beta * (y - s)
-                err = a - th
-                gb[:] = (1.0 - nu) * gb + nu * err
-                gd[:] = (1.0 - nu) * gd + nu * err * err
-                if self.t == 1:
-                    eps = np.ones_like(a)
-                else:
-                    var = (gd - gb * gb) / (1.0 + gl)
-                    eps = 1.0 - (var + self.reg) / (gd + self.reg)
-                gl[:] = (1.0 - eps) ** 2 * gl + eps ** 2
-                th[:] = (1.0 - eps) * th + eps * a
-                s[:] = np.clip((1.0 - eps) * s + eps * a, 0.0, 1.0)
+                s = self.s[r]
+                common.osa_neuron_step(
+                    s, self.v[r], u[r], self.b[r], self.osa[r], lam, nu, self.reg,
+                    self.t == 1,
+                    2.0 * beta * (y - s) if r in self.outputs and beta != 0.0 else None)
             for r in range(P):
                 c = np.clip(self.s[r], 0.0, 1.0)
                 cq = (c - (1.0 - lam) * self.xm[r]) / lam

@@ -46,3 +46,28 @@ class Report:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
             print(f"{r['name']:<36}{r['value']:>14.3f} {r['unit']:<10}{base:>14}{ratio:>8}",
                   file=sys.stderr)
+
+
+def osa_neuron_step(s, v, u, b, osa, lam, nu, reg, first, nudge=None):
+    """One step of the paper's neuron in plain NumPy, in place (the baselines' version of the
+    kernels' update, docs/model.md section 3): predictive decoder ``v`` of the delivered input
+    ``u`` (float32), drive ``a = rho'(s) (v + b) [+ nudge]``, the OSA step size from the
+    statistics ``osa = (theta, beta, delta, lambda)`` with the shared ``nu``, and the clipped
+    state.  ``first``: the sample's first step (step size 1)."""
+    import numpy as np
+    th, gb, gd, gl = osa
+    v[:] = (1.0 - lam) * v + lam * u.astype(np.float64)
+    a = ((s >= 0.0) & (s <= 1.0)) * (v + b)
+    if nudge is not None:
+        a = a + nudge
+    err = a - th
+    gb[:] = (1.0 - nu) * gb + nu * err
+    gd[:] = (1.0 - nu) * gd + nu * err * err
+    if first:
+        eps = np.ones_like(a)
+    else:
+        var = (gd - gb * gb) / (1.0 + gl)
+        eps = 1.0 - (var + reg) / (gd + reg)
+    gl[:] = (1.0 - eps) ** 2 * gl + eps ** 2
+    th[:] = (1.0 - eps) * th + eps * a
+    s[:] = np.clip((1.0 - eps) * s + eps * a, 0.0, 1.0)
