@@ -15,7 +15,8 @@ nir = pytest.importorskip("nir")
 
 from neuroemu import engines  # noqa: E402
 from neuroemu.errors import NetlistError  # noqa: E402
-from neuroemu.interop.nir_import import from_nir, read_nir  # noqa: E402
+from neuroemu.interop.nir_file import read_nir  # noqa: E402
+from neuroemu.interop.nir_import import from_nir  # noqa: E402
 from reference_nir import nir_run  # noqa: E402
 
 DT = 1e-3

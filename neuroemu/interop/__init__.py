@@ -6,7 +6,8 @@ The entry points here import their module -- and the optional package it needs, 
 an :class:`~neuroemu.errors.InteropError` naming the extra (``pip install
 'neuroemu[interop]'``), which the command line prints as one line (exit 2).
 
-- :func:`read_nir`, :func:`from_nir` (``nir_import``): a NIR graph -> a Netlist.
+- :func:`read_nir` (``nir_file``), :func:`from_nir` (``nir_import``): a NIR file or graph
+  -> a Netlist.
 - :func:`write_nir`, :func:`to_nir` (``nir_export``): a Netlist -> a NIR graph / file.
 - :func:`write_nwb` (``nwb``): a trace's spikes -> an NWB file (one Units table per recorded
   population).
@@ -30,7 +31,7 @@ DEFAULT_DT = 1e-3
 EXTRA = "pip install 'neuroemu[interop]'"
 
 # module of this package -> the optional package it needs
-_NEEDS = {"nir_import": "nir", "nir_export": "nir", "nwb": "pynwb"}
+_NEEDS = {"nir_import": "nir", "nir_file": "nir", "nir_export": "nir", "nwb": "pynwb"}
 
 __all__ = ["DEFAULT_DT", "read_nir", "write_nir", "to_nir", "from_nir", "write_nwb",
            "require"]
@@ -63,7 +64,7 @@ def read_nir(path, dt: float = DEFAULT_DT):
     """Read a NIR file (``nir.read``) as a :class:`~neuroemu.describe.Netlist`, discretised
     at ``dt`` seconds per step; damaged or unsupported graphs raise a one-line NetlistError
     naming the file (and the node and field)."""
-    return _module("nir_import", "NIR import").read_nir(path, dt)
+    return _module("nir_file", "NIR import").read_nir(path, dt)
 
 
 def from_nir(graph, dt: float = DEFAULT_DT, path=None):
