@@ -55,7 +55,21 @@ KIND_DOC = {
     "weight_update": "learning-rule update of one weight or bias, per sample",
 }
 _NOC_KEYS = {"header_bits": (0, 4096), "flit_bits": (1, 1 << 20), "word_bits": (1, 4096)}
-_TOP_KEYS = {"profile", "noc", "energy_pj", "sources"}
+_TOP_KEYS = {"profile", "noc", "energy_pj", "memory", "latency_ns", "sources"}
+# Optional [memory] table: the memory hierarchy (energies per 32-bit word access in pJ, the
+# on-chip capacity in bytes) and the arithmetic of the one-pass ANN baseline.
+MEMORY_KEYS = {
+    "sram_read_pj": "on-chip SRAM read of one 32-bit word",
+    "sram_write_pj": "on-chip SRAM write of one 32-bit word",
+    "dram_read_pj": "off-chip DRAM read of one 32-bit word",
+    "dram_write_pj": "off-chip DRAM write of one 32-bit word",
+    "onchip_bytes": "on-chip memory available for weights, bytes (whole chip)",
+    "mac_pj": "one multiply-accumulate of the ANN baseline at ann_bits",
+    "add_pj": "one addition of the ANN baseline at ann_bits (bias, accumulate)",
+    "ann_bits": "bits of the ANN baseline's weights and activations",
+}
+# Optional [latency_ns] table: time per event (any kind of KINDS) and per time step.
+LATENCY_KEYS = KINDS + ("barrier",)
 POLICIES = ("layer", "packed")
 # At most this many picojoules per event: far above any hardware (a few to a few hundred pJ),
 # and low enough that no total of int64 event counts x flits can overflow float64.
@@ -77,6 +91,9 @@ class Profile:
     word_bits: int                     # payload of a real-valued message (default 32)
     sources: dict[str, str] = field(default_factory=dict)
     path: str | None = None
+    memory: dict[str, float] = field(default_factory=dict)      # [memory] (MEMORY_KEYS)
+    latency_ns: dict[str, float] = field(default_factory=dict)  # [latency_ns] (LATENCY_KEYS)
+    arch: object = None     # a richer architecture model (a SANA-FE description), if read from one
 
     def pj(self, kind: str) -> float | None:
         return self.energy_pj.get(kind)
@@ -96,6 +113,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """Load a shipped profile by name (``loihi``) or any profile file by path."""
     s = str(name_or_path)
     path = Path(s)
+    if s.endswith((".yaml", ".yml")):      # a SANA-FE architecture description
+        from .sanafe_arch import profile_from_arch_file
+        return profile_from_arch_file(path)
     if not (s.endswith(".toml") or path.exists()):
         shipped = shipped_profiles()
         if s not in shipped:
@@ -175,14 +195,31 @@ def profile_from_dict(raw, path=None) -> Profile:
                  f"most {MAX_PJ:g}", value)
         energy[kind] = float(value)
 
+    extra = {}
+    for tab, allowed in (("memory", tuple(MEMORY_KEYS)), ("latency_ns", LATENCY_KEYS)):
+        t = table(raw.get(tab), tab, required=False)
+        extra[tab] = {}
+        for key, value in t.items():
+            if key not in allowed:
+                fail(f"{tab}.{key}", f"unknown key (allowed: {', '.join(allowed)})", value)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                fail(f"{tab}.{key}", "must be a finite non-negative number", value)
+            extra[tab][key] = float(value)
+    ab = extra["memory"].get("ann_bits")
+    if ab is not None and (ab != int(ab) or not 1 <= ab <= 64):
+        fail("memory.ann_bits", "must be an integer in [1, 64]", ab)
+
     src = table(raw.get("sources"), "sources", required=False)
     for key, value in src.items():
-        if key not in KINDS and key not in _NOC_KEYS:
-            fail(f"sources.{key}", "must name an event kind or a noc field", value)
+        if key not in KINDS and key not in _NOC_KEYS and key not in MEMORY_KEYS \
+                and not (key.startswith("latency_ns.") and key[11:] in LATENCY_KEYS):
+            fail(f"sources.{key}", "must name an event kind, a noc or memory field, or "
+                 "latency_ns.<key>", value)
         if not isinstance(value, str):
             fail(f"sources.{key}", "must be a string", value)
     return Profile(name, desc, energy, bits["header_bits"], bits["flit_bits"], bits["word_bits"],
-                   dict(src), str(path) if path else None)
+                   dict(src), str(path) if path else None, extra["memory"], extra["latency_ns"])
 
 
 # --------------------------------------------------------------------------- placement
