@@ -52,6 +52,11 @@ class OptionError(NeuroemuError, ValueError):
     """A command-line option value out of its range (checked before any work starts)."""
 
 
+class SweepError(NeuroemuError, ValueError):
+    """A sweep specification (``neuroemu sweep SPEC.toml``) or its stored study that cannot
+    be used: an unknown field, a value out of range, a study made from another spec."""
+
+
 class InteropError(NeuroemuError, RuntimeError):
     """NIR or NWB conversion cannot run: the optional package it needs (``nir``, ``pynwb``:
     ``pip install 'neuroemu[interop]'``) is missing."""
