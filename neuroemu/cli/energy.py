@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..energy import hardware as hw
+from ..energy.ann import ann_bits as ann_width
 from ..energy.accounting import run_network, trace_phases
 from ..energy.report import EnergyReport, cluster_setup, make_setup, plot_reports
 from ..energy.report import profiles as load_profiles
@@ -27,6 +28,7 @@ EXAMPLE = """examples:
   neuroemu energy mnist-binary --profile loihi
   neuroemu energy mnist-binary --profile all --mesh 4x4 --neurons-per-core 256
   neuroemu energy mnist-binary-trained --dataset mnist --batch 4 --nudge-steps 50 --json
+  neuroemu energy mnist-binary-trained --dataset mnist --ann-bits 4 --plot energy.png
   neuroemu energy my-chip.toml --engine async   (timing, and a mesh placement, from [hardware])
   neuroemu energy --list-profiles"""
 
@@ -154,6 +156,10 @@ def add_energy_arguments(p: argparse.ArgumentParser) -> None:
                    help="one packet per destination core (default) or per destination neuron")
     g.add_argument("--word-bits", type=integer(1, 4096), help="bits of a real-valued word (default: the "
                                                  "profile's, 32 in the shipped ones)")
+    g.add_argument("--ann-bits", type=integer(1, 64), metavar="B",
+                   help="bits of the weights and activations of the one-pass ANN baseline "
+                        "(default: the profile's memory.ann_bits, 8 in the shipped ones; a MAC "
+                        "scales as B^2, an add as B)")
     r = p.add_argument_group("running a netlist")
     r.add_argument("--steps", type=integer(0), default=100,
                    help="free-phase steps (default 100)")
@@ -208,6 +214,8 @@ def energy_main(args) -> int:
     check_outputs([("--plot", args.plot)], inputs=inputs, force=args.force)
     check_plot(args.plot, "--plot")
     profiles = _profiles(args)
+    for prof in profiles:                       # a bad --ann-bits before anything runs
+        ann_width(prof, args.ann_bits)
     args._setup = None
     net, phases, desc, ids, bus = _load_source(args)
     if bus is not None and "setup" in bus:      # priced on the [hardware] mesh it ran on
@@ -215,7 +223,7 @@ def energy_main(args) -> int:
     else:  # the same assembly as neuroemu.estimate_energy (neuroemu/energy/report.py)
         setup = args._setup or _setup(args, net)
     reports = energy_reports(setup, phases, profiles, ids, source=str(args.source),
-                             network=net.name, input=desc)
+                             network=net.name, input=desc, ann_bits=args.ann_bits)
     if args.plot:
         with replacing(args.plot) as tmp:       # atomic: the old picture or the new one
             plot(reports, tmp)
@@ -238,7 +246,8 @@ def energy_main(args) -> int:
 
 
 def plot(reports: list[EnergyReport], path) -> None:
-    """Stacked bars per profile (columns): this run vs real-valued words, split by event
-    kind; the bottom row leaves the synaptic events out so the smaller kinds show
-    (:func:`neuroemu.energy.report.plot_reports`, also ``EnergyReport.plot``)."""
+    """Stacked bars per profile (columns): this run, real-valued words and the one-pass ANN
+    baseline, split by kind; the bottom row leaves the synaptic events and the ANN's MACs out
+    so the smaller kinds show (:func:`neuroemu.energy.plots.plot_reports`, also
+    ``EnergyReport.plot``)."""
     plot_reports(reports, path)

@@ -43,6 +43,7 @@ class Coding:
     predictive: np.ndarray  # predictive-coding wrapper in front of the encoder
     decoder: np.ndarray     # predictive decoder (non-input populations only)
     osa: np.ndarray         # OSA step-size annealer (non-input populations only)
+    paper: np.ndarray | None = None   # the paper's neuron model (else IF/LIF); None: all are
 
 
 def coding_of(net) -> Coding:
@@ -54,13 +55,14 @@ def coding_of(net) -> Coding:
     return Coding(paper & np.array([p.neuron.encoder == "none" for p in pops]),
                   paper & np.array([bool(p.neuron.predictive) for p in pops]),
                   paper & nonin & np.array([p.neuron.decoder == "predictive" for p in pops]),
-                  paper & nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]))
+                  paper & nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]),
+                  paper)
 
 
 def real_valued_coding(c: Coding) -> Coding:
     """The same neurons sending their values as words: no encoder, wrapper or decoder."""
     f = np.zeros_like(c.real)
-    return Coding(np.ones_like(c.real), f, f.copy(), c.osa.copy())
+    return Coding(np.ones_like(c.real), f, f.copy(), c.osa.copy(), c.paper)
 
 
 @dataclass
@@ -202,9 +204,12 @@ class Setup:
                                self.routes, profile, weights, self.topology)
 
 
-def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids=None) -> dict:
+def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids=None,
+           ann_bits: int | None = None) -> dict:
     """The full report of a run (list of phases) on one profile; see docs/energy-model.md.
-    ``sample_ids`` label the samples (default 0, 1, ...)."""
+    ``sample_ids`` label the samples (default 0, 1, ...); ``ann_bits``: the width of the ANN
+    baseline's weights and activations (default the profile's ``memory.ann_bits``, else 8)."""
+    from . import ann
     B = phases[0].batch
     ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
     total = phases[0]
@@ -242,6 +247,8 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
     out["real_valued_counts"] = r["counts"]
     out["spike_vs_real_ratio"] = s["total_j"] / r["total_j"] if r["total_j"] else None
     out["neurobench"] = neurobench(spk, den, B)
+    out["neurobench"]["parameters"] = ann.n_parameters(setup.topology)
+    out["neurobench"]["memory_footprint"] = ann.footprint(setup.topology, setup.coding)
     out["phases"] = {}
     for ph in phases:
         ps, pd = both(ph)
@@ -250,12 +257,27 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                   "by_kind": a["by_kind"], "counts": a["counts"],
                                   "real_valued_total_j": b["total_j"]}
     out["per_inference_j"] = out["phases"][phases[0].name]["total_j"] / B
+    out.update(_inference(setup, phases[0], profile, out["per_inference_j"], ann_bits))
     out["per_training_update_j"] = None
     if len(phases) > 1:
         ts, td = both(total, weights=True)
-        out["per_training_update_j"] = summarise(ts, profile)["total_j"] / B
-        out["per_training_update_real_valued_j"] = summarise(td, profile)["total_j"] / B
+        tsum = summarise(ts, profile)
+        mem, why = ann.training_memory(setup.topology, profile)
+        mem_j = mem["j"] if mem else 0.0
+        out["per_training_update_j"] = tsum["total_j"] / B + mem_j
+        out["per_training_update_real_valued_j"] = summarise(td, profile)["total_j"] / B + mem_j
         out["weight_update_modelled"] = profile.pj("weight_update") is not None
+        out["training"] = {
+            "scope": "per sample: every phase, the weight-update operations and the weight "
+                     "memory traffic (read + write of every weight and bias)",
+            "phases_j": {n: ph["total_j"] / B for n, ph in out["phases"].items()},
+            "weight_update_ops": tsum["counts"]["weight_update"] / B,
+            "weight_update_ops_j": tsum["by_kind"]["weight_update"] / B,
+            "weight_update_modelled": out["weight_update_modelled"],
+            "weight_memory": mem, "weight_memory_j": mem_j,
+            "total_j": out["per_training_update_j"]}
+        if mem is None:
+            out["training"]["weight_memory_note"] = why
     out["samples"] = []
     for b in range(B):
         a, d = summarise(spk, profile, b), summarise(den, profile, b)
@@ -265,6 +287,28 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                "spike_vs_real_ratio": a["total_j"] / d["total_j"]
                                if d["total_j"] else None})
     _check_finite(out, profile)
+    return out
+
+
+def _inference(setup: Setup, free: Activity, profile: hw.Profile, per_inference_j: float,
+               ann_bits) -> dict:
+    """Per inference (the free phase, per sample): messages, synaptic events, events per
+    weight against the published break-even, and the one-pass ANN baseline
+    (:mod:`neuroemu.energy.ann`)."""
+    from . import ann
+    B = free.batch
+    syn = free.counters["syn_events"].sum(axis=0) / B          # (projections, 2)
+    base, why = ann.ann_baseline(setup.topology, profile, ann_bits)
+    out = {"spikes_per_inference": float(free.counters["spikes"].sum() / B),
+           "syn_events_per_inference": float(syn.sum()),
+           "syn_events_per_weight": ann.events_per_weight(syn, setup.topology),
+           "weights": ann.n_weights(setup.topology),
+           "break_even": ann.BREAK_EVEN,
+           "ann": base, "ann_total_j": base["total_j"] if base else None,
+           "spike_vs_ann_ratio": per_inference_j / base["total_j"]
+           if base and base["total_j"] else None}
+    if base is None:
+        out["ann_note"] = why
     return out
 
 

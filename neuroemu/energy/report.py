@@ -24,6 +24,9 @@ from . import hardware as hw
 from .graph import topology
 from .accounting import (KINDS, Activity, Setup, activity_from_phase, coding_of, fmt_j, fmt_n,
                          report, run_network, trace_phases)
+from .ann import check_memory, fmt_bytes
+from .ann import ann_bits as ann_width
+from .plots import plot_reports
 
 __all__ = ["EnergyReport", "estimate_energy", "make_setup", "profiles", "reports",
            "plot_reports", "result_phases"]
@@ -53,6 +56,7 @@ def profiles(names="loihi", word_bits: int | None = None) -> list[hw.Profile]:
                 raise ProfileError(f"--word-bits: must be an integer in [1, 4096] "
                                    f"(got {word_bits!r})")
             prof = replace(prof, word_bits=int(word_bits))
+        check_memory(prof)
         out.append(prof)
     return out
 
@@ -91,12 +95,14 @@ def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
 
 
 def reports(setup: Setup, phases: list[Activity], profs: list[hw.Profile], sample_ids=None, *,
-            source: str = "", network: str = "", input: str = "") -> list["EnergyReport"]:
+            source: str = "", network: str = "", input: str = "",
+            ann_bits: int | None = None) -> list["EnergyReport"]:
     """One :class:`EnergyReport` per profile of the same phases; ``source``, ``network`` and
-    ``input`` describe the run (the command's JSON carries them)."""
+    ``input`` describe the run (the command's JSON carries them); ``ann_bits``: the ANN
+    baseline's width (default each profile's ``memory.ann_bits``, else 8)."""
     out = []
     for prof in profs:
-        data = report(setup, phases, prof, sample_ids)
+        data = report(setup, phases, prof, sample_ids, ann_bits)
         data.update({"source": source, "network": network, "input": input})
         out.append(EnergyReport(data, setup, prof))
     return out
@@ -139,7 +145,7 @@ def estimate_energy(source, profile="loihi", *, net=None, x=None, target=None, s
                     nudge_steps: int = 0, beta: float = 0.5, seed: int | None = None,
                     engine: str = "lockstep", mesh=None, neurons_per_core: int = 256,
                     placement: str = "layer", multicast: bool = True,
-                    word_bits: int | None = None, sample_ids=None):
+                    word_bits: int | None = None, sample_ids=None, ann_bits: int | None = None):
     """Energy of a run on a hardware profile, in one call.
 
     ``source`` is one of
@@ -156,12 +162,15 @@ def estimate_energy(source, profile="loihi", *, net=None, x=None, target=None, s
     :class:`EnergyReport` back -- or a list of those or ``"all"`` -- a list of reports of the
     same run.  ``mesh``, ``neurons_per_core``, ``placement``, ``multicast`` and ``word_bits``
     are the command's ``--mesh``, ``--neurons-per-core``, ``--placement``, ``--routing`` and
-    ``--word-bits``.  A network run here on the bus engine (``engine="async"``) whose
+    ``--word-bits``; ``ann_bits`` its ``--ann-bits`` (the width of the one-pass ANN
+    baseline).  A network run here on the bus engine (``engine="async"``) whose
     ``[hardware]`` is a mesh is priced on that mesh, its circuit clusters on their cores
     (:func:`cluster_setup`); placement options are an error then.
     """
     from ..record import Trace
     profs = profiles(profile, word_bits)
+    for prof in profs:       # a bad --ann-bits before anything runs
+        ann_width(prof, ann_bits)
     ids, setup = sample_ids, None
     if isinstance(source, RunResult):
         if net is None:
@@ -210,7 +219,8 @@ def estimate_energy(source, profile="loihi", *, net=None, x=None, target=None, s
                         f"(got {type(source).__name__})")
     if setup is None:
         setup = make_setup(nl, mesh, neurons_per_core, placement, multicast)
-    out = reports(setup, phases, profs, ids, source=src, network=nl.name, input=desc)
+    out = reports(setup, phases, profs, ids, source=src, network=nl.name, input=desc,
+                  ann_bits=ann_bits)
     single = isinstance(profile, (str, Path, hw.Profile)) and profile != "all"
     return out[0] if single else out
 
@@ -297,6 +307,28 @@ class EnergyReport:
     @property
     def ratio(self) -> float | None:
         return self._data["spike_vs_real_ratio"]
+
+    @property
+    def ann_total_j(self) -> float | None:
+        """The one-pass quantised ANN baseline per inference (None: the profile has no
+        ``[memory]`` figures for it)."""
+        return self._data["ann_total_j"]
+
+    @property
+    def ann_ratio(self) -> float | None:
+        """``per_inference_j / ann_total_j``: below 1 the spiking inference costs less."""
+        return self._data["spike_vs_ann_ratio"]
+
+    @property
+    def syn_events_per_weight(self) -> float | None:
+        """Synaptic events per distinct weight per inference (the free phase)."""
+        return self._data["syn_events_per_weight"]
+
+    @property
+    def training(self) -> dict | None:
+        """Per sample: every phase, the weight-update operations and the weight memory
+        traffic of a training update (None without a nudged phase)."""
+        return copy.deepcopy(self._data.get("training"))
 
     @property
     def by_kind(self) -> dict[str, float]:
@@ -398,22 +430,73 @@ class EnergyReport:
                            f"{n} {fmt_j(e / B)} ({fmt_n(syn[n][0] / B)}/{fmt_n(syn[n][1] / B)})"
                            for n, e in rep["by_projection_total"].items()))
         nb = rep["neurobench"]
+        fp = nb["memory_footprint"]
         out.append(f"  NeuroBench-style per sample: {fmt_n(nb['effective_acs'])} effective ACs, "
                    f"{fmt_n(nb['effective_macs'])} effective MACs, "
                    f"{fmt_n(nb['dense_synaptic_ops'])} dense synaptic ops; activation sparsity "
-                   f"{nb['activation_sparsity']:.4f}")
+                   f"{nb['activation_sparsity']:.4f}; memory footprint {fmt_bytes(fp['bytes'])} "
+                   f"(float32: weights {fmt_bytes(fp['weights_bytes'])}, biases "
+                   f"{fmt_bytes(fp['biases_bytes'])}, state {fmt_bytes(fp['state_bytes'])})")
+        out.extend(self._ann_lines())
         if len(rep["phases"]) > 1:
             for name, ph in rep["phases"].items():
                 out.append(f"  phase {name}: {ph['steps']} steps, {fmt_j(ph['total_j'] / B)} per "
                            f"sample (real-valued {fmt_j(ph['real_valued_total_j'] / B)})")
         line = f"  per inference (free phase): {fmt_j(rep['per_inference_j'])}"
         if rep["per_training_update_j"] is not None:
-            line += (f"; per training update (both phases + weight updates): "
+            line += (f"; per training update (phases + weight updates + weight memory): "
                      f"{fmt_j(rep['per_training_update_j'])}")
             if not rep["weight_update_modelled"]:
                 line += " [this profile has no weight-update figure: counted as 0]"
         out.append(line)
+        if rep.get("training"):
+            out.append(self._training_line())
         return "\n".join(out)
+
+    def _ann_lines(self) -> list[str]:
+        """Per inference: messages, synaptic events per weight against the break-even, and
+        the one-pass ANN baseline."""
+        rep = self._data
+        epw, be = rep["syn_events_per_weight"], rep["break_even"]["syn_events_per_weight"]
+        out = [f"  per inference (free phase, per sample): {fmt_n(rep['spikes_per_inference'])} "
+               f"messages, {fmt_n(rep['syn_events_per_inference'])} synaptic events = "
+               + (f"{epw:.4g} per weight ({fmt_n(rep['weights'])} weights); published "
+                  f"break-even {be[0]}-{be[1]} (Dampfhoffer et al. 2023)" if epw is not None
+                  else "no weights")]
+        a = rep["ann"]
+        if a is None:
+            out.append(f"  ANN baseline: none ({rep.get('ann_note', '')})")
+            return out
+        c, j = a["counts"], a["by_kind_j"]
+        where = "on chip" if a["weights_fit_onchip"] else \
+            f"{fmt_n(c['weight_dram_reads'])} words from DRAM"
+        out.append(f"  ANN baseline (one pass, {a['bits']}-bit weights and activations): "
+                   f"{fmt_j(a['total_j'])} per inference = {fmt_n(c['macs'])} MACs "
+                   f"{fmt_j(j['mac'])}, {fmt_n(c['adds'])} adds {fmt_j(j['add'])}, "
+                   f"{fmt_n(c['param_words'])} parameter words ({where}) "
+                   f"{fmt_j(j['weight_sram_read'] + j['weight_dram_read'])}, activations "
+                   f"{fmt_n(c['activation_reads'])} words read / {fmt_n(c['activation_writes'])} "
+                   f"written {fmt_j(j['activation_sram_read'] + j['activation_sram_write'])}")
+        r = rep["spike_vs_ann_ratio"]
+        if r:
+            out.append(f"  spiking inference / ANN inference: {r:.4g} "
+                       + ("(the spiking inference costs less)" if r < 1 else
+                          "(the spiking inference costs more)"))
+        return out
+
+    def _training_line(self) -> str:
+        t = self._data["training"]
+        parts = [f"{n} {fmt_j(j)}" for n, j in t["phases_j"].items()]
+        parts.append(f"weight-update ops {fmt_j(t['weight_update_ops_j'])}"
+                     + ("" if t["weight_update_modelled"] else " (not priced)"))
+        m = t["weight_memory"]
+        if m is None:
+            parts.append("weight memory not priced")
+        else:
+            dram = f", {fmt_n(m['dram_reads'])} from DRAM" if m["dram_reads"] else ""
+            parts.append(f"weight memory {fmt_j(m['j'])} (read + write of "
+                         f"{fmt_n(m['parameters'])} 32-bit weights and biases{dram})")
+        return f"  training update per sample: {' + '.join(parts)} = {fmt_j(t['total_j'])}"
 
     def __str__(self) -> str:
         return self.summary()
@@ -425,126 +508,3 @@ class EnergyReport:
         the smaller kinds show); with ``ax`` (a matplotlib Axes) one panel drawn into it.
         ``path``: also write a PNG.  Returns the figure."""
         return plot_reports([self], path, ax=ax)
-
-
-# --------------------------------------------------------------------------- plots
-
-def _figure(w, h, dpi=110):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _unit(reps) -> tuple[str, float]:
-    """The unit of the bars: uJ, unless the largest bar per sample is under 1 uJ."""
-    top = max(max(sum(r["by_kind"].values()), sum(r["real_valued_by_kind"].values()))
-              / r["batch"] for r in reps)
-    for unit, scale in (("uJ", 1e-6), ("nJ", 1e-9)):
-        if top >= scale:
-            return unit, scale
-    return "pJ", 1e-12
-
-
-def _bars(ax, reps, kinds, colors, without_syn=False, unit=("uJ", 1e-6)):
-    """Stacked bars, a pair per report (this run, real-valued words), per sample; the
-    profile's name under each pair when there are several."""
-    from matplotlib.transforms import blended_transform_factory
-    any_bar, gap = False, 3.0
-    for i, rep in enumerate(reps):
-        B, x0 = rep["batch"], gap * i
-        bottoms = np.zeros(2)
-        for k in kinds:
-            vals = np.array([rep["by_kind"][k], rep["real_valued_by_kind"][k]]) / B / unit[1]
-            if vals.any():
-                ax.bar([x0, x0 + 1], vals, 0.6, bottom=bottoms, color=colors[k],
-                       label=k if k not in ax.get_legend_handles_labels()[1] else "_nolegend_")
-                bottoms += vals
-        any_bar = any_bar or bottoms.any()
-    if not any_bar:
-        ax.text(0.5, 0.5, "nothing else is priced\n(all-in synaptic figure)",
-                ha="center", va="center", transform=ax.transAxes, fontsize=9)
-    ticks, labels = [], []
-    below = blended_transform_factory(ax.transData, ax.transAxes)
-    for i, rep in enumerate(reps):
-        this = "spikes" if rep["counts"]["synaptic_mac"] == 0 else "words"
-        ticks += [gap * i, gap * i + 1]
-        labels += [f"{this}\n(this run)", f"{rep['word_bits']}-bit words\nevery step"] \
-            if len(reps) == 1 else [f"{this}\nthis run", f"{rep['word_bits']}-bit\nwords"]
-        if len(reps) > 1:
-            ax.text(gap * i + 0.5, -0.2, rep["profile"], transform=below, ha="center",
-                    va="top", fontsize=9, fontweight="bold")
-    ax.set_xlim(-0.6, gap * (len(reps) - 1) + 1.6)
-    ax.set_xticks(ticks, labels)
-    ax.set_ylabel(f"{unit[0]} per sample" + (", without synaptic events" if without_syn else ""),
-                  fontsize=9)
-
-
-def _projection_bars(ax, rep, unit):
-    """Horizontal bars: each projection's energy per sample (both directions, its weight
-    updates), from ``by_projection_total``."""
-    items = list(rep.get("by_projection_total", {}).items())
-    names = [k for k, _ in items]
-    vals = np.array([v for _, v in items]) / rep["batch"] / unit[1]
-    ax.barh(np.arange(len(names)), vals, 0.6, color="tab:blue")
-    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{unit[0]} per sample, by projection (synaptic events; weight updates)",
-                  fontsize=9)
-
-
-def _title(rep) -> str:
-    steps = ", ".join(f"{k} {v}" for k, v in rep["steps"].items())
-    return (f"{rep['network']}: where the energy goes per sample (steps {steps}; "
-            f"{rep['mesh']} mesh, {rep['placement']} placement, {rep['routing']})")
-
-
-def plot_reports(reps, path=None, *, ax=None):
-    """Stacked bars of one or more reports (of the same run on several profiles).
-
-    Without ``ax``: a new figure, one column per profile and two rows (the bottom one leaves
-    the synaptic events out so the smaller kinds show) -- ``neuroemu energy --plot``.  With
-    ``ax``: every report's pair of bars side by side in that Axes.  ``path``: also write a
-    PNG.  Returns the figure."""
-    import matplotlib
-    reps = [r if isinstance(r, EnergyReport) else EnergyReport(r, None, None) for r in reps]
-    data = [r._data for r in reps]
-    colors = dict(zip(KINDS, matplotlib.colormaps["tab20"](np.linspace(0, 1, len(KINDS)))))
-    syn = ("synaptic_op", "synaptic_mac")
-    if ax is not None:
-        fig = ax.figure
-        _bars(ax, data, KINDS, colors, unit=_unit(data))
-        ratios = "; ".join(f"{d['profile']} {d['spike_vs_real_ratio']:.3f}" for d in data
-                           if d["spike_vs_real_ratio"])
-        ax.set_title(f"{data[0]['network']}: this run / words = {ratios}", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        if path is not None:
-            fig.savefig(path, dpi=110)
-        return fig
-    n, unit = len(data), _unit(data)
-    graph = any(d.get("graph") for d in data)   # a third row: the projections
-    fig = _figure(3.4 * n + 2.4, 10.6 if graph else 7.4)
-    axes = fig.subplots(3 if graph else 2, n, squeeze=False)
-    for col, rep in enumerate(data):
-        for row, kinds in enumerate((KINDS, [k for k in KINDS if k not in syn])):
-            _bars(axes[row, col], [rep], kinds, colors, without_syn=row == 1, unit=unit)
-            if row == 0:
-                r = rep["spike_vs_real_ratio"]
-                axes[row, col].set_title(f"{rep['profile']}: this run / words = "
-                                         + (f"{r:.3f}" if r else "n/a"), fontsize=10)
-        if graph:
-            _projection_bars(axes[2, col], rep, unit)
-    handles = {}
-    for a in axes[:2].flat:
-        for h, lab in zip(*a.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    order = [k for k in KINDS if k in handles]
-    right = 1 - 1.7 / (3.4 * n + 2.4)
-    fig.legend([handles[k] for k in order], order, loc="center left", fontsize=8,
-               bbox_to_anchor=(right, 0.5))
-    fig.suptitle(_title(data[0]), fontsize=10)
-    fig.tight_layout(rect=(0, 0, right, 0.96))
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
