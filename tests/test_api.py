@@ -211,7 +211,7 @@ def test_energy_plots_return_their_figure(tmp_path, tiny, capsys):
     assert reps[1].plot(ax=ax) is own and plot_reports(reps, ax=own.add_subplot(212)) is own
     assert ax.get_title().startswith("tiny: this run / words")
     grid = plot_reports(reps)
-    assert len(grid.axes) == 6
+    assert len(grid.axes) == 2 * len(hw.shipped_profiles())    # two rows per profile
     png = tmp_path / "cli.png"
     assert cli.main(["energy", "tiny", "--steps", "20", "--profile", "all", "--plot",
                      str(png)]) == 0
