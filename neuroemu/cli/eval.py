@@ -133,9 +133,22 @@ def eval_main(args) -> int:
     proj = res.syn_events_per_projection
     print(f"synaptic events per sample: {res.syn_events_per_sample:.1f} = " + " + ".join(
         f"{v:.1f} {k}" for k, v in proj.items()))
+    print(per_inference_line(res))
     print(f"wall time {wall:.1f} s ({res.n / wall:.0f} samples/s, batch {args.batch}, "
           f"{args.threads} thread{'s' if args.threads != 1 else ''})")
     return 0
+
+
+def per_inference_line(res) -> str:
+    """Spikes per inference and synaptic events per weight per inference beside the published
+    break-even (docs/energy-model.md)."""
+    from ..energy.ann import BREAK_EVEN
+    lo, hi = BREAK_EVEN["syn_events_per_weight"]
+    epw = res.syn_events_per_weight
+    tail = (f"{epw:.4g} synaptic events per weight ({res.weights:,} weights; published "
+            f"break-even {lo}-{hi}, Dampfhoffer et al. 2023)") if epw is not None else "no weights"
+    warm = f" (counting the {res.warmup} warm-up steps)" if res.warmup else ""
+    return f"per inference{warm}: {res.spikes_per_sample:.1f} spikes, {tail}"
 
 
 def _curve(args, net, cn, ds, first) -> int:
@@ -166,10 +179,13 @@ def _curve(args, net, cn, ds, first) -> int:
                      else args.seed, "wall_seconds": wall, "curve": points}, indent=1))
         return 0
     print(f"{net.name} on {ds.name} {images}: {label} against free-phase steps")
-    print(f"{'steps':>7} {'error':>8} {'spikes/sample':>14} {'synaptic events/sample':>23}")
+    print(f"{'steps':>7} {'error':>8} {'spikes/sample':>14} {'synaptic events/sample':>23} "
+          f"{'events/weight':>14}")
     for pt in points:
+        epw = pt["syn_events_per_weight"]
         print(f"{pt['steps']:>7} {100 * pt['error']:>7.2f}% {pt['spikes_per_sample']:>14.1f} "
-              f"{pt['syn_events_per_sample']:>23.1f}")
+              f"{pt['syn_events_per_sample']:>23.1f} "
+              + (f"{epw:>14.4g}" if epw is not None else f"{'-':>14}"))
     tail = f"; wrote {args.plot}" if args.plot else ""
     print(f"wall time {wall:.1f} s ({len(ds.images) / wall:.0f} samples/s){tail}")
     return 0

@@ -220,6 +220,10 @@ class EvalResult:
     predictions: np.ndarray = field(repr=False)     # int64 (n,)
     labels: np.ndarray = field(repr=False)          # int64 (n,)
     warmup: int = 0                 # steps run before the ``steps`` read out
+    weights: int = 0                # distinct weights of the network (a pool has none)
+    # synaptic events through weighted projections per distinct weight, per sample (an
+    # inference): Dampfhoffer et al.'s "spikes per synapse per inference"; None: no weights
+    syn_events_per_weight: float | None = None
 
     @property
     def accuracy(self) -> float:
@@ -233,7 +237,8 @@ class EvalResult:
              "spikes_per_sample": self.spikes_per_sample,
              "spikes_per_population": dict(self.spikes_per_population),
              "syn_events_per_sample": self.syn_events_per_sample,
-             "syn_events_per_projection": dict(self.syn_events_per_projection)}
+             "syn_events_per_projection": dict(self.syn_events_per_projection),
+             "weights": self.weights, "syn_events_per_weight": self.syn_events_per_weight}
         if predictions:
             d["predictions"] = self.predictions.tolist()
         return d
@@ -259,6 +264,8 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
               disable=not (progress and sys.stderr.isatty())) as bar:
         c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar,
                      warmup=warmup)
+    from ..energy.ann import events_per_weight, netlist_weights
+    wts = netlist_weights(cn.netlist)
     n = len(x)
     wrong = int((c.predictions != y).sum())
     spk = c.counters["spikes"].sum(axis=0) / n                 # (layers,)
@@ -276,7 +283,8 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
         spikes_per_sample=float(spk.sum()),
         spikes_per_population={name: float(v) for name, v in zip(names, spk)},
         syn_events_per_sample=float(syn.sum()), syn_events_per_projection=per_proj,
-        predictions=c.predictions, labels=y.astype(np.int64), warmup=int(warmup))
+        predictions=c.predictions, labels=y.astype(np.int64), warmup=int(warmup),
+        weights=int(sum(wts)), syn_events_per_weight=events_per_weight(syn, wts))
 
 
 def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 1,
@@ -287,7 +295,8 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     each point is exactly its figure (``warmup``: as for :func:`classify`, the step counts
     follow it; the spikes count it).  Returns one dict per step count (increasing):
     ``steps``, ``error``, ``errors``, ``spikes_per_sample`` and ``syn_events_per_sample``
-    (messages and synaptic events of all populations and projections up to that step).
+    (messages and synaptic events of all populations and projections up to that step) and
+    ``syn_events_per_weight`` (:attr:`EvalResult.syn_events_per_weight` at that step).
     ``progress``: an object with ``update(n)`` (a tqdm bar), or None."""
     cn = as_compiled(net)
     x = check_input(images, cn.n_in, "images")
@@ -308,6 +317,9 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     wrong = np.zeros(len(ks), dtype=np.int64)
     spikes = np.zeros(len(ks))
     syn = np.zeros(len(ks))
+    from ..energy.ann import events_per_weight, netlist_weights
+    wts = netlist_weights(cn.netlist)
+    synp = np.zeros((len(ks), len(wts), 2))
     for i, xb, sess in _sessions(cn, x, batch, seed, threads):
         done, start = 0, None
         if warmup:
@@ -320,8 +332,10 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
             c = sess.counters()
             spikes[j] += float(c["spikes"].sum())
             syn[j] += float(c["syn_events"].sum())
+            synp[j] += c["syn_events"].sum(axis=0)
         if progress is not None:
             progress.update(len(xb))
     return [{"steps": k, "error": int(wrong[j]) / n, "errors": int(wrong[j]),
-             "spikes_per_sample": spikes[j] / n, "syn_events_per_sample": syn[j] / n}
+             "spikes_per_sample": spikes[j] / n, "syn_events_per_sample": syn[j] / n,
+             "syn_events_per_weight": events_per_weight(synp[j] / n, wts)}
             for j, k in enumerate(ks)]
