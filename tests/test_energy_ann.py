@@ -208,7 +208,8 @@ def test_hand_network_report_ann_and_events_per_weight(tmp_path):
     assert rep["ann_total_j"] == pytest.approx(ann_pj * 1e-12, rel=1e-12)
     _, pj, _, _ = hand_expected(T)
     assert rep["spike_vs_ann_ratio"] == pytest.approx(pj / ann_pj, rel=1e-12)
-    assert rep["break_even"]["syn_events_per_weight"] == [0.15, 1.38]
+    assert rep["break_even"]["range"] == [0.15, 1.38]
+    assert rep["synapses"] == 6 and rep["syn_events_per_synapse"] == rep["syn_events_per_weight"]
     # footprint by hand: inputs value + encoder (2 each), spiking non-inputs state,
     # accumulator and encoder (3 each): 2*2 + 3*3 = 13 state words, 6 weights, 3 biases
     fp = rep["neurobench"]["memory_footprint"]
@@ -314,7 +315,7 @@ def test_text_summary_lines(tmp_path, capsys):
                      "loihi", "--ann-bits", "4"]) == 0
     out = capsys.readouterr().out
     assert "ANN baseline (one pass, 4-bit weights and activations)" in out
-    assert "per weight (18 weights); published break-even 0.15-1.38" in out
+    assert "per weight (18 weights); published break-even 0.15-1.38 per synapse" in out
     assert "training update per sample: free " in out and "weight memory" in out
     assert "memory footprint" in out
 
@@ -329,5 +330,21 @@ def test_evaluate_events_per_weight_by_hand():
     assert rep.syn_events_per_weight == res.syn_events_per_weight
     from neuroemu.cli.eval import per_inference_line
     assert per_inference_line(res) == ("per inference: 20.0 spikes, 4.5 synaptic events per "
-                                       "weight (6 weights; published break-even 0.15-1.38, "
-                                       "Dampfhoffer et al. 2023)")
+                                       "weight (6 weights; published break-even 0.15-1.38 per "
+                                       "synapse, Dampfhoffer et al. 2023)")
+
+
+def test_conv_events_per_synapse_and_per_weight():
+    """A conv weight serves a synapse at every output position: events per weight and per
+    synapse differ by the sharing, each against a count of its own."""
+    from test_graph_reference import inputs
+    raw = NETS["conv"]
+    net = load(raw)
+    rep = estimate_energy(net, "loihi", x=inputs(raw, 2, 0), steps=9).to_dict()
+    weighted = [pr for pr in net.projections if pr.kind != "avgpool2d"]
+    events = sum(sum(rep["syn_events_by_projection"][pr.label]) for pr in weighted) / 2
+    weights = sum(np.size(pr.weights) for pr in weighted)
+    synapses = sum(slow_synapses(net, pr) for pr in weighted)
+    assert synapses > weights and (rep["weights"], rep["synapses"]) == (weights, synapses)
+    assert rep["syn_events_per_weight"] == pytest.approx(events / weights, rel=1e-12)
+    assert rep["syn_events_per_synapse"] == pytest.approx(events / synapses, rel=1e-12)

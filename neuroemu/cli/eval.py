@@ -140,13 +140,19 @@ def eval_main(args) -> int:
 
 
 def per_inference_line(res) -> str:
-    """Spikes per inference and synaptic events per weight per inference beside the published
-    break-even (docs/energy-model.md)."""
+    """Spikes per inference and synaptic events per weight (and per synapse, where conv
+    weights are shared) per inference, beside the published break-even
+    (docs/energy-model.md)."""
     from ..energy.ann import BREAK_EVEN
-    lo, hi = BREAK_EVEN["syn_events_per_weight"]
-    epw = res.syn_events_per_weight
-    tail = (f"{epw:.4g} synaptic events per weight ({res.weights:,} weights; published "
-            f"break-even {lo}-{hi}, Dampfhoffer et al. 2023)") if epw is not None else "no weights"
+    lo, hi = BREAK_EVEN["range"]
+    epw, eps = res.syn_events_per_weight, res.syn_events_per_synapse
+    if epw is None:
+        tail = "no weights"
+    else:
+        tail = f"{epw:.4g} synaptic events per weight ({res.weights:,} weights"
+        if res.synapses != res.weights:
+            tail += f"), {eps:.4g} per synapse ({res.synapses:,} synapses"
+        tail += f"; published break-even {lo}-{hi} per synapse, Dampfhoffer et al. 2023)"
     warm = f" (counting the {res.warmup} warm-up steps)" if res.warmup else ""
     return f"per inference{warm}: {res.spikes_per_sample:.1f} spikes, {tail}"
 

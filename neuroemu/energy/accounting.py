@@ -302,7 +302,9 @@ def _inference(setup: Setup, free: Activity, profile: hw.Profile, per_inference_
     out = {"spikes_per_inference": float(free.counters["spikes"].sum() / B),
            "syn_events_per_inference": float(syn.sum()),
            "syn_events_per_weight": ann.events_per_weight(syn, setup.topology),
+           "syn_events_per_synapse": ann.events_per_weight(syn, ann.link_synapses(setup.topology)),
            "weights": ann.n_weights(setup.topology),
+           "synapses": int(sum(ann.link_synapses(setup.topology))),
            "break_even": ann.BREAK_EVEN,
            "ann": base, "ann_total_j": base["total_j"] if base else None,
            "spike_vs_ann_ratio": per_inference_j / base["total_j"]

@@ -40,7 +40,9 @@ ANN_REQUIRED = ("sram_read_pj", "sram_write_pj", "mac_pj", "add_pj")
 # The published break-even, in synaptic events (spikes arriving at a synapse) per weight per
 # inference: below it the spiking network can cost less than an efficient ANN.
 BREAK_EVEN = {
-    "syn_events_per_weight": [0.15, 1.38],
+    "range": [0.15, 1.38],
+    "unit": "synaptic events per synapse per inference (per weight where no weight is shared; "
+            "a conv weight serves many synapses)",
     "source": "Dampfhoffer et al., 'Are SNNs really more energy-efficient than ANNs? An in-depth "
               "hardware-aware study', IEEE TETCI 7(3):731-741, 2023: IF-neuron SNNs compete with "
               "efficient ANN implementations between 0.15 and 1.38 spikes per synapse per "
@@ -191,18 +193,18 @@ def link_weights(topo) -> list[int]:
     return [int(link.n_weights) for link in topo.links]
 
 
-def netlist_weights(net) -> list[int]:
-    """Distinct weights of each projection of a Netlist (a pool: 0), without building its
-    Topology."""
-    return [0 if getattr(pr, "kind", "dense") == "avgpool2d" else int(np.size(pr.weights))
-            for pr in net.projections]
+def link_synapses(topo) -> list[int]:
+    """Synapses (connections: the non-zero pattern of the matrix each projection implies) of
+    each weighted projection of a Topology (a pool: 0).  A dense or sparse projection has one
+    weight per synapse; a conv weight serves a synapse at every output position."""
+    return [int(link.synapses) if link.n_weights else 0 for link in topo.links]
 
 
 def events_per_weight(syn_events, weights) -> float | None:
     """Synaptic events through weighted projections per distinct weight: ``syn_events`` per
     projection, (P, 2) forwards and backwards (e.g. one inference's); ``weights`` the distinct
-    weights of each projection (:func:`link_weights`, :func:`netlist_weights`) or a Topology.
-    None for a network without weights."""
+    weights of each projection (:func:`link_weights`) or a Topology.  Given
+    :func:`link_synapses` instead: events per synapse.  None for a network without weights."""
     if not isinstance(weights, (list, tuple, np.ndarray)):
         weights = link_weights(weights)
     total = int(sum(weights))

@@ -325,6 +325,12 @@ class EnergyReport:
         return self._data["syn_events_per_weight"]
 
     @property
+    def syn_events_per_synapse(self) -> float | None:
+        """Synaptic events per synapse per inference: per weight, except that a conv weight
+        serves a synapse at every output position (the break-even's unit)."""
+        return self._data["syn_events_per_synapse"]
+
+    @property
     def training(self) -> dict | None:
         """Per sample: every phase, the weight-update operations and the weight memory
         traffic of a training update (None without a nudged phase)."""
@@ -457,12 +463,19 @@ class EnergyReport:
         """Per inference: messages, synaptic events per weight against the break-even, and
         the one-pass ANN baseline."""
         rep = self._data
-        epw, be = rep["syn_events_per_weight"], rep["break_even"]["syn_events_per_weight"]
-        out = [f"  per inference (free phase, per sample): {fmt_n(rep['spikes_per_inference'])} "
-               f"messages, {fmt_n(rep['syn_events_per_inference'])} synaptic events = "
-               + (f"{epw:.4g} per weight ({fmt_n(rep['weights'])} weights); published "
-                  f"break-even {be[0]}-{be[1]} (Dampfhoffer et al. 2023)" if epw is not None
-                  else "no weights")]
+        epw, be = rep["syn_events_per_weight"], rep["break_even"]["range"]
+        line = (f"  per inference (free phase, per sample): {fmt_n(rep['spikes_per_inference'])} "
+                f"messages, {fmt_n(rep['syn_events_per_inference'])} synaptic events = ")
+        if epw is None:
+            line += "no weights"
+        else:
+            line += f"{epw:.4g} per weight ({fmt_n(rep['weights'])} weights"
+            if rep["synapses"] != rep["weights"]:
+                line += (f"), {rep['syn_events_per_synapse']:.4g} per synapse "
+                         f"({fmt_n(rep['synapses'])} synapses")
+            line += (f"); published break-even {be[0]}-{be[1]} per synapse (Dampfhoffer et al. "
+                     f"2023)")
+        out = [line]
         a = rep["ann"]
         if a is None:
             out.append(f"  ANN baseline: none ({rep.get('ann_note', '')})")

@@ -34,6 +34,7 @@ from ..engines import as_compiled, check_input
 from ..engines import kernels as K
 from ..engines import session as open_session
 from ..errors import EngineError
+from ..energy.ann import events_per_weight
 from .eqprop import PRESETS, Hyper
 
 __all__ = ["EvalResult", "evaluate", "classify", "default_steps", "error_curve", "readout",
@@ -221,9 +222,11 @@ class EvalResult:
     labels: np.ndarray = field(repr=False)          # int64 (n,)
     warmup: int = 0                 # steps run before the ``steps`` read out
     weights: int = 0                # distinct weights of the network (a pool has none)
-    # synaptic events through weighted projections per distinct weight, per sample (an
-    # inference): Dampfhoffer et al.'s "spikes per synapse per inference"; None: no weights
+    # synaptic events through weighted projections per distinct weight, and per synapse (a
+    # conv weight serves many synapses), per sample -- an inference; None: no weights
     syn_events_per_weight: float | None = None
+    synapses: int = 0
+    syn_events_per_synapse: float | None = None
 
     @property
     def accuracy(self) -> float:
@@ -238,7 +241,8 @@ class EvalResult:
              "spikes_per_population": dict(self.spikes_per_population),
              "syn_events_per_sample": self.syn_events_per_sample,
              "syn_events_per_projection": dict(self.syn_events_per_projection),
-             "weights": self.weights, "syn_events_per_weight": self.syn_events_per_weight}
+             "weights": self.weights, "syn_events_per_weight": self.syn_events_per_weight,
+             "synapses": self.synapses, "syn_events_per_synapse": self.syn_events_per_synapse}
         if predictions:
             d["predictions"] = self.predictions.tolist()
         return d
@@ -264,8 +268,7 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
               disable=not (progress and sys.stderr.isatty())) as bar:
         c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar,
                      warmup=warmup)
-    from ..energy.ann import events_per_weight, netlist_weights
-    wts = netlist_weights(cn.netlist)
+    wts, syns = _weights(cn)
     n = len(x)
     wrong = int((c.predictions != y).sum())
     spk = c.counters["spikes"].sum(axis=0) / n                 # (layers,)
@@ -284,7 +287,17 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
         spikes_per_population={name: float(v) for name, v in zip(names, spk)},
         syn_events_per_sample=float(syn.sum()), syn_events_per_projection=per_proj,
         predictions=c.predictions, labels=y.astype(np.int64), warmup=int(warmup),
-        weights=int(sum(wts)), syn_events_per_weight=events_per_weight(syn, wts))
+        weights=int(sum(wts)), syn_events_per_weight=events_per_weight(syn, wts),
+        synapses=int(sum(syns)), syn_events_per_synapse=events_per_weight(syn, syns))
+
+
+def _weights(cn) -> tuple[list[int], list[int]]:
+    """Distinct weights and synapses of each projection (a pool: none), as the energy report
+    counts them (:mod:`neuroemu.energy.ann`)."""
+    from ..energy.ann import link_synapses, link_weights
+    from ..energy.graph import topology
+    topo = topology(cn.netlist)
+    return link_weights(topo), link_synapses(topo)
 
 
 def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 1,
@@ -296,7 +309,8 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     follow it; the spikes count it).  Returns one dict per step count (increasing):
     ``steps``, ``error``, ``errors``, ``spikes_per_sample`` and ``syn_events_per_sample``
     (messages and synaptic events of all populations and projections up to that step) and
-    ``syn_events_per_weight`` (:attr:`EvalResult.syn_events_per_weight` at that step).
+    ``syn_events_per_weight`` and ``syn_events_per_synapse`` (as :class:`EvalResult`'s, at
+    that step).
     ``progress``: an object with ``update(n)`` (a tqdm bar), or None."""
     cn = as_compiled(net)
     x = check_input(images, cn.n_in, "images")
@@ -317,8 +331,7 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
     wrong = np.zeros(len(ks), dtype=np.int64)
     spikes = np.zeros(len(ks))
     syn = np.zeros(len(ks))
-    from ..energy.ann import events_per_weight, netlist_weights
-    wts = netlist_weights(cn.netlist)
+    wts, syns = _weights(cn)
     synp = np.zeros((len(ks), len(wts), 2))
     for i, xb, sess in _sessions(cn, x, batch, seed, threads):
         done, start = 0, None
@@ -337,5 +350,6 @@ def error_curve(net, images, labels, steps, *, batch: int = 100, threads: int = 
             progress.update(len(xb))
     return [{"steps": k, "error": int(wrong[j]) / n, "errors": int(wrong[j]),
              "spikes_per_sample": spikes[j] / n, "syn_events_per_sample": syn[j] / n,
-             "syn_events_per_weight": events_per_weight(synp[j] / n, wts)}
+             "syn_events_per_weight": events_per_weight(synp[j] / n, wts),
+             "syn_events_per_synapse": events_per_weight(synp[j] / n, syns)}
             for j, k in enumerate(ks)]
