@@ -12,7 +12,8 @@ PKG = Path(__file__).resolve().parents[1] / "neuroemu"
 STAGES = {"neuroemu._version": 0, "neuroemu.errors": 0, "neuroemu.files": 0, "neuroemu.describe": 1,
           "neuroemu.engines": 2, "neuroemu.record": 3, "neuroemu.energy": 4,
           "neuroemu.interop": 4,
-          "neuroemu.learn": 5, "neuroemu": 6, "neuroemu.cli": 7, "neuroemu.__main__": 7}
+          "neuroemu.learn": 5, "neuroemu": 6, "neuroemu.sweep": 6, "neuroemu.cli": 7,
+          "neuroemu.__main__": 7}
 
 
 def modules() -> dict[str, Path]:
