@@ -1,6 +1,6 @@
 """What a chip designer compares a spiking run with: the same network as a one-pass quantised
 ANN, synaptic events per weight, the weight-memory traffic of a training update and the
-memory footprint (docs/energy-model.md sections 6 and 7).
+memory footprint (docs/energy-model.md sections 6, 9 and 10).
 
 * :func:`ann_counts` counts the **one-pass ANN** of a :class:`~neuroemu.energy.graph.Topology`
   with ``b``-bit weights and activations: every projection evaluated once in its forward
@@ -49,7 +49,7 @@ BREAK_EVEN = {
               "inference, depending on the ANN implementation",
     "also": "Yan et al., arXiv 2409.08290 (v2): with T in [5, 10] time steps the average spike "
             "rate must stay below 6.4% per neuron and step to beat the equivalent quantised ANN "
-            "(v4: below 5.7% at T = 5), i.e. about 0.29-0.64 spikes per neuron per inference",
+            "(v4: below 5.7% at T = 5), i.e. about 0.3-0.64 spikes per neuron per inference",
 }
 DEFINITION = ("one pass: every projection once, forwards (pre -> post); a MAC per synapse, an add "
               "per pooling tap and per bias; each weight and bias read once, each activation "
