@@ -182,9 +182,10 @@ def resolve_profile(arg: str) -> str:
     from ..energy import hardware as hw
     s = str(arg)
     p = Path(s)
-    bare = p.parent == Path(".") and not s.startswith(".") and not s.lower().endswith(".toml")
+    bare = p.parent == Path(".") and not s.startswith(".") \
+        and not s.lower().endswith((".toml", ".yaml", ".yml"))
     if bare and s != "all" and s in hw.shipped_profiles():
-        return str(hw.profiles_dir() / f"{s}.toml")
+        return str(hw.shipped_profile_path(s))
     return s        # 'all', or a file (the loader says what is wrong with it)
 
 

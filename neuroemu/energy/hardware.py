@@ -104,24 +104,31 @@ def profiles_dir() -> Path:
 
 
 def shipped_profiles() -> list[str]:
-    """Names of the profiles shipped as package data."""
+    """Names of the profiles shipped as package data (TOML profiles and SANA-FE architecture
+    descriptions, ``.yaml``)."""
     d = profiles_dir()
-    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+    return sorted(p.stem for p in (*d.glob("*.toml"), *d.glob("*.yaml"))) if d.is_dir() else []
+
+
+def shipped_profile_path(name: str) -> Path:
+    """The file of a shipped profile (``name.toml`` or ``name.yaml``)."""
+    toml = profiles_dir() / f"{name}.toml"
+    return toml if toml.exists() else profiles_dir() / f"{name}.yaml"
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """Load a shipped profile by name (``loihi``) or any profile file by path."""
     s = str(name_or_path)
     path = Path(s)
-    if s.endswith((".yaml", ".yml")):      # a SANA-FE architecture description
-        from .sanafe_arch import profile_from_arch_file
-        return profile_from_arch_file(path)
-    if not (s.endswith(".toml") or path.exists()):
+    if not (s.endswith((".toml", ".yaml", ".yml")) or path.exists()):
         shipped = shipped_profiles()
         if s not in shipped:
             raise ProfileError(f"--profile: unknown profile {s!r} (shipped: {', '.join(shipped)}; "
                                f"or give the path of a profile .toml file)")
-        path = profiles_dir() / f"{s}.toml"
+        path = shipped_profile_path(s)
+    if str(path).endswith((".yaml", ".yml")):      # a SANA-FE architecture description
+        from .sanafe_arch import arch_profile_fields
+        return Profile(**arch_profile_fields(path))
     if not path.is_file():
         raise ProfileError(f"{path}: profile file not found")
     try:
