@@ -1,5 +1,5 @@
 """Command line: ``neuroemu demo | netlists | validate | run | inspect | convert | energy |
-train | eval | converge``.
+train | eval | converge | sanafe``.
 
 One module per subcommand in this package (``neuroemu.cli.<module>``), providing
 ``add_<name>_arguments(parser)`` and ``<name>_main(args) -> int``; the library it calls lives in
@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a network with Equilibrium Propagation (or --method ide)"),
     "eval": ("eval", "a network's error on a dataset, with spikes and synaptic events per sample"),
     "converge": ("converge", "the paper's Fig. 2 convergence experiment"),
+    "sanafe": ("sanafe", "neuroemu against SANA-FE on the same recorded traffic and architecture"),
 }
 
 EPILOG = """examples:
