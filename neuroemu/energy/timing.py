@@ -140,18 +140,19 @@ def latency_report(counts: hw.Counts, setup, profile: hw.Profile, *, raster=None
     if lat is None:
         return None
     T, B = int(counts.steps), int(counts.events.shape[0])
+    always = tr.always_updated(getattr(profile, "arch", None), setup.topology, hwm)
     exact = raster is not None
     if exact:
         r = np.asarray(raster)
         if r.shape[:2] != (T, B):
             raise ProfileError(f"spike raster: must have shape ({T}, {B}, neurons) for {T} "
                                f"steps of {B} samples (got {r.shape})")
-        sc = tr.step_counts(fan, r, last_step, lat.hop, lat.flits)
+        sc = tr.step_counts(fan, r, last_step, lat.hop, lat.flits, always=always)
         scale = 1.0
     else:
         m = _messages(counts, setup.topology, messages)
         sc = tr.step_counts(fan, (m / max(1, T))[None], last_step, lat.hop, lat.flits,
-                            spread=True)
+                            spread=True, always=always)
         scale = float(T)
     st = step_latency(sc, lat)
     per = st["serial"].sum(axis=0) * scale                   # (B,) per inference

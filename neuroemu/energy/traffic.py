@@ -198,13 +198,15 @@ def _check_raster(raster, topo):
 
 
 def step_counts(fan: Fanout, raster, last_step: str = "deliver",
-                hop_weight=(1.0, 1.0, 1.0, 1.0), flits=None, spread: bool = False) -> StepCounts:
+                hop_weight=(1.0, 1.0, 1.0, 1.0), flits=None, spread: bool = False,
+                always=None) -> StepCounts:
     """Per-step counts of a spike raster (bool ``[step, sample, neuron]``).  ``hop_weight``:
     latency per hop east, west, north, south (for ``route``); ``flits``: flits per message of
     each population (default 1; ``links`` and ``route`` count flits).  ``spread``: the raster
     holds each neuron's messages per step averaged over the run (one row of floats, the
     even-spread estimate of :mod:`neuroemu.energy.timing`): no step shift, and every neuron
-    that can receive is updated every step."""
+    that can receive is updated every step.  ``always`` (bool per population): populations
+    whose neurons are updated every step (:func:`always_updated`)."""
     if last_step not in LAST_STEP:
         raise ProfileError(f"--last-step: must be one of {', '.join(LAST_STEP)} "
                            f"(got {last_step!r})")
@@ -262,7 +264,9 @@ def step_counts(fan: Fanout, raster, last_step: str = "deliver",
         # block); spread (mean messages per step): every neuron that can receive, every step
         for l in range(P):
             Sp = S[:, off[l]:off[l + 1]]
-            if spread:
+            if always is not None and always[l]:
+                up = np.ones_like(Sp)
+            elif spread:
                 into = any(dl.post == l for dl in fan.deliveries)
                 up = np.ones_like(Sp) if into else Sp
             else:
@@ -339,6 +343,17 @@ def synapse_units(arch, topo) -> list[str]:
             [k.kind for k in topo.links if k.pre == r and k.back]
         out.append(arch.synapse_for(kinds[0] if kinds else "dense").name)
     return out
+
+
+def always_updated(arch, topo, hw: HwMap) -> np.ndarray | None:
+    """Populations whose somas SANA-FE updates every step on ``arch``: with the time-step
+    buffer before (or inside) the dendrite, the dendrite hands every soma a current every step,
+    so every neuron not on an ``input`` unit is updated every step (None: no such
+    populations)."""
+    if arch is None or not arch.per_step_dendrite:
+        return None
+    inp = arch.input_soma
+    return np.array([inp is None or u != inp.name for u in soma_units(arch, topo, hw)])
 
 
 def unit_counts(sc: StepCounts, fan: Fanout, arch) -> UnitCounts:

@@ -176,16 +176,31 @@ def read_replay(path) -> tuple[np.ndarray, list[int], dict]:
     return r, [int(s["id"]) for s in samples], rep
 
 
+def _flush_c() -> None:
+    """Flush the C library's stdout buffer (SANA-FE's C++ output goes through it)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):    # pragma: no cover - no C library to ask
+        pass
+
+
 @contextmanager
 def _quiet():
-    """SANA-FE prints progress on the process's stdout: send it to /dev/null meanwhile."""
+    """SANA-FE prints progress on the process's stdout, through C++ and through Python's
+    ``sys.stdout``: send both to /dev/null meanwhile."""
+    import io
+    from contextlib import redirect_stdout
     sys.stdout.flush()
+    _flush_c()
     saved = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 1)
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
+        _flush_c()
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
@@ -269,3 +284,81 @@ def run_sanafe(snn_path, arch_path, *, timing_model: str = "detailed", quiet: bo
 @contextmanager
 def _nothing():
     yield
+
+
+# --------------------------------------------------------------------------- the cross-check
+
+SIDE_KEYS = ("spikes", "messages", "hops", "syn_events", "updated")
+
+
+def arch_side(setup, counts, profile, raster, *, last_step: str = "deliver",
+              cores_per_tile: int = 1) -> dict:
+    """neuroemu's figures of a recorded run on a SANA-FE architecture (``profile.arch``): per
+    sample the counts SANA-FE reports, the energy per component (:func:`arch_energy`) and the
+    latency (:func:`neuroemu.energy.timing.latency_report`, with the energy for the EDP)."""
+    from ..energy import timing
+    from ..energy import traffic as tr
+    from ..energy.sanafe_arch import arch_energy
+    arch = profile.arch
+    hwm = tr.hw_map(setup.placement, cores_per_tile)
+    fan = tr.fanout(setup.topology, hwm)
+    sc = tr.step_counts(fan, raster, last_step, always=tr.always_updated(arch, setup.topology,
+                                                                         hwm))
+    uc = tr.unit_counts(sc, fan, arch)
+    e = arch_energy(arch, uc)
+    lat = timing.latency_report(counts, setup, profile, raster=raster, last_step=last_step,
+                                cores_per_tile=cores_per_tile, energy_j=e["total"])
+    B = uc.spikes.shape[0]
+    hops = sum(uc.hops[d] for d in tr.DIRS)
+    side = {"spikes": uc.spikes, "messages": uc.messages, "hops": hops,
+            "syn_events": uc.syn_events, "updated": uc.updated.sum(axis=1)}
+    return {"per_sample": [dict({k: int(round(float(v[b]))) for k, v in side.items()},
+                                energy_j={k: float(e[k][b]) for k in
+                                          ("synapse", "dendrite", "soma", "network", "total")},
+                                latency_per_inference_s=lat["per_sample"][b][
+                                    "latency_per_inference_s"],
+                                overlap_latency_per_inference_s=lat["per_sample"][b][
+                                    "overlap_latency_per_inference_s"])
+                           for b in range(B)],
+            "network_split_j": {k: float(e[k].mean()) for k in
+                                ("network_hops", "network_axon_out", "network_axon_in")},
+            "latency": lat, "last_step": last_step}
+
+
+def sanafe_side(res: dict) -> dict:
+    """:func:`run_sanafe`'s result in the layout of :func:`arch_side`."""
+    B = len(res["samples"])
+    return {"per_sample": [dict({k: int(res[k][b]) for k in SIDE_KEYS},
+                                energy_j=dict(res["energy"][b]),
+                                latency_per_inference_s=float(res["sim_time_s"][b]))
+                           for b in range(B)], "wall_s": res["wall_s"]}
+
+
+def agreement(ours: dict, theirs: dict) -> dict:
+    """Largest relative difference over the samples of every count, energy component and the
+    latency (0 where both are 0)."""
+    def rel(a, b):
+        a, b = float(a), float(b)
+        return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+
+    out = {}
+    pairs = list(zip(ours["per_sample"], theirs["per_sample"]))
+    for k in SIDE_KEYS:
+        out[k] = max(rel(a[k], b[k]) for a, b in pairs)
+    for k in ("synapse", "dendrite", "soma", "network", "total"):
+        out[f"energy_{k}"] = max(rel(a["energy_j"][k], b["energy_j"][k]) for a, b in pairs)
+    out["latency_per_inference"] = max(rel(a["latency_per_inference_s"],
+                                           b["latency_per_inference_s"]) for a, b in pairs)
+    out["overlap_latency_per_inference"] = max(
+        rel(a["overlap_latency_per_inference_s"], b["latency_per_inference_s"])
+        for a, b in pairs)
+    return out
+
+
+def mean_side(side: dict) -> dict:
+    """Means over the samples of every count, energy and latency of a side."""
+    ps = side["per_sample"]
+    out = {k: float(np.mean([p[k] for p in ps])) for k in ps[0] if k != "energy_j"}
+    out["energy_j"] = {k: float(np.mean([p["energy_j"][k] for p in ps]))
+                       for k in ps[0]["energy_j"]}
+    return out
