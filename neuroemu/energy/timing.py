@@ -203,7 +203,7 @@ def latency_report(counts: hw.Counts, setup, profile: hw.Profile, *, raster=None
         out["bus_engine"] = {
             "elapsed_ticks_per_inference": ticks,
             "ticks_per_step": ticks / steps,
-            "latency_per_inference_s": ticks / steps * mean / steps,
+            "latency_per_inference_s": ticks * mean / steps,
             "what": "the bus engine's simulated time (clock drift, barriers, queueing) in its "
                     "nominal ticks, at this model's mean time per step"}
     return out
