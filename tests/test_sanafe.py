@@ -365,3 +365,22 @@ def _tiny_input(tmp_path) -> Path:
     p = tmp_path / "x.npy"
     np.save(p, np.random.default_rng(1).random((2, 4)))
     return p
+
+
+def test_a_trace_gives_the_recorded_raster(tmp_path, capsys):
+    from neuroemu import record
+    from neuroemu.cli.sanafe import _trace_raster
+    net = describe.load("tiny")
+    cn = engines.build(net)
+    x = np.random.default_rng(2).random((2, 4))
+    sess = engines.session(cn, x)
+    ph = sess.run(9, record_spikes=True)
+    path = record.write(tmp_path / "t.h5", cn, sess.result(), x=x)
+    with record.open(path) as trc:
+        _, raster, act, _, ids, _ = _trace_raster(trc, 0.0)
+    assert np.array_equal(raster, ph.spikes) and ids == [0, 1]
+    rc = cli_main(["sanafe", str(path), "--neurons-per-core", "2", "--no-sanafe", "--json",
+                   "--last-step", "drop"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == 0 and "sanafe" not in rep
+    assert rep["neuroemu"]["syn_events"] == ph.counters["syn_events"].sum() / 2
