@@ -134,12 +134,15 @@ def sanafe_main(args) -> int:
     from ..interop import sanafe_export as sx
     arch_file = arch_path(args.arch)
     outputs = [("--export", args.export)] if args.export else []
-    check_outputs(outputs, inputs=[args.source, arch_file] + ([args.input] if args.input else []),
-                  force=args.force)
+    inputs = [args.source, arch_file] + [p for p in (args.input, args.placement)
+                                         if p and p not in ("layer", "packed")]
+    check_outputs(outputs, inputs=inputs, force=args.force)
     profile = hw.load_profile(arch_file)
     net, raster, ph, desc, ids, t0 = _source(args)
     t_run = time.perf_counter() - t0
     setup = make_setup(net, args.mesh, args.neurons_per_core, args.placement)
+    hwm = tr.hw_map(setup.placement, args.cores_per_tile)
+    sx.check_fits(hwm, profile.arch)
     act = ph if isinstance(ph, Activity) else activity_from_phase(ph)
     counts = setup.counts(act, profile)
     ours = sx.arch_side(setup, counts, profile, raster, last_step=args.last_step,
@@ -147,7 +150,6 @@ def sanafe_main(args) -> int:
     native = summarise(counts, profile)
     mean_ours = sx.mean_side(ours)
     t_ne = time.perf_counter() - t0
-    hwm = tr.hw_map(setup.placement, args.cores_per_tile)
     fan = tr.fanout(setup.topology, hwm)
     with tempfile.TemporaryDirectory() as tmp:
         snn = Path(args.export) if args.export else Path(tmp) / "replay.yaml"

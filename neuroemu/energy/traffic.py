@@ -154,38 +154,29 @@ class StepCounts:
     exact: bool = True
 
 
-def _routes(hw: HwMap):
-    """Per (src core, dst core): the directed links of its XY route (x first, then y) and
-    its hops per direction.  Links are numbered over the pairs' routes only."""
-    C = hw.cores.size
-    link_id: dict = {}
-    inc = [[[] for _ in range(C)] for _ in range(C)]
-    hop = np.zeros((C, C, 4), dtype=np.int64)
-    for a in range(C):
-        for b in range(C):
-            x, y = int(hw.x[a]), int(hw.y[a])
-            xb, yb = int(hw.x[b]), int(hw.y[b])
-            while x != xb:
-                d = 0 if xb > x else 1
-                key = (x, y, d)
-                inc[a][b].append(link_id.setdefault(key, len(link_id)))
-                hop[a, b, d] += 1
-                x += 1 if d == 0 else -1
-            while y != yb:
-                d = 2 if yb > y else 3
-                key = (x, y, d)
-                inc[a][b].append(link_id.setdefault(key, len(link_id)))
-                hop[a, b, d] += 1
-                y += 1 if d == 2 else -1
-    L = len(link_id)
-    mat = np.zeros((C, C, L))
-    for a in range(C):
-        for b in range(C):
-            mat[a, b, inc[a][b]] = 1.0
-    dirs = np.zeros(L, dtype=np.int64)
-    for (x, y, d), i in link_id.items():
-        dirs[i] = d
-    return mat, hop, dirs
+def _hops(hw: HwMap) -> np.ndarray:
+    """(C, C, 4) hops east, west, north, south of the XY route between every two used cores."""
+    dx = hw.x[None, :] - hw.x[:, None]
+    dy = hw.y[None, :] - hw.y[:, None]
+    return np.stack([np.maximum(dx, 0), np.maximum(-dx, 0), np.maximum(dy, 0),
+                     np.maximum(-dy, 0)], axis=2)
+
+
+def _route_links(hw: HwMap, a: int, b: int) -> np.ndarray:
+    """The directed mesh links (index ``((y * W + x) * 4 + direction)``) of the XY route
+    from used core ``a`` to ``b``: x first, then y."""
+    W = hw.width
+    x, y, xb, yb = int(hw.x[a]), int(hw.y[a]), int(hw.x[b]), int(hw.y[b])
+    out = []
+    while x != xb:
+        d = 0 if xb > x else 1
+        out.append((y * W + x) * 4 + d)
+        x += 1 if d == 0 else -1
+    while y != yb:
+        d = 2 if yb > y else 3
+        out.append((y * W + x) * 4 + d)
+        y += 1 if d == 2 else -1
+    return np.array(out, dtype=np.int64)
 
 
 def _check_raster(raster, topo):
@@ -215,8 +206,10 @@ def step_counts(fan: Fanout, raster, last_step: str = "deliver",
     T, B, N = r.shape
     off, sizes = topo.off, topo.sizes
     P, C, K = len(sizes), hw.cores.size, len(fan.deliveries)
-    mat, hop, dirs = _routes(hw)
-    L = dirs.size
+    hop = _hops(hw)
+    L = 4 * hw.width * hw.height
+    dirs = np.arange(L) % 4
+    routes: dict = {}
     w = np.asarray(hop_weight, dtype=float)
     lat = hop @ w                                    # (C, C) route latency
     fl = np.ones(len(sizes)) if flits is None else np.asarray(flits, dtype=float)
@@ -249,7 +242,11 @@ def step_counts(fan: Fanout, raster, last_step: str = "deliver",
                 out[t0:t1, :, a, l] += Q.sum(axis=1).reshape(sh)
                 inn[t0:t1] += Q.reshape(sh + (C,))
                 hops[t0:t1] += (Q @ hop[a]).reshape(sh + (4,))
-                links[t0:t1] += (Q @ mat[a]).reshape(sh + (L,)) * fl[l]
+                lk = links[t0:t1].reshape(-1, L)
+                for b_ in np.flatnonzero(Q.any(axis=0)):
+                    if (a, b_) not in routes:
+                        routes[(a, b_)] = _route_links(hw, a, b_)
+                    lk[:, routes[(a, b_)]] += Q[:, b_:b_ + 1] * fl[l]
                 reach = np.where(Q > 0, lat[a][None, :], 0.0).max(axis=1)
                 route[t0:t1] = np.maximum(route[t0:t1], reach.reshape(sh))
         for k, dl in enumerate(fan.deliveries):

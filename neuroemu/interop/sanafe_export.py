@@ -48,6 +48,22 @@ def _group_names(names) -> list[str]:
     return out
 
 
+def check_fits(hw, arch) -> None:
+    """The placement must fit the architecture: its tiles, cores per tile and neurons per core."""
+    x, y = int(hw.x.max()) + 1, int(hw.y.max()) + 1
+    if x > arch.width or y > arch.height:
+        raise InteropError(f"{arch.path}: the placement uses a {x}x{y} mesh of tiles, the "
+                           f"architecture has {arch.width}x{arch.height} (choose --mesh, "
+                           f"--neurons-per-core or --cores-per-tile to fit)")
+    if hw.cores_per_tile > arch.cores_per_tile:
+        raise InteropError(f"{arch.path}: --cores-per-tile {hw.cores_per_tile} exceeds the "
+                           f"architecture's {arch.cores_per_tile} cores per tile")
+    per_core = int(np.bincount(hw.core).max())
+    if per_core > arch.max_neurons:
+        raise InteropError(f"{arch.path}: a core holds {per_core} neurons, the architecture's "
+                           f"cores at most {arch.max_neurons} (--neurons-per-core)")
+
+
 def _zeros(n: int) -> str:
     return "[" + ", ".join(["0.0"] * n) + "]"
 
@@ -61,21 +77,12 @@ def snn_text(topo, fan, arch, raster=None, sample_ids=None, name: str = "network
     from ..energy.graph import _blocks
     from ..energy.traffic import soma_units, synapse_units
     hw = fan.hw
-    if hw.width > arch.width or hw.height > arch.height:
-        raise InteropError(f"{arch.path}: the placement needs a {hw.width}x{hw.height} mesh of "
-                           f"tiles, the architecture has {arch.width}x{arch.height}")
-    if hw.cores_per_tile > arch.cores_per_tile:
-        raise InteropError(f"{arch.path}: --cores-per-tile {hw.cores_per_tile} exceeds the "
-                           f"architecture's {arch.cores_per_tile} cores per tile")
+    check_fits(hw, arch)
     groups = _group_names(topo.names)
     off, sizes = topo.off, topo.sizes
     somas = soma_units(arch, topo, hw)
     syns = synapse_units(arch, topo)
     inp = arch.input_soma
-    per_core = np.bincount(hw.core, minlength=hw.cores.size)
-    if per_core.max() > arch.max_neurons:
-        raise InteropError(f"{arch.path}: a core holds {per_core.max()} neurons, the "
-                           f"architecture's cores at most {arch.max_neurons}")
     L = [f"# {note}" if note else "# neuroemu export for SANA-FE",
          "# A traffic replay: edges carry weight 0; neurons fire when the replay forces them",
          "# (docs/sanafe.md).  The neuroemu_replay section holds the recorded spikes.",
