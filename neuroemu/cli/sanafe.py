@@ -157,8 +157,15 @@ def sanafe_main(args) -> int:
         sx.export_snn(snn, setup.topology, fan, profile.arch, raster, ids, net.name,
                       note=f"neuroemu: {net.name}, {desc}, on {Path(arch_file).name}")
         t_export = time.perf_counter() - t1
-        theirs = None if args.no_sanafe else sx.sanafe_side(
-            sx.run_sanafe(snn, arch_file, timing_model=args.timing_model))
+        theirs = None
+        if not args.no_sanafe:
+            import sys
+            from tqdm import tqdm
+            with tqdm(total=int(raster.shape[1]), desc="SANA-FE", unit="sample",
+                      disable=not sys.stderr.isatty()) as bar:
+                theirs = sx.sanafe_side(sx.run_sanafe(
+                    snn, arch_file, timing_model=args.timing_model,
+                    progress=lambda done, total: bar.update(done - bar.n)))
     out = {"network": net.name, "input": desc, "arch": arch_file, "arch_name": profile.arch.name,
            "placement": {"mesh": setup.placement.mesh, "policy": setup.placement.policy,
                          "neurons_per_core": setup.placement.neurons_per_core,
