@@ -17,9 +17,10 @@ step: an upper bound of this model), summed over the steps of an inference.  The
 gives SANA-FE's "simple" timing model, ``max(max_c (soma_c + out_c), max_c (in_c + syn_c)) +
 barrier``, where a core's neuron updates and its message processing overlap and the network
 is free.  With a recorded raster every step is exact; without one each neuron's messages are
-spread evenly over the steps (one mean step, times the steps: a lower bound of the busiest
-core's sum, since the max of means is at most the mean of maxes) and every neuron that can
-receive is updated every step.
+spread evenly over the steps (one mean step, times the steps), every message's synaptic
+events counted, and every neuron that can receive updated every step: an estimate (the max of
+means understates the busiest core's sum, the updates overstate it; on the shipped network it
+is within 1% of the exact figure).
 
 The unit latencies come from a SANA-FE architecture (``profile.arch``, per unit) or from a
 profile's ``[latency_ns]`` table (per event kind: the neuron kinds per neuron-step, the
