@@ -18,9 +18,10 @@ every core a pipeline of units with an energy (J) and a latency (s) per event:
 :func:`read_arch` reads such a file into an :class:`Arch` (our own reader; SANA-FE itself is not
 needed), :func:`arch_profile_fields` maps it onto neuroemu's event kinds as a
 :class:`~neuroemu.energy.hardware.Profile` (``hardware.load_profile("x.yaml")``) whose ``arch``
-is the :class:`Arch`, and :func:`arch_energy` prices per-unit counts (:mod:`neuroemu.energy.traffic`)
-exactly as SANA-FE does, per component (synapse, dendrite, soma, network).  The conventions and
-the source of every shipped number are in ``docs/sanafe.md``.
+is the :class:`Arch`, and :func:`arch_energy` prices per-unit counts
+(:mod:`neuroemu.energy.traffic`) exactly as SANA-FE does, per component (synapse, dendrite,
+soma, network).  The conventions and the source of every shipped number are in
+``docs/sanafe.md``.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def hw_map(placement, cores_per_tile: int = 1) -> HwMap:
 
 @dataclass(frozen=True, eq=False)
 class Delivery:
-    """One delivery (projection ``link`` in direction ``d``) from population ``pre`` into ``post``."""
+    """One delivery (projection ``link``, direction ``d``) from population ``pre`` into ``post``."""
 
     link: int
     d: int
@@ -134,11 +134,12 @@ class StepCounts:
     """Per step and sample (leading axes ``(T, B)``) on the used cores ``C``:
 
     ``fired``/``updated``/``msgs_out`` (T, B, C, P) spikes, updated neurons and messages sent per
-    core and population; ``neurons`` (C, P); ``msgs_in`` (T, B, C) messages received; ``syn`` (T, B, C, K) synaptic
-    events per delivery ``K`` (in the step the convention puts them); ``hops`` (T, B, 4) link
-    crossings east, west, north, south; ``links`` (T, B, L) flits on each directed mesh link
-    (``link_dir`` (L,): 0..3 as DIRS); ``route`` (T, B) the longest route a message took in
-    the step, in hops weighted by ``hop_weight`` (the latency per hop of each direction)."""
+    core and population; ``neurons`` (C, P); ``msgs_in`` (T, B, C) messages received; ``syn``
+    (T, B, C, K) synaptic events per delivery ``K`` (in the step the convention puts them);
+    ``hops`` (T, B, 4) link crossings east, west, north, south; ``links`` (T, B, L) flits on each
+    directed mesh link (``link_dir`` (L,): 0..3 as DIRS); ``route`` (T, B) the longest route a
+    message took in the step, in hops weighted by ``hop_weight`` (the latency per hop of each
+    direction)."""
 
     fired: np.ndarray
     updated: np.ndarray
