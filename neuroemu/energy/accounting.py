@@ -193,6 +193,7 @@ class Setup:
     placement: hw.Placement
     routes: hw.RouteTable
     topology: object = None
+    quanta: int | None = None      # the bus engine's quanta per tick, when it ran the network
 
     def __post_init__(self):
         if self.topology is None:
@@ -258,6 +259,7 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                   "real_valued_total_j": b["total_j"]}
     out["per_inference_j"] = out["phases"][phases[0].name]["total_j"] / B
     out.update(_inference(setup, phases[0], profile, out["per_inference_j"], ann_bits))
+    out.update(_latency(setup, phases[0], profile, out["per_inference_j"]))
     out["per_training_update_j"] = None
     if len(phases) > 1:
         ts, td = both(total, weights=True)
@@ -288,6 +290,23 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                if d["total_j"] else None})
     _check_finite(out, profile)
     return out
+
+
+def _latency(setup: Setup, free: Activity, profile: hw.Profile, per_inference_j: float) -> dict:
+    """Time per inference (the free phase) from the profile's unit latencies and the mesh, and
+    the energy-delay product (:func:`neuroemu.energy.timing.latency_report`); None where the
+    profile gives no latencies.  Without a recorded raster the messages are spread evenly over
+    the steps (docs/energy-model.md)."""
+    from . import timing
+    ticks = None if setup.quanta is None else timing.bus_ticks(free, setup.quanta)
+    lat = timing.latency_report(setup.counts(free, profile), setup, profile,
+                                messages=free.messages, energy_j=per_inference_j,
+                                bus_ticks=ticks)
+    if lat is None:
+        return {"latency": None, "latency_per_inference_s": None, "edp_j_s": None,
+                "latency_note": f"profile {profile.name!r} gives no latencies ([latency_ns])"}
+    return {"latency": lat, "latency_per_inference_s": lat["latency_per_inference_s"],
+            "edp_j_s": lat["edp_j_s"]}
 
 
 def _inference(setup: Setup, free: Activity, profile: hw.Profile, per_inference_j: float,

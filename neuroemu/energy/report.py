@@ -91,7 +91,8 @@ def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
     nl = cn.netlist
     names, sizes = tuple(p.name for p in nl.populations), nl.sizes
     topo = topology(nl)
-    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, True), topo)
+    return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, True), topo,
+                 int(hwc.quanta))
 
 
 def reports(setup: Setup, phases: list[Activity], profs: list[hw.Profile], sample_ids=None, *,
@@ -455,6 +456,20 @@ class EnergyReport:
             if not rep["weight_update_modelled"]:
                 line += " [this profile has no weight-update figure: counted as 0]"
         out.append(line)
+        lat = rep.get("latency")
+        if lat:
+            t, st = lat["latency_per_inference_s"], lat["latency_per_step_s"]
+            how = "exact per step" if lat["exact"] else "messages spread evenly over the steps"
+            out.append(f"  time per inference: {t * 1e3:.4g} ms ({st * 1e6:.4g} us per step, "
+                       f"{how}); energy-delay product {lat['edp_j_s']:.4g} J s")
+            if lat.get("bus_engine"):
+                be = lat["bus_engine"]
+                out.append(f"  bus engine's simulated time: {be['elapsed_ticks_per_inference']:.4g} "
+                           f"ticks per inference ({be['ticks_per_step']:.4g} per step) = "
+                           f"{be['latency_per_inference_s'] * 1e3:.4g} ms at this model's time "
+                           f"per step")
+        elif rep.get("latency_note"):
+            out.append(f"  time per inference: not modelled ({rep['latency_note']})")
         if rep.get("training"):
             out.append(self._training_line())
         return "\n".join(out)
