@@ -37,8 +37,8 @@ from ..errors import EngineError
 from ..energy.ann import events_per_weight
 from .eqprop import PRESETS, Hyper
 
-__all__ = ["EvalResult", "evaluate", "classify", "default_steps", "error_curve", "readout",
-           "window_start", "if_outputs"]
+__all__ = ["EvalResult", "evaluate", "score", "classify", "default_steps", "error_curve",
+           "readout", "window_start", "if_outputs"]
 
 
 def default_steps(net) -> int:
@@ -268,8 +268,19 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
               disable=not (progress and sys.stderr.isatty())) as bar:
         c = classify(cn, x, steps, batch=batch, threads=threads, seed=seed, progress=bar,
                      warmup=warmup)
+    return score(cn, c, y, steps=steps, seed=seed, warmup=warmup)
+
+
+def score(net, c: Classified, labels, *, steps: int | None = None, seed: int | None = None,
+          warmup: int = 0) -> EvalResult:
+    """The :class:`EvalResult` of a classification ``c`` (:func:`classify`'s rows, in the
+    order of ``labels``) run with these ``steps``, ``seed`` and ``warmup`` (None: the
+    defaults :func:`classify` used); what :func:`evaluate` returns.  Also for rows classified
+    elsewhere and put together (``neuroemu.sweep.parallel_eval``)."""
+    cn = as_compiled(net)
+    y = np.asarray(labels)
     wts, syns = _weights(cn)
-    n = len(x)
+    n = len(y)
     wrong = int((c.predictions != y).sum())
     spk = c.counters["spikes"].sum(axis=0) / n                 # (layers,)
     syn = c.counters["syn_events"].sum(axis=0) / n             # (projections, 2)
