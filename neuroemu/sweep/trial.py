@@ -28,8 +28,7 @@ from ..engines import build
 from ..errors import NeuroemuError
 from .config import configure_dict, hyper_of
 
-__all__ = ["run_trial", "pack_data", "unpack_images", "trial_netlist", "projection_weights",
-           "events_per_weight"]
+__all__ = ["run_trial", "pack_data", "unpack_images", "trial_netlist"]
 
 
 def pack_images(images: np.ndarray) -> dict:
@@ -50,22 +49,6 @@ def pack_data(fit_x, fit_y, val_x, val_y) -> dict:
     """The images and labels a sweep's trials train and validate on, packed for the workers."""
     return {"fit_x": pack_images(fit_x), "fit_y": np.asarray(fit_y, dtype=np.int64),
             "val_x": pack_images(val_x), "val_y": np.asarray(val_y, dtype=np.int64)}
-
-
-def projection_weights(net) -> list[int]:
-    """The weights of each projection of a netlist: its weight entries (dense ``pre x
-    post``, sparse its synapses, conv2d its kernels, one_to_one its units), counted once
-    though a symmetric projection delivers both ways; avgpool2d has none."""
-    return [0 if p.kind == "avgpool2d" else int(np.size(p.weights)) for p in net.projections]
-
-
-def events_per_weight(syn_events, weights) -> float:
-    """Synaptic events per weight (Dampfhoffer et al. 2023's spikes per synapse per
-    inference, for one inference's events): the events of the projections that have weights,
-    ``syn_events`` (P, 2) forwards and backwards, over their weights; 0 without weights."""
-    w = np.asarray(weights)
-    ev = np.asarray(syn_events, dtype=np.float64).reshape(len(w), -1)
-    return float(ev[w > 0].sum()) / int(w.sum()) if w.sum() else 0.0
 
 
 def trial_netlist(base, config):
@@ -94,7 +77,7 @@ def run_trial(config: dict, data: dict, base, *, keep_netlist: bool = True) -> d
 def _run(config: dict, data: dict, base, keep_netlist: bool) -> dict:
     from dataclasses import asdict
 
-    from ..learn.evaluate import evaluate, projection_parts
+    from ..learn.evaluate import evaluate
     from ..learn.train import train
     t0 = time.perf_counter()
     net = trial_netlist(base, config)
@@ -121,15 +104,12 @@ def _run(config: dict, data: dict, base, keep_netlist: bool) -> dict:
     t1 = time.perf_counter()
     r = evaluate(cn, val_x, val_y, steps=steps, batch=int(ev.get("batch", 100)),
                  threads=threads, warmup=warmup)
-    wts = projection_weights(net)
-    per = r.syn_events_per_projection
-    syn = np.array([[per[f], per[b] if b is not None else 0.0]
-                    for f, b in projection_parts(cn)])
     metrics = {"validation_error": r.error, "validation_errors": r.errors,
                "validation_images": r.n, "spikes_per_inference": r.spikes_per_sample,
                "syn_events_per_inference": r.syn_events_per_sample,
-               "syn_events_per_weight": events_per_weight(syn, wts),
-               "weights": int(sum(wts)), "eval_steps": steps, "eval_warmup": warmup,
+               "syn_events_per_weight": r.syn_events_per_weight or 0.0,
+               "syn_events_per_synapse": r.syn_events_per_synapse, "weights": r.weights,
+               "synapses": r.synapses, "eval_steps": steps, "eval_warmup": warmup,
                "spikes_per_population": r.spikes_per_population}
     energy = config.get("energy") or {}
     if energy.get("profile"):
