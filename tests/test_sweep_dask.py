@@ -237,3 +237,74 @@ def test_the_study_file_is_a_journal(folder, cluster):
     assert all(isinstance(json.loads(line), dict) for line in lines)
     assert np.isfinite(json.loads((folder / "out" / "results.json").read_text())
                        ["trials"][0]["validation_error"])
+
+
+# ------------------------------------------------------------------ the command line
+
+def sweep_cli(capsys, *argv):
+    """(exit status, stdout, stderr) of ``neuroemu sweep ARGV`` (through neuroemu.cli.main once
+    the subcommand is registered; until then the same parse, call and error handling)."""
+    import sys
+
+    from neuroemu import cli
+    from neuroemu.errors import NeuroemuError
+    argv = [str(a) for a in argv]
+    if "sweep" in cli.SUBCOMMANDS:
+        rc = cli.main(["sweep", *argv])
+    else:
+        from neuroemu.cli.sweep import add_sweep_arguments, sweep_main
+        p = cli.Parser(prog="neuroemu sweep")
+        add_sweep_arguments(p)
+        try:
+            rc = sweep_main(p.parse_args(argv))
+        except SystemExit as exc:
+            rc = exc.code
+        except NeuroemuError as exc:
+            print(f"neuroemu: error: {exc}", file=sys.stderr)
+            rc = 2
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_the_command_runs_resumes_reruns_and_reports(folder, cluster, capsys):
+    spec = folder / "spec.toml"
+    spec.write_text(SPEC)
+    out = folder / "runs"
+    addr = cluster.scheduler_address
+    rc, text, err = sweep_cli(capsys, spec, "--scheduler", addr, "--out", out, "--trials", 3)
+    assert rc == 0, err
+    assert f"sweep tiny-sweep: 3 trials in {out} (3 complete, 0 failed; 3 run now)" in text
+    assert "Pareto front" in text and "reference (trial 0" in text
+    assert (out / "results.csv").is_file() and (out / "pareto.png").is_file()
+    rc, text, err = sweep_cli(capsys, spec, "--scheduler", addr, "--out", out, "--trials", 4)
+    assert rc == 0 and "resuming" in text and "1 run now" in text
+    rc, text, err = sweep_cli(capsys, spec, "--out", out, "--rerun", 2)
+    assert rc == 0, err
+    assert "every figure but the timings is the same" in text
+    rc, text, err = sweep_cli(capsys, spec, "--out", out, "--report", "--json")
+    assert rc == 0
+    doc = json.loads(text)
+    assert doc["ran"] == 0 and [t["trial"] for t in doc["trials"]] == [0, 1, 2, 3]
+    rc, text, err = sweep_cli(capsys, spec, "--check")
+    assert rc == 0 and "neuron.lam.value: [0.1, 0.5]" in text and "the spec is valid" in text
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["missing.toml"], r"missing.toml: file not found"),
+    (["SPEC", "--check", "--report"], r"--report: not with --check"),
+    (["SPEC", "--scheduler", "localhost:8786"],
+     r"--scheduler: must be an address like tcp://HOST:PORT \(got 'localhost:8786'\)"),
+    (["SPEC", "--workers", "0"], r"--workers: must be"),
+    (["SPEC", "--rerun", "3"], r"no study there"),
+])
+def test_command_errors_are_one_line(folder, capsys, argv, pattern):
+    import re
+    spec = folder / "spec.toml"
+    spec.write_text(SPEC.replace('"small.toml"', f'"{folder / "small.toml"}"'))
+    argv = [str(spec) if a == "SPEC" else str(folder / a) if a.endswith(".toml") else a
+            for a in argv]
+    rc, text, err = sweep_cli(capsys, *argv, "--out", folder / "o", "--data", folder)
+    assert rc == 2, (text, err)
+    assert err.startswith("neuroemu: error: ") and err.count("\n") == 1, err
+    assert re.search(pattern, err), err
+    assert not (folder / "o").exists()          # nothing written

@@ -18,7 +18,7 @@ import os
 
 from ..errors import OptionError
 
-__all__ = ["connect", "local_workers", "worker_count"]
+__all__ = ["connect", "check_where", "local_workers", "worker_count"]
 
 
 def local_workers() -> int:
@@ -53,6 +53,22 @@ def quiet():
             lg.setLevel(lv)
 
 
+def check_where(workers: int | None = None, scheduler: str | None = None) -> None:
+    """Where work may run: a local cluster of ``workers`` processes, or the scheduler at an
+    address ``tcp://HOST:PORT`` -- not both (an OptionError names the option)."""
+    if scheduler is not None and workers is not None:
+        raise OptionError(f"--workers {workers}: the cluster at --scheduler {scheduler} has its "
+                          f"own workers (give one of the two)")
+    if scheduler is not None and (
+            not str(scheduler).startswith(("tcp://", "tls://", "ucx://", "inproc://"))
+            or ":" not in str(scheduler).split("://", 1)[1]):
+        raise OptionError(f"--scheduler: must be an address like tcp://HOST:PORT "
+                          f"(got {scheduler!r})")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise OptionError(f"--workers: must be a positive integer (got {workers!r})")
+
+
 @contextlib.contextmanager
 def connect(workers: int | None = None, scheduler: str | None = None, client=None):
     """A ``distributed.Client``: ``client`` itself if given, else one on the scheduler at
@@ -61,15 +77,9 @@ def connect(workers: int | None = None, scheduler: str | None = None, client=Non
     if client is not None:
         yield client
         return
+    check_where(workers, scheduler)
     distributed = _import()
-    if scheduler is not None and workers is not None:
-        raise OptionError(f"--workers {workers}: the cluster at --scheduler {scheduler} has its "
-                          f"own workers (give one of the two)")
     if scheduler is not None:
-        if not str(scheduler).startswith(("tcp://", "tls://", "ucx://", "inproc://")) or \
-                ":" not in str(scheduler).split("://", 1)[1]:
-            raise OptionError(f"--scheduler: must be an address like tcp://HOST:PORT "
-                              f"(got {scheduler!r})")
         try:
             c = distributed.Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
@@ -82,8 +92,6 @@ def connect(workers: int | None = None, scheduler: str | None = None, client=Non
             c.close()
         return
     n = local_workers() if workers is None else int(workers)
-    if n < 1:
-        raise OptionError(f"--workers: must be a positive integer (got {n})")
     import dask
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,

@@ -29,7 +29,8 @@ from ..engines import session as open_session
 from ..errors import EngineError
 from ..learn.evaluate import (Classified, EvalResult, default_steps, readout, score,
                               window_start)
-from .cluster import connect, quiet, worker_count
+from .cluster import check_where, connect, quiet, worker_count
+from .trial import pack_images, unpack_images
 
 __all__ = ["evaluate_distributed", "classify_chunk", "chunks"]
 
@@ -41,10 +42,13 @@ def _positive(name: str, value, lo: int = 1) -> int:
     return int(value)
 
 
-def classify_chunk(cn, x: np.ndarray, first: int, steps: int, batch: int, threads: int,
+def classify_chunk(cn, x, first: int, steps: int, batch: int, threads: int,
                    seed: int, warmup: int) -> tuple[np.ndarray, dict]:
     """The rows of ``x``, samples ``first, first + 1, ...`` of the whole set, classified as
-    :func:`~neuroemu.learn.evaluate.classify` does: (predictions, per-sample counters)."""
+    :func:`~neuroemu.learn.evaluate.classify` does: (predictions, per-sample counters).
+    ``x``: the images, or :func:`neuroemu.sweep.trial.pack_images` of them."""
+    if isinstance(x, dict):
+        x = unpack_images(x)
     n = len(x)
     preds = np.empty(n, dtype=np.int64)
     counters: dict[str, np.ndarray] = {}
@@ -87,6 +91,8 @@ def evaluate_distributed(net, images, labels, steps: int | None = None, *, batch
     per core), the cluster at ``scheduler``, or an open ``client``.  ``chunk``: images per
     task (default: about four tasks per worker thread).  ``progress``: a tqdm bar on stderr
     (only when it is a terminal)."""
+    if client is None:
+        check_where(workers, scheduler)
     cn = as_compiled(net)
     x = check_input(images, cn.n_in, "images")
     y = np.asarray(labels)
@@ -108,7 +114,7 @@ def evaluate_distributed(net, images, labels, steps: int | None = None, *, batch
     with quiet(), connect(workers, scheduler, client) as c:
         from distributed import as_completed
         cn_f = c.scatter(cn, broadcast=True, hash=False)
-        futs = {c.submit(classify_chunk, cn_f, x[a:b], a, steps, batch, threads, seed, warmup,
+        futs = {c.submit(classify_chunk, cn_f, pack_images(x[a:b]), a, steps, batch, threads, seed, warmup,
                          pure=False): (a, b)
                 for a, b in chunks(n, worker_count(c), batch, chunk)}
         with tqdm(total=n, desc="classifying", unit="sample", leave=False,

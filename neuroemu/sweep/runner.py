@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import SweepError
 from ..files import check_output
-from .cluster import connect, quiet, worker_count
+from .cluster import check_where, connect, quiet, worker_count
 from .config import trial_config
 from .outputs import plot_front, prune_best, save_best, trial_rows, write_tables
 from .trial import pack_data, run_trial
@@ -197,6 +197,8 @@ def run_sweep(spec, out, *, workers: int | None = None, scheduler: str | None = 
     "requeued": n, "front": [trial numbers]}``."""
     from tqdm import tqdm
     out = Path(out)
+    if client is None:
+        check_where(workers, scheduler)
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out}: is not a folder")
     target = spec.trials if trials is None else int(trials)
