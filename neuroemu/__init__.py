@@ -14,7 +14,8 @@ The public API is the handful of names below, documented with examples in docs/a
   :class:`Netlist`, :func:`build`, :class:`CompiledNetwork`;
 - running: :func:`run`, :func:`session`, :class:`RunResult`;
 - traces: :func:`open_trace`, :func:`write_trace`, :class:`Trace`;
-- energy: :func:`estimate_energy`, :class:`EnergyReport`, :func:`profiles`;
+- energy: :func:`estimate_energy`, :class:`EnergyReport`, :func:`profiles`,
+  :func:`compare_with_sanafe` (the same spikes replayed in SANA-FE, side by side);
 - learning: :func:`train`, :class:`TrainResult`, :class:`Hyper`, :func:`evaluate`,
   :class:`EvalResult`, :func:`digits`;
 - errors: :class:`NeuroemuError` (every error a user can cause; one line naming the file,
@@ -31,6 +32,7 @@ from .energy.hardware import shipped_profiles as _shipped_profiles
 from .energy.report import EnergyReport, estimate_energy
 from .engines import CompiledNetwork, RunResult, as_compiled as _as_compiled, build, run, session
 from .errors import NeuroemuError
+from .interop import compare_with_sanafe
 from .learn.datasets import digits
 from .learn.eqprop import Hyper
 from .learn.evaluate import EvalResult, evaluate
@@ -39,7 +41,8 @@ from .record import Trace, write as _write_trace
 
 __all__ = ["__version__", "Netlist", "load", "from_dict", "layered", "save", "shipped",
            "CompiledNetwork", "build", "session", "run", "RunResult", "Trace", "open_trace",
-           "write_trace", "estimate_energy", "EnergyReport", "profiles", "train", "TrainResult",
+           "write_trace", "estimate_energy", "EnergyReport", "profiles",
+           "compare_with_sanafe", "train", "TrainResult",
            "Hyper", "evaluate", "EvalResult", "digits", "NeuroemuError"]
 
 def open_trace(path) -> Trace:

@@ -369,7 +369,7 @@ def _tiny_input(tmp_path) -> Path:
 
 def test_a_trace_gives_the_recorded_raster(tmp_path, capsys):
     from neuroemu import record
-    from neuroemu.cli.sanafe import _trace_raster
+    from neuroemu.interop.sanafe import trace_raster
     net = describe.load("tiny")
     cn = engines.build(net)
     x = np.random.default_rng(2).random((2, 4))
@@ -377,10 +377,71 @@ def test_a_trace_gives_the_recorded_raster(tmp_path, capsys):
     ph = sess.run(9, record_spikes=True)
     path = record.write(tmp_path / "t.h5", cn, sess.result(), x=x)
     with record.open(path) as trc:
-        _, raster, act, _, ids, _ = _trace_raster(trc, 0.0)
+        _, raster, act, _, ids = trace_raster(trc)
     assert np.array_equal(raster, ph.spikes) and ids == [0, 1]
     rc = cli_main(["sanafe", str(path), "--neurons-per-core", "2", "--no-sanafe", "--json",
                    "--last-step", "drop"])
     rep = json.loads(capsys.readouterr().out)
     assert rc == 0 and "sanafe" not in rep
     assert rep["neuroemu"]["syn_events"] == ph.counters["syn_events"].sum() / 2
+
+
+# --------------------------------------------------------------------------- the Python API
+
+def _no_wall(d):
+    if isinstance(d, dict):
+        return {k: _no_wall(v) for k, v in d.items() if k != "wall_s"}
+    return [_no_wall(v) for v in d] if isinstance(d, list) else d
+
+
+def test_compare_with_sanafe_is_the_commands_json(tmp_path, capsys):
+    import neuroemu
+    xp = _tiny_input(tmp_path)
+    args = ["--steps", "8", "--neurons-per-core", "2", "--last-step", "drop", "--timing-model",
+            "simple", "--json"]
+    assert cli_main(["sanafe", "tiny", "--input", str(xp), *args]) == 0
+    want = json.loads(capsys.readouterr().out)
+    kw = dict(steps=8, neurons_per_core=2, last_step="drop", timing_model="simple")
+    got = neuroemu.compare_with_sanafe("tiny", x=str(xp), **kw)
+    assert _no_wall(got) == _no_wall(want) and sorted(got["wall_s"]) == sorted(want["wall_s"])
+    assert got["neuroemu"]["spikes"] == got["sanafe"]["spikes"] > 0
+    # an array and an in-memory network: the same figures, the input described as an array
+    by_array = neuroemu.compare_with_sanafe(neuroemu.load("tiny"), x=np.load(xp), **kw)
+    assert by_array["input"] == "input x of 2 sample(s) x 8 steps"
+    assert _no_wall({**by_array, "input": ""}) == _no_wall({**want, "input": ""})
+
+
+def test_compare_with_sanafe_on_a_trace_digits_and_bad_arguments(tmp_path):
+    import neuroemu
+    from neuroemu.interop.sanafe import bundled_digits
+    assert np.array_equal(bundled_digits(), neuroemu.digits()[0])
+    net = neuroemu.load("tiny")
+    x = np.random.default_rng(2).random((2, 4))
+    res = neuroemu.run(net, x, 9, record_spikes=True)
+    path = neuroemu.write_trace(tmp_path / "t.h5", net, res, x=x)
+    with neuroemu.open_trace(path) as trc:
+        side = neuroemu.compare_with_sanafe(trc, neurons_per_core=2, sanafe=False)
+    assert "sanafe" not in side and side["samples"] == 2 and side["steps"] == 9
+    assert side["neuroemu"]["spikes"] == res.phases[0].spikes.sum() / 2
+    assert _no_wall(side) == _no_wall(neuroemu.compare_with_sanafe(
+        str(path), neurons_per_core=2, sanafe=False))
+    out = tmp_path / "replay.yaml"
+    out.write_text("mine")
+    with pytest.raises(neuroemu.NeuroemuError, match=r"export .*replay\.yaml: already exists"):
+        neuroemu.compare_with_sanafe("tiny", x=x, export=out, sanafe=False)
+    assert out.read_text() == "mine"
+    with pytest.raises(neuroemu.NeuroemuError, match=r"x: not used with a trace"):
+        neuroemu.compare_with_sanafe(str(path), x=x)
+    for kw, pattern in ((dict(x=x, steps=0), r"steps: must be an integer >= 1 \(got 0\)"),
+                        (dict(digits=301), r"digits: must be an integer in \[1, 300\] "
+                                           r"\(got 301\)"),
+                        (dict(digits=2, x=x), r"digits: give x or digits, not both"),
+                        (dict(x=x, last_step="late"), r"last_step: must be one of deliver, "
+                                                      r"drop \(got 'late'\)"),
+                        (dict(x=np.zeros((1, 5))), r"x: must have shape \(batch, 4\)"),
+                        (dict(x=x, arch="loihi.toml"), r"arch: must be sanafe:NAME.*got "
+                                                       r"loihi\.toml")):
+        with pytest.raises(neuroemu.NeuroemuError, match=pattern):
+            neuroemu.compare_with_sanafe("tiny", **kw)
+    with pytest.raises(neuroemu.NeuroemuError, match=r"bundled digits have 784 pixels.*4 "):
+        neuroemu.compare_with_sanafe("tiny", sanafe=False)

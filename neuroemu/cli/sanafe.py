@@ -2,23 +2,16 @@
 architecture file.
 
 Runs a netlist on bundled MNIST test digits (or reads a trace written by ``neuroemu run
---trace``), prices the recorded spikes on a SANA-FE architecture with neuroemu's architecture
-model (:mod:`neuroemu.energy.sanafe_arch`, :mod:`neuroemu.energy.timing`), exports the network,
-its placement and the spikes as a SANA-FE traffic replay
-(:mod:`neuroemu.interop.sanafe_export`), replays them in SANA-FE and prints both side by side:
-counts, joules per component, latency and the wall time of each tool.  ``docs/sanafe.md``.
+--trace``), prices the recorded spikes on a SANA-FE architecture, replays them in SANA-FE and
+prints both side by side: counts, joules per component, latency and the wall time of each
+tool.  The work is :func:`neuroemu.compare_with_sanafe` (:mod:`neuroemu.interop.sanafe`), whose
+dict ``--json`` prints; this module parses the arguments and prints.  ``docs/sanafe.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
-
-from ..errors import EngineError, InteropError
 from .options import check_outputs, dumps, integer, mesh
 
 EXAMPLE = """examples:
@@ -35,7 +28,7 @@ def add_sanafe_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EXAMPLE
     p.add_argument("source", help="netlist to run on bundled MNIST test digits, or a trace file")
     p.add_argument("--arch", default="sanafe:loihi", help=ARCH_HELP)
-    p.add_argument("--digits", type=integer(1, 300), default=20,
+    p.add_argument("--digits", type=integer(1, 300),
                    help="bundled MNIST test digits 0..N-1 as input (default 20)")
     p.add_argument("--input", metavar="FILE.npy", help="input batch (B, n_input) instead")
     p.add_argument("--steps", type=integer(1), default=100, help="steps (default 100)")
@@ -61,140 +54,28 @@ def add_sanafe_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--json", action="store_true", help="print JSON")
 
 
-def arch_path(arg: str) -> str:
-    """``sanafe:NAME`` -> the installed SANA-FE package's example file; a shipped profile name
-    -> its file; anything else: a path."""
-    from ..energy import hardware as hw
-    if arg.startswith("sanafe:"):
-        try:
-            from importlib import resources
-            path = Path(str(resources.files("sanafe.examples") / f"{arg[7:]}.yaml"))
-        except ImportError:
-            raise InteropError(f"--arch {arg}: SANA-FE is not installed (pip install sanafe)") \
-                from None
-        if not path.is_file():
-            raise InteropError(f"--arch {arg}: the SANA-FE package has no {path.name} "
-                               f"(it holds: loihi, truenorth, example_chip)")
-        return str(path)
-    if arg in hw.shipped_profiles() and not Path(arg).exists():
-        return str(hw.shipped_profile_path(arg))
-    if not arg.endswith((".yaml", ".yml")):
-        raise InteropError(f"--arch: must be sanafe:NAME, a shipped SANA-FE profile "
-                           f"(sanafe-loihi, sanafe-truenorth) or a .yaml file (got {arg})")
-    return arg
-
-
-def _source(args):
-    """(netlist, raster (T, B, N), description, sample ids, neuroemu seconds)."""
-    from .. import describe, engines, record
-    from ..record.layout import looks_like_trace
-    t0 = time.perf_counter()
-    path = Path(args.source)
-    if looks_like_trace(path):
-        with record.open(path) as trc:
-            return _trace_raster(trc, t0)
-    net = describe.load(args.source)
-    cn = engines.build(net)
-    if args.input:
-        from .options import read_input
-        x, desc = read_input(args.input, cn.n_in), f"input {args.input}"
-    else:
-        from ..learn.datasets import digits
-        imgs, _ = digits()
-        if imgs.shape[1] != cn.n_in:
-            raise EngineError(f"{args.source}: the bundled digits have {imgs.shape[1]} pixels, "
-                              f"the network's input has {cn.n_in} neurons (give --input)")
-        x = imgs[:args.digits]
-        desc = f"{len(x)} bundled MNIST test digits (test images 0..{len(x) - 1})"
-    seed = net.seed if args.seed is None else args.seed
-    ph = engines.session(cn, x, seed=seed).run(args.steps, record_spikes=True, name="free")
-    return net, ph.spikes, ph, f"{desc} x {args.steps} steps", None, t0
-
-
-def _trace_raster(trc, t0):
-    from ..energy.accounting import trace_phases
-    from ..record.layout import pop_name
-    net, phases, desc, samples = trace_phases(trc)
-    ph = phases[0]
-    T, B, N = ph.steps, len(samples), sum(net.sizes)
-    raster = np.zeros((T, B, N), dtype=bool)
-    off = np.concatenate([[0], np.cumsum(net.sizes)])
-    for b, s in enumerate(samples):
-        for l, layer in enumerate(trc.layers):
-            steps, ids = trc.spikes(pop_name(layer, s, len(samples)), 1, T + 1)
-            raster[steps - 1, b, off[l] + ids.astype(np.int64)] = True
-    return net, raster, ph, f"{desc}, phase {ph.name} ({T} steps)", samples, t0
-
-
 def sanafe_main(args) -> int:
-    from ..energy import hardware as hw
-    from ..energy.accounting import Activity, activity_from_phase, fmt_j, summarise
-    from ..energy.report import make_setup
-    from ..energy import traffic as tr
-    from ..interop import sanafe_export as sx
-    arch_file = arch_path(args.arch)
+    """Parse, check the output before any work, and print what
+    :func:`neuroemu.compare_with_sanafe` returns."""
+    import sys
+    from ..energy.accounting import fmt_j
+    from ..interop.sanafe import arch_path, compare_with_sanafe
+    arch_file = arch_path(args.arch, "--arch")
     outputs = [("--export", args.export)] if args.export else []
     inputs = [args.source, arch_file] + [p for p in (args.input, args.placement)
                                          if p and p not in ("layer", "packed")]
     check_outputs(outputs, inputs=inputs, force=args.force)
-    profile = hw.load_profile(arch_file)
-    net, raster, ph, desc, ids, t0 = _source(args)
-    t_run = time.perf_counter() - t0
-    setup = make_setup(net, args.mesh, args.neurons_per_core, args.placement)
-    hwm = tr.hw_map(setup.placement, args.cores_per_tile)
-    sx.check_fits(hwm, profile.arch)
-    act = ph if isinstance(ph, Activity) else activity_from_phase(ph)
-    counts = setup.counts(act, profile)
-    ours = sx.arch_side(setup, counts, profile, raster, last_step=args.last_step,
-                        cores_per_tile=args.cores_per_tile)
-    native = summarise(counts, profile)
-    mean_ours = sx.mean_side(ours)
-    t_ne = time.perf_counter() - t0
-    fan = tr.fanout(setup.topology, hwm)
-    with tempfile.TemporaryDirectory() as tmp:
-        snn = Path(args.export) if args.export else Path(tmp) / "replay.yaml"
-        t1 = time.perf_counter()
-        sx.export_snn(snn, setup.topology, fan, profile.arch, raster, ids, net.name,
-                      note=f"neuroemu: {net.name}, {desc}, on {Path(arch_file).name}")
-        t_export = time.perf_counter() - t1
-        theirs = None
-        if not args.no_sanafe:
-            import sys
-            from tqdm import tqdm
-            with tqdm(total=int(raster.shape[1]), desc="SANA-FE", unit="sample",
-                      disable=not sys.stderr.isatty()) as bar:
-                theirs = sx.sanafe_side(sx.run_sanafe(
-                    snn, arch_file, timing_model=args.timing_model,
-                    progress=lambda done, total: bar.update(done - bar.n)))
-    out = {"network": net.name, "input": desc, "arch": arch_file, "arch_name": profile.arch.name,
-           "placement": {"mesh": setup.placement.mesh, "policy": setup.placement.policy,
-                         "neurons_per_core": setup.placement.neurons_per_core,
-                         "cores_used": setup.placement.cores_used,
-                         "cores_per_tile": args.cores_per_tile},
-           "last_step": args.last_step, "samples": len(ours["per_sample"]),
-           "steps": int(raster.shape[0]),
-           "neuroemu": dict(mean_ours, network_split_j=ours["network_split_j"]),
-           "neuroemu_latency": ours["latency"],
-           "neuroemu_event_kinds": {
-               "what": "neuroemu's own counting (synaptic events one step later, the last "
-                       "step's never delivered) priced per event kind with this architecture's "
-                       "profile mapping (docs/sanafe.md section 2)",
-               "total_j_per_sample": native["total_j"] / len(ours["per_sample"]),
-               "syn_events_per_sample": native["counts"]["syn_events"] / len(ours[
-                   "per_sample"])},
-           "wall_s": {"neuroemu": t_ne, "neuroemu_run": t_run, "export": t_export},
-           "export": str(args.export) if args.export else None}
-    if theirs is not None:
-        out["sanafe"] = sx.mean_side(theirs)
-        out["sanafe_timing_model"] = args.timing_model
-        out["agreement_max_rel"] = sx.agreement(ours, theirs)
-        out["wall_s"]["sanafe"] = theirs["wall_s"]
-        out["per_sample"] = [{"neuroemu": a, "sanafe": b} for a, b in
-                             zip(ours["per_sample"], theirs["per_sample"])]
+    out = compare_with_sanafe(
+        args.source, arch_file, x=args.input, digits=args.digits, steps=args.steps,
+        seed=args.seed, last_step=args.last_step, mesh=args.mesh,
+        neurons_per_core=args.neurons_per_core, placement=args.placement,
+        cores_per_tile=args.cores_per_tile, timing_model=args.timing_model,
+        export=args.export, force=args.force, sanafe=not args.no_sanafe,
+        progress=sys.stderr.isatty())
     if args.json:
         print(dumps(out, indent=1))
         return 0
-    _print(out, mean_ours, fmt_j)
+    _print(out, out["neuroemu"], fmt_j)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Networks and spikes in and out of neuroemu (issue 14): NIR import and export, NWB export of
-spikes.  docs/interop.md describes the mappings.
+spikes, and the SANA-FE cross-check.  docs/interop.md and docs/sanafe.md describe the mappings.
 
 The entry points here import their module -- and the optional package it needs, ``nir`` or
 ``pynwb`` -- only when called, so ``import neuroemu`` works without them; a missing package is
@@ -11,10 +11,13 @@ an :class:`~neuroemu.errors.InteropError` naming the extra (``pip install
 - :func:`write_nir`, :func:`to_nir` (``nir_export``): a Netlist -> a NIR graph / file.
 - :func:`write_nwb` (``nwb``): a trace's spikes -> an NWB file (one Units table per recorded
   population).
+- :func:`compare_with_sanafe` (``sanafe``): a network's or a trace's spikes priced by neuroemu
+  and replayed in SANA-FE on one architecture file, side by side (SANA-FE, ``pip install
+  sanafe``, is only needed for its side).
 
 NIR's time constants are in seconds; a network runs in engine steps, so importing and
 exporting take ``dt``, the seconds one engine step stands for (default :data:`DEFAULT_DT`).
-This stage imports describe, record, errors and files (never cli).
+This stage imports describe, engines, record, energy, errors and files (never learn or cli).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import importlib
 from pathlib import Path
 
 from ..errors import InteropError
+# needs no optional package to import (SANA-FE itself is imported when its side runs)
+from .sanafe import compare_with_sanafe
 
 #: Seconds per engine step when a NIR network is read or written without ``dt`` (1 ms: the
 #: step of a trace with the default ``--dt 1`` ms).
@@ -34,7 +39,7 @@ EXTRA = "pip install 'neuroemu[interop]'"
 _NEEDS = {"nir_import": "nir", "nir_file": "nir", "nir_export": "nir", "nwb": "pynwb"}
 
 __all__ = ["DEFAULT_DT", "read_nir", "write_nir", "to_nir", "from_nir", "write_nwb",
-           "require"]
+           "compare_with_sanafe", "require"]
 
 
 def require(package: str, what: str):
