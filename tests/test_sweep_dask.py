@@ -188,6 +188,31 @@ def test_trials_left_running_are_failed_and_run_again(folder, cluster):
     assert sum(r["state"] == "complete" for r in rows) == 2
 
 
+def test_ctrl_c_fails_the_running_trials_and_queues_them_again(folder, cluster):
+    """Ctrl-C (a KeyboardInterrupt in the process running the sweep, here raised after the
+    first finished trial) leaves the study resumable: the trials in flight are failed as
+    interrupted, their values queued, and the next run finishes the sweep."""
+    spec = spec_of(folder)
+    out = folder / "out"
+    fn = functools.partial(logged_trial, str(folder))
+
+    def interrupt(line):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match="run the same command again to resume"):
+        run_sweep(spec, out, scheduler=cluster.scheduler_address, trial_fn=fn, log=interrupt)
+    rows = json.loads((out / "results.json").read_text())["trials"]
+    assert [r["state"] for r in rows[:2]].count("complete") == 1
+    cut = [r for r in rows if r["state"] == "failed"]
+    assert len(cut) == 1 and cut[0]["error"].startswith("interrupted (Ctrl-C)")
+    res = run_sweep(spec, out, scheduler=cluster.scheduler_address, trial_fn=fn)
+    rows = res["rows"]
+    assert sum(r["state"] == "complete" for r in rows) == 4 and res["requeued"] == 0
+    again = [r for r in rows if r.get("rerun_of") == cut[0]["trial"]]
+    assert len(again) == 1 and again[0]["params"] == cut[0]["params"]
+    assert again[0]["state"] == "complete"
+
+
 @pytest.mark.slow
 def test_a_killed_worker_leaves_the_sweep_running(folder):
     """Trial 1 kills its worker once (Dask runs it again: complete); trial 2 kills every

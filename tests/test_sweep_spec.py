@@ -241,3 +241,14 @@ def test_a_trial_that_raises_returns_its_error(folder):
     res = run_trial(cfg, pack_data(x[:200], y[:200], x[200:], y[200:]), spec.base)
     assert res["error"].startswith("images: fewer training images (10) than one minibatch")
     assert "Traceback" in res["traceback"] and "metrics" not in res
+
+
+def test_the_example_specs_in_docs_are_valid():
+    from pathlib import Path
+
+    from neuroemu.sweep import load_spec
+    specs = sorted((Path(__file__).resolve().parents[1] / "docs" / "sweeps").glob("*.toml"))
+    assert specs
+    for path in specs:
+        spec = load_spec(path)
+        assert spec.reference is not None and spec.params
