@@ -333,3 +333,12 @@ def test_command_errors_are_one_line(folder, capsys, argv, pattern):
     assert err.startswith("neuroemu: error: ") and err.count("\n") == 1, err
     assert re.search(pattern, err), err
     assert not (folder / "o").exists()          # nothing written
+
+
+def test_a_new_sweep_reads_its_data_before_writing_anything(folder):
+    from neuroemu.errors import DataError
+    (folder / "nodata").mkdir()
+    spec = spec_of(folder, SPEC.replace('dataset = "digits"', 'dataset = "mnist"\ndata = "nodata"'))
+    with pytest.raises(DataError, match="nodata"):
+        run_sweep(spec, folder / "out", workers=1)
+    assert not (folder / "out").exists()

@@ -61,7 +61,8 @@ def test_a_valid_spec_and_its_reference_trial(folder):
 
 @pytest.mark.parametrize("edit, pattern", [
     (("objectives = [\"validation_error\", \"syn_events_per_weight\"]",
-      "objectives = [\"accuracy\"]"), r"spec.toml: sweep.objectives: unknown objective .*'accuracy'"),
+      "objectives = [\"accuracy\"]"),
+     r"spec.toml: sweep.objectives: unknown objective .*'accuracy'"),
     (('field = "neuron.lam.value"', 'field = "neuron.lamda.value"'),
      r"spec.toml: param\[0\].field: no population .* key 'lamda'.*'neuron.lamda.value'"),
     (('field = "neuron.lam.value"', 'field = "population.outer.neuron.lam.value"'),
@@ -73,9 +74,11 @@ def test_a_valid_spec_and_its_reference_trial(folder):
      r"param\[1\].low: must be an integer \(train.steps_free takes int values\) \(got 4.5\)"),
     (("low = 0.1\nhigh = 0.5", "low = 0.0\nhigh = 0.5\nlog = true"),
      r"param\[0\].low: must be > 0 with log = true \(got 0.0\)"),
-    (('field = "train.steps_free"\nlow = 4\nhigh = 8', 'field = "train.rates.2"\nlow = 0.01\nhigh = 0.1'),
+    (('field = "train.steps_free"\nlow = 4\nhigh = 8',
+      'field = "train.rates.2"\nlow = 0.01\nhigh = 0.1'),
      r"param\[1\].field: train.rates.I: I must be a projection index 0..1 \(got 'train.rates.2'\)"),
-    (('field = "train.steps_free"\nlow = 4\nhigh = 8', 'field = "train.rule"\nchoices = ["full", 3]'),
+    (('field = "train.steps_free"\nlow = 4\nhigh = 8',
+      'field = "train.rule"\nchoices = ["full", 3]'),
      r"param\[1\].choices: train.rule takes str values \(got 3\)"),
     (('netlist = "small.toml"', 'netlist = "missing.toml"'),
      r"spec.toml: sweep.netlist: missing.toml: file not found"),
@@ -152,7 +155,7 @@ when = { "neuron.lam.kind" = "scheduled" }
 
 
 def test_fields_reach_only_populations_that_have_them(tmp_path):
-    text = f"""
+    text = """
 [sweep]
 netlist = "feedback-lif"
 dataset = "digits"

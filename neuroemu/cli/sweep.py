@@ -15,7 +15,7 @@ from pathlib import Path
 from .options import dumps, integer
 
 EXAMPLE = """examples:
-  neuroemu sweep docs/sweeps/fewest-events.toml                 (a local cluster, one worker per core)
+  neuroemu sweep docs/sweeps/fewest-events.toml         (a local cluster, one worker per core)
   neuroemu sweep spec.toml --workers 4 --out runs/my-sweep
   neuroemu sweep spec.toml --scheduler tcp://10.0.0.1:8786      (a running Dask cluster)
   neuroemu sweep spec.toml --trials 200                         (resume, up to 200 trials)

@@ -114,8 +114,8 @@ def evaluate_distributed(net, images, labels, steps: int | None = None, *, batch
     with quiet(), connect(workers, scheduler, client) as c:
         from distributed import as_completed
         cn_f = c.scatter(cn, broadcast=True, hash=False)
-        futs = {c.submit(classify_chunk, cn_f, pack_images(x[a:b]), a, steps, batch, threads, seed, warmup,
-                         pure=False): (a, b)
+        futs = {c.submit(classify_chunk, cn_f, pack_images(x[a:b]), a, steps, batch, threads,
+                         seed, warmup, pure=False): (a, b)
                 for a, b in chunks(n, worker_count(c), batch, chunk)}
         with tqdm(total=n, desc="classifying", unit="sample", leave=False,
                   disable=not (progress and sys.stderr.isatty())) as bar:

@@ -205,6 +205,9 @@ def run_sweep(spec, out, *, workers: int | None = None, scheduler: str | None = 
     if target < 0:
         raise SweepError(f"--trials: must be an integer >= 0 (got {target})")
     _check_folder(out, spec)
+    loaded = None       # a new sweep reads its data before it writes anything
+    if not (out / STUDY_FILE).exists() and target > 0:
+        loaded = data if data is not None else load_data(spec, data_dir)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(spec, out)
     log = log or (lambda line: None)
@@ -217,11 +220,13 @@ def run_sweep(spec, out, *, workers: int | None = None, scheduler: str | None = 
     if done and remaining:
         log(f"resuming {out / STUDY_FILE}: {done} of {target} trials finished"
             + (f"; {requeued} interrupted trial(s) queued to run again" if requeued else ""))
-    extra = {}
     ran = failed = 0
     if remaining:
-        packed, what = data if data is not None else load_data(spec, data_dir)
-        extra["data"] = what
+        packed, what = loaded or (data if data is not None else load_data(spec, data_dir))
+        if "data" not in study.user_attrs:
+            study.set_user_attr("data", what)
+    extra = {"data": study.user_attrs.get("data")}
+    if remaining:
         fn = trial_fn or run_trial
         with quiet(), connect(workers, scheduler, client) as c:
             ran, failed = _loop(study, spec, out, c, fn, packed, remaining, extra, log,
