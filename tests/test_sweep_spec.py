@@ -255,3 +255,19 @@ def test_the_example_specs_in_docs_are_valid():
     for path in specs:
         spec = load_spec(path)
         assert spec.reference is not None and spec.params
+
+
+def test_joules_per_inference_is_the_energy_reports(folder):
+    from neuroemu import digits, engines, estimate_energy
+    text = SPEC.replace('"syn_events_per_weight"]', '"joules_per_inference"]').replace(
+        "[train]", "[energy]\nprofile = \"loihi\"\nsamples = 7\n\n[train]").replace(
+        "steps_nudged = 3", "steps_nudged = 3\nepochs = 0")
+    spec = spec_of(folder, text)
+    x, y = digits()
+    cfg = trial_config(spec, {"neuron.lam.value": 0.3, "train.steps_free": 4})
+    res = run_trial(cfg, pack_data(x[:200], y[:200], x[200:], y[200:]), spec.base)
+    assert "error" not in res, res.get("error")
+    net = check_config(spec, cfg)                # untrained (epochs = 0): the netlist as set
+    rep = estimate_energy(engines.build(net), "loihi", x=x[200:207], steps=4)
+    assert res["metrics"]["joules_per_inference"] == rep.per_inference_j > 0
+    assert res["metrics"]["energy_samples"] == 7
