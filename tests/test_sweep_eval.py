@@ -90,3 +90,34 @@ def test_bad_arguments_are_one_line_errors(cluster):
         evaluate_distributed(net, x, y, scheduler="localhost")
     with pytest.raises(OptionError, match=r"--workers 2: the cluster at --scheduler"):
         evaluate_distributed(net, x, y, workers=2, scheduler=cluster.scheduler_address)
+
+
+def test_the_eval_command_on_a_scheduler_prints_what_one_process_prints(cluster, tmp_path,
+                                                                         capsys):
+    """`neuroemu eval --scheduler ADDRESS` gives the serial command's JSON (wall time aside)."""
+    import json
+    import struct
+
+    from neuroemu import cli
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    x, y = digits()
+    images = np.zeros((10000, 28, 28), dtype=np.uint8)      # the loader checks the official size
+    images[:60] = np.round(np.asarray(x[:60]) * 255).reshape(60, 28, 28)
+    labels = np.zeros(10000, dtype=np.uint8)
+    labels[:60] = y[:60]
+    for name, a in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", labels)):
+        (folder / name).write_bytes(bytes([0, 0, 8, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
+                                    + a.tobytes())
+    base = ["eval", "mnist-binary-trained", "--dataset", "mnist", "--data", str(tmp_path),
+            "--limit", "60", "--steps", "15", "--json"]
+    assert cli.main(base) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert cli.main(base + ["--scheduler", cluster.scheduler_address]) == 0
+    par = json.loads(capsys.readouterr().out)
+    for d in (serial, par):
+        for key in [k for k in d if "wall" in k or "per_second" in k]:
+            d.pop(key)
+    assert par == serial and len(serial["predictions"]) == 60
+    assert cli.main(base[:-3] + ["--curve", "5,10", "--workers", "2"]) == 2
+    assert "--curve: runs in one process" in capsys.readouterr().err

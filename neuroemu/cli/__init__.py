@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a network with Equilibrium Propagation (or --method ide)"),
     "eval": ("eval", "a network's error on a dataset, with spikes and synaptic events per sample"),
     "converge": ("converge", "the paper's Fig. 2 convergence experiment"),
+    "sweep": ("sweep", "search netlist and training settings (Optuna trials on Dask)"),
     "sanafe": ("sanafe", "neuroemu against SANA-FE on the same recorded traffic and architecture"),
 }
 
@@ -47,6 +48,7 @@ EPILOG = """examples:
   neuroemu run mnist-binary-trained --steps 100
   neuroemu eval mnist-binary-trained --dataset mnist
   neuroemu converge --runs 20 --json out.json --plot fig2.png
+  neuroemu sweep docs/sweeps/fewest-events.toml --workers 2
 run 'neuroemu COMMAND --help' for each command's options and an example."""
 
 

@@ -67,6 +67,10 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--plot", metavar="PNG", help="with --curve: error against spikes per "
                    "sample as a picture")
     p.add_argument("--force", action="store_true", help="replace an existing --plot file")
+    p.add_argument("--workers", type=integer(1), metavar="N", help="classify on N local Dask "
+                   "worker processes (the same result as one process; docs/sweep.md)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="classify on the workers of the Dask "
+                   "cluster at ADDRESS, tcp://HOST:PORT (the same result as one process)")
 
 
 def load_split(name: str, data_dir, split: str):
@@ -90,6 +94,12 @@ def eval_main(args) -> int:
         raise DataError(f"--plot {args.plot}: draws the --curve (give --curve STEPS)")
     if args.curve and args.steps:
         raise DataError(f"--steps {args.steps}: --curve gives the step counts (got both)")
+    if args.curve and (args.workers or args.scheduler):
+        raise DataError(f"--curve: runs in one process (got --"
+                        f"{'workers' if args.workers else 'scheduler'})")
+    if args.workers or args.scheduler:
+        from ..sweep.cluster import check_where
+        check_where(args.workers, args.scheduler)
     if args.plot:
         check_plot(args.plot, "--plot")
         check_outputs([("--plot", args.plot)], inputs=netlist_inputs(
@@ -109,8 +119,16 @@ def eval_main(args) -> int:
     if args.curve:
         return _curve(args, net, cn, ds, first)
     t0 = time.perf_counter()
-    res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
-                   threads=args.threads, seed=args.seed, progress=True, warmup=args.warmup)
+    if args.workers or args.scheduler:
+        from ..sweep.parallel_eval import evaluate_distributed
+        res = evaluate_distributed(cn, ds.images, ds.labels, steps=args.steps,
+                                   batch=args.batch, threads=args.threads, seed=args.seed,
+                                   progress=True, warmup=args.warmup, workers=args.workers,
+                                   scheduler=args.scheduler)
+    else:
+        res = evaluate(cn, ds.images, ds.labels, steps=args.steps, batch=args.batch,
+                       threads=args.threads, seed=args.seed, progress=True,
+                       warmup=args.warmup)
     wall = time.perf_counter() - t0
     label, images = LABELS[args.split]
     images = images.format(f"{first:,}", f"{first + res.n - 1:,}")
