@@ -8,7 +8,7 @@ compare what they produce with what the reproduction manifest (benchmarks/manife
 
 Each manifest entry names the results.md section it backs, the command or a list of commands run
 one after another (``neuroemu ...`` runs with this interpreter; ``{out}`` is a fresh folder,
-``{data}`` the dataset folder), the commit
+``{data}`` the dataset folder, ``{root}`` the repository), the commit
 and seed that produced the figures, the wall time, and what to compare:
 
 - ``sha256``: the digest of the weights and biases of a netlist the command wrote
@@ -101,7 +101,7 @@ def same(a, b, rtol: float) -> bool:
 def argv_of(command: str, out: Path, data: str) -> list[str]:
     """The command's argv: ``neuroemu`` runs as this interpreter's ``-m neuroemu``, a
     ``benchmarks/x.py`` script with this interpreter."""
-    words = [w.replace("{out}", str(out)).replace("{data}", data)
+    words = [w.replace("{out}", str(out)).replace("{data}", data).replace("{root}", str(ROOT))
              for w in shlex.split(command)]
     if words[0] == "neuroemu":
         return [sys.executable, "-m", "neuroemu"] + words[1:]
