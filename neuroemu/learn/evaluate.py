@@ -47,6 +47,15 @@ def default_steps(net) -> int:
     return int(PRESETS[Hyper.preset_name(as_compiled(net))]["n_free"])
 
 
+def check_labels(labels, n: int) -> np.ndarray:
+    """``labels`` as an array of ``n`` integers, one per image, or a one-line EngineError."""
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != n or (y.size and y.dtype.kind not in "iu"):
+        raise EngineError(f"labels: must be {n} integers, one per image (got {y.dtype} "
+                          f"shape {y.shape})")
+    return y
+
+
 def _count(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise EngineError(f"{name}: must be a non-negative integer (got {value!r})")
@@ -259,10 +268,7 @@ def evaluate(net, images, labels, steps: int | None = None, batch: int = 100,
     when stderr is a terminal."""
     cn = as_compiled(net)
     x = check_input(images, cn.n_in, "images")
-    y = np.asarray(labels)
-    if y.ndim != 1 or len(y) != len(x) or (y.size and y.dtype.kind not in "iu"):
-        raise EngineError(f"labels: must be {len(x)} integers, one per image (got {y.dtype} "
-                          f"shape {y.shape})")
+    y = check_labels(labels, len(x))
     from tqdm import tqdm
     with tqdm(total=len(x), desc="classifying", unit="sample", leave=False,
               disable=not (progress and sys.stderr.isatty())) as bar:

@@ -27,8 +27,8 @@ import numpy as np
 from ..engines import as_compiled, check_input
 from ..engines import session as open_session
 from ..errors import EngineError
-from ..learn.evaluate import (Classified, EvalResult, default_steps, readout, score,
-                              window_start)
+from ..learn.evaluate import (Classified, EvalResult, check_labels, default_steps, readout,
+                              score, window_start)
 from .cluster import check_where, connect, quiet, worker_count
 from .trial import pack_images, unpack_images
 
@@ -95,10 +95,7 @@ def evaluate_distributed(net, images, labels, steps: int | None = None, *, batch
         check_where(workers, scheduler)
     cn = as_compiled(net)
     x = check_input(images, cn.n_in, "images")
-    y = np.asarray(labels)
-    if y.ndim != 1 or len(y) != len(x) or (y.size and y.dtype.kind not in "iu"):
-        raise EngineError(f"labels: must be {len(x)} integers, one per image (got {y.dtype} "
-                          f"shape {y.shape})")
+    y = check_labels(labels, len(x))
     steps = default_steps(cn) if steps is None else _positive("steps", steps)
     batch, threads = _positive("batch", batch), _positive("threads", threads)
     warmup = _positive("warmup", warmup, 0)
