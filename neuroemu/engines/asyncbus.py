@@ -1,53 +1,50 @@
 """The asynchronous bus engine: circuit clusters on their own clocks, spikes as packets.
 
-Time is an integer number of *quanta* (``hardware.quanta`` per nominal tick).  Every layer
-is cut into *circuit clusters* (contiguous neuron ranges of at most
-``hardware.cluster_size`` neurons; one per layer by default).  Cluster c ticks at
+Time is an integer number of *quanta* (``hardware.quanta`` per nominal tick).  Every
+population is cut into *circuit clusters* (contiguous neuron ranges of at most
+``hardware.cluster_size`` neurons; one per population by default; ``cluster_size = 1``
+makes every neuron its own circuit).  Cluster c ticks at
 
     T_c(k) = phase_c + k * period_c + jitter_c(k)        k = 1, 2, ...
 
-(``period_c`` and ``phase_c`` drawn once from the run seed, the jitter per tick from the
-sample's seed).  At its tick k a cluster integrates every packet that arrived strictly
-before T_c(k), through its decoder, steps its states and encodes -- with the same numba
-kernels as the lockstep engine (:mod:`neuroemu.engines.kernels`), its own step counter k driving
-its schedules -- and hands its spikes to the network as one batch.  The network is a
-shared bus (one packet per spike) or the energy model's 2-D mesh of cores (one packet per
-spike and destination core, XY hops; cluster i on core i by default): a batch waits for a free channel (a ``simpy.Resource``:
-FIFO arbitration, ``channels`` at a time), occupies it for its serialization time
-(``ceil(packets * quanta / bandwidth)``) and reaches each receiver ``latency`` quanta per
-hop later.  With unlimited bandwidth no channel is involved and the arrival time is known
-at send time, so such runs cost no simpy events beyond the clocks.
+(``period_c`` and ``phase_c`` drawn once from the run seed, or given per circuit by a clock
+file (:mod:`.asyncclock`); the jitter per tick from the sample's seed).  At its tick k a
+cluster integrates every packet that arrived strictly before T_c(k), through its decoder,
+steps its states and encodes -- with the same numba kernels as the lockstep engine
+(:mod:`neuroemu.engines.kernels`), its own step counter k driving its schedules -- and
+hands its spikes to the network as one batch.  The network is a shared bus (one packet per
+spike) or the energy model's 2-D mesh of cores (one packet per spike and destination core,
+XY hops; cluster i on core i by default): a batch waits for a free channel (FIFO
+arbitration, ``channels`` at a time, one set per port), occupies it for its serialization
+time (``ceil(packets * quanta / bandwidth)``) and reaches each receiver ``latency`` quanta
+per hop later.
 
-Clusters with the same clock (no phase offset, drift or jitter) share one simpy process.
-Samples are independent chips: each has its own simpy environment, kept between ``run()``
-calls so packets in flight cross a phase switch.  A phase is a barrier: a cluster that has
-done its ticks waits until every cluster has; a tick that the wait made late happens at
-the barrier time and that cluster's later ticks shift with it.
+A phase is a barrier: a cluster that has done its ticks waits until every cluster has; a
+tick that the wait made late happens at the barrier time and that cluster's later ticks
+shift with it.  Packets in flight cross the switch.  Samples are independent chips.
 
-With one shared clock, zero latency and unlimited bandwidth every packet arrives before
-the receiver's next tick and after its current one, so the engine reproduces lockstep
-spike for spike (tests/test_asyncbus.py); docs/engines.md explains the time model.
-Graph networks (populations delivering into any others, projections of any kind, IF/LIF
-neurons) run the same clocks and network with the tick of :mod:`.asyncgraph`.
+The discrete-event model is written with simpy in :mod:`.asyncsimpy` (the reference: its
+processes and resources say what happens); this session runs the same model as a numba
+event loop (:mod:`.eventloop`), event for event in simpy's order, at a cost per tick and per
+packet batch.  With one shared clock, zero latency and unlimited bandwidth it reproduces
+lockstep spike for spike; docs/engines.md explains the time model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-import simpy
 
 import neuroemu.engines.kernels as K
-from .asyncgraph import GraphTicks, cluster_info, receivers
+from .asyncclock import MAX_JITTER, ClockTable, read_clock_table
+from .asyncgraph import receivers
 from .compiled import CompiledNetwork
 from .session import Phase, RunResult, SessionBase, check_run_args
 from ..errors import EngineError, NetlistError, where
-
-_JITTER_BLOCK = 1024
-_EMPTY_I = np.zeros(0, dtype=np.int64)
-_EMPTY_F = np.zeros(0)
 
 # The counters beyond lockstep's (all int64, per sample; docs/engines.md explains them).
 EXTRA_COUNTERS = ("packets", "hops", "received", "late", "early", "queue_delay", "bus_busy",
@@ -73,10 +70,11 @@ class Hardware:
     mesh: tuple[int, int] | None = None
     placement: tuple[tuple[int, int], ...] | None = None
     path: str | None = None
+    clocks: ClockTable | None = field(default=None, compare=False)   # clock.file
 
     @property
     def shared_clock(self) -> bool:
-        return self.drift == 0 and self.phase == 0 and self.jitter == 0
+        return self.drift == 0 and self.phase == 0 and self.jitter == 0 and self.clocks is None
 
     @property
     def ideal(self) -> bool:
@@ -87,7 +85,7 @@ class Hardware:
         return 0 if math.isinf(self.bandwidth) else math.ceil(packets * self.quanta / self.bandwidth)
 
 
-_KEYS = {"clock": ("period", "drift", "phase", "jitter"),
+_KEYS = {"clock": ("period", "drift", "phase", "jitter", "file", "sample"),
          "bus": ("topology", "latency", "bandwidth", "channels"),
          "mesh": ("width", "height", "placement")}
 
@@ -121,13 +119,30 @@ def parse_hardware(table, path=None) -> Hardware:
     quanta = integer(table, "quanta", "quanta", 1, 100)
     csize = integer(table, "cluster_size", "cluster_size", 0, 0)
     clock, bus, mesh_t = sub("clock"), sub("bus"), sub("mesh")
+    clocks = None
+    if "file" in clock:
+        for key in ("period", "drift", "phase"):
+            if key in clock:
+                fail(f"clock.{key}", "not used with clock.file (the file gives every circuit's "
+                     "period and phase)", clock[key])
+    elif "sample" in clock:
+        fail("clock.sample", "only used with clock.file", clock["sample"])
     period = integer(clock, "period", "clock.period", 1, quanta)
     drift = integer(clock, "drift", "clock.drift", 0, 0)
     if drift >= period:
         fail("clock.drift", f"must be < clock.period = {period}", drift)
     phase = integer(clock, "phase", "clock.phase", 0, 0)
     jitter = integer(clock, "jitter", "clock.jitter", 0, 0)
-    if 2 * jitter >= period - drift:
+    if jitter > MAX_JITTER:
+        fail("clock.jitter", f"must be <= {MAX_JITTER}", jitter)
+    if "file" in clock:
+        sample = clock.get("sample", False)
+        if not isinstance(sample, bool):
+            fail("clock.sample", "must be true or false", sample)
+        clocks = read_clock_table(clock["file"], sample,
+                                  jitter if "jitter" in clock else None, path)
+        period = quanta
+    elif 2 * jitter >= period - drift:
         fail("clock.jitter", f"must be < (clock.period - clock.drift) / 2 = {(period - drift) / 2:g}"
              " so that ticks stay in order", jitter)
     topology = bus.get("topology", "bus")
@@ -165,7 +180,7 @@ def parse_hardware(table, path=None) -> Hardware:
     elif mesh_t:
         fail("mesh", "only used with bus.topology = 'mesh'", mesh_t)
     return Hardware(quanta, csize, period, drift, phase, jitter, topology, latency, float(bw),
-                    channels, mesh, placement, None if path is None else str(path))
+                    channels, mesh, placement, None if path is None else str(path), clocks)
 
 
 # --------------------------------------------------------------------------- layout
@@ -174,9 +189,9 @@ class Layout:
     """Clusters, their clocks, cores and destinations (the same for every sample)."""
 
     def __init__(self, net: CompiledNetwork, hw: Hardware, seed: int):
-        off, L = net.off, net.n_layers - 1
+        off, P = net.off, net.n_layers
         self.layer, self.lo, self.hi = [], [], []
-        for l in range(L + 1):
+        for l in range(P):
             n = int(off[l + 1] - off[l])
             step = hw.cluster_size or n
             for a in range(0, n, step):
@@ -186,12 +201,18 @@ class Layout:
         C = self.n = len(self.layer)
         self.cluster_of = np.repeat(np.arange(C), np.subtract(self.hi, self.lo))
         rng = np.random.default_rng([int(seed), 0x61737963])
-        self.period = hw.period + rng.integers(-hw.drift, hw.drift + 1, C)
-        self.phase = rng.integers(0, hw.phase + 1, C)
+        if hw.clocks is None:
+            self.period = hw.period + rng.integers(-hw.drift, hw.drift + 1, C)
+            self.phase = rng.integers(0, hw.phase + 1, C)
+            self.jitter = np.full(C, hw.jitter, dtype=np.int64)
+        else:
+            self.period, self.phase, self.jitter = hw.clocks.for_clusters(C, seed)
         self.period_l, self.phase_l = self.period.tolist(), self.phase.tolist()
         # cores: bus = everything on one bus (one port); mesh = placement
+        self.topology, self.width = hw.topology, 1
         if hw.topology == "mesh":
             w, h = hw.mesh
+            self.width = w
             if hw.placement is None:
                 if C > w * h:
                     raise NetlistError(
@@ -209,247 +230,51 @@ class Layout:
         else:
             cores = [(0, 0)] * C
             self.port = [0] * C
+        self.cores = np.array(cores, dtype=np.int64).reshape(C, 2)
         self.n_ports = max(self.port) + 1
-        # destinations of cluster c: (receiver cluster, side, hops): the clusters of the
-        # populations its own delivers into; side 0 = from below on a chain, on a graph the
-        # sender's population
-        recv = receivers(net)
-        self.dest, self.packets_per_spike, self.hops_per_spike = [], [], []
-        for c in range(C):
-            l, out = self.layer[c], []
-            for d in range(C):
-                ld = self.layer[d]
-                if ld in recv[l]:
-                    dx = abs(cores[c][0] - cores[d][0]) + abs(cores[c][1] - cores[d][1])
-                    hops = 1 if hw.topology == "bus" else dx
-                    out.append((d, l if net.graph else 0 if ld == l + 1 else 1, hops))
-            self.dest.append(out)
+        # what each cluster's messages reach: the clusters of the populations its own
+        # delivers into (on a chain: the layer above, and below unless it is the input)
+        self.graph = bool(net.graph)
+        self.recv = receivers(net)
+        layer, port = np.array(self.layer, dtype=np.int64), np.array(self.port, dtype=np.int64)
+        self.members = [np.flatnonzero(layer == l) for l in range(P)]
+        self.n_dest = np.zeros(C, dtype=np.int64)
+        self.packets_per_spike = np.zeros(C, dtype=np.int64)
+        self.hops_per_spike = np.zeros(C, dtype=np.int64)
+        for l in range(P):
+            senders = self.members[l]
+            targets = np.concatenate([self.members[r] for r in sorted(self.recv[l])] or
+                                     [np.zeros(0, np.int64)])
+            if not targets.size:
+                continue
+            self.n_dest[senders] = targets.size
             if hw.topology == "bus":
-                self.packets_per_spike.append(1 if out else 0)
-                self.hops_per_spike.append(1 if out else 0)
+                self.packets_per_spike[senders] = self.hops_per_spike[senders] = 1
             else:   # multicast: one packet per destination core (its own included), XY hops
-                per_core = {self.port[d]: h for d, _, h in out}
-                self.packets_per_spike.append(len(per_core))
-                self.hops_per_spike.append(sum(per_core.values()))
-        # clock groups: clusters ticking together share one simpy process
+                first = np.unique(port[targets], return_index=True)[1]
+                q = self.cores[targets[first]]
+                self.packets_per_spike[senders] = len(q)
+                d = np.abs(self.cores[senders, None, :] - q[None, :, :]).sum(axis=2)
+                self.hops_per_spike[senders] = d.sum(axis=1)
+        # clock groups: clusters ticking together share one process
         self.groups = [list(range(C))] if hw.shared_clock else [[c] for c in range(C)]
 
-
-# --------------------------------------------------------------------------- one sample
-
-class _Chip:
-    """One sample's emulation: a simpy environment, inboxes, clocks, row views, and its
-    counters as Python integers (flushed into the session's arrays after each phase)."""
-
-    def __init__(self, sess: "AsyncSession", b: int):
-        self.sess, self.b = sess, b
-        hw, lay = sess.hw, sess.layout
-        L1 = sess.net.n_layers
-        self.env = simpy.Environment()
-        self.inbox = [[] for _ in range(lay.n)]
-        self.tick = [0] * lay.n
-        self.shift = [0] * lay.n
-        self.nu = [1.0] * lay.n
-        self.limit = 0
-        self.resume = self.env.event()
-        self.done = None
-        self.finished = 0
-        self.seed = sess.seeds[b]             # np.uint64: the kernels' RNG key
-        self._jit = {}
-        self.ports = [] if math.isinf(hw.bandwidth) else \
-            [simpy.Resource(self.env, capacity=hw.channels) for _ in range(lay.n_ports)]
-        self.rows = tuple(arr[b] for arr in (sess.x, sess.y, sess.s, sess.v, sess.a, sess.eps,
-                                             *sess.osa, sess.u, sess.phi, sess.xm, sess.q,
-                                             sess.ev))
-        # counters: per layer lists, per projection [up, down], scalars
-        self.k_layer = {k: [0] * L1 for k in ("spikes", "upd", "enc", "packets", "received",
-                                              "late", "early")}
-        self.k_syn = [[0, 0] for _ in range(sess.net.n_projections)]
-        self.k_scalar = {"hops": 0, "queue_delay": 0, "bus_busy": 0}
-        for g in lay.groups:
-            self.env.process(self._clock(g))
-
-    def flush(self) -> None:
-        c, b = self.sess.c, self.b
-        kl = self.k_layer
-        c["spikes"][b] += kl["spikes"]
-        c["updates"][b, :, 0] += kl["upd"]
-        c["updates"][b, :, 1] += kl["enc"]
-        for k in ("packets", "received", "late", "early"):
-            c[k][b] += kl[k]
-        c["syn_events"][b] += self.k_syn
-        for k, v in self.k_scalar.items():
-            c[k][b] += v
-        for v in kl.values():
-            v[:] = [0] * len(v)
-        for v in self.k_syn:
-            v[0] = v[1] = 0
-        for k in self.k_scalar:
-            self.k_scalar[k] = 0
-
-    def jitter(self, c: int, k: int) -> int:
-        J = self.sess.hw.jitter
-        if J == 0:
-            return 0
-        blk = (k - 1) // _JITTER_BLOCK
-        arr = self._jit.get((c, blk))
-        if arr is None:
-            rng = np.random.default_rng([int(self.seed), c, blk])
-            arr = self._jit[(c, blk)] = rng.integers(-J, J + 1, _JITTER_BLOCK).tolist()
-            if len(self._jit) > 4 * self.sess.layout.n:
-                self._jit.pop(next(iter(self._jit)))
-        return arr[(k - 1) % _JITTER_BLOCK]
-
-    def tick_time(self, c: int, k: int) -> int:
-        lay = self.sess.layout
-        return lay.phase_l[c] + k * lay.period_l[c] + self.jitter(c, k) + self.shift[c]
-
-    def _clock(self, group):
-        env, c0, sess = self.env, group[0], self.sess
-        while True:
-            k = self.tick[c0] + 1
-            if k > self.limit:
-                self.finished += 1
-                if self.finished == len(sess.layout.groups):
-                    self.done.succeed()
-                yield self.resume
-                continue
-            T = self.tick_time(c0, k)
-            if T < env.now:             # held back by a phase barrier: the clock shifts
-                for c in group:
-                    self.shift[c] += env.now - T
-                T = env.now
-            elif T > env.now:
-                yield env.timeout(T - env.now)
-            for c in group:
-                self._tick(c, k, T)
-                self.tick[c] = k
-
-    def advance(self, steps: int) -> None:
-        self.limit += steps
-        self.finished = 0
-        self.done = self.env.event()
-        old, self.resume = self.resume, self.env.event()
-        old.succeed()
-        self.env.run(until=self.done)
-
-    # ---------------------------------------------------------------- one tick
-    def _tick(self, c: int, k: int, T: int) -> None:
-        """Tick k of cluster c at time T: integrate, update, encode, send."""
-        sess = self.sess
-        (l, lo, hi, l_off, is_out, out_lo, osa, nu_bar, bin_a, bin_b, w_a, wlo_a, w_b, wlo_b,
-         row_len) = sess._info[c]
-        x, y, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev = self.rows
-        net, kl = sess.net, self.k_layer
-        ia = ib = _EMPTY_I
-        va = vb = _EMPTY_F
-        na = nb = 0
-        nu = 0.0
-        if l > 0:
-            box = self.inbox[c]
-            if box:
-                ready = [e for e in box if e[3] < T]
-                self.inbox[c] = [e for e in box if e[3] >= T] if len(ready) < len(box) else []
-                if len(ready) > 1:
-                    ready.sort()        # (side, send tick, sender offset): lockstep's order
-                late = early = rcv = 0
-                A, B = [], []
-                for e in ready:
-                    (B if e[0] else A).append(e)
-                    m = len(e[4])
-                    rcv += m
-                    if k > e[1] + 1:
-                        late += m
-                    elif k <= e[1]:
-                        early += m
-                kl["received"][l] += rcv
-                if late:
-                    kl["late"][l] += late
-                if early:
-                    kl["early"][l] += early
-                if A:
-                    ia = A[0][4] if len(A) == 1 else np.concatenate([e[4] for e in A])
-                    na = len(ia)
-                    if not bin_a:
-                        va = A[0][5] if len(A) == 1 else np.concatenate([e[5] for e in A])
-                    self.k_syn[l - 1][0] += na * (hi - lo)
-                if B:
-                    ib = B[0][4] if len(B) == 1 else np.concatenate([e[4] for e in B])
-                    nb = len(ib)
-                    if not bin_b:
-                        vb = B[0][5] if len(B) == 1 else np.concatenate([e[5] for e in B])
-                    self.k_syn[l][1] += nb * (hi - lo)
-            if osa:
-                nu = self.nu[c] = self.nu[c] / (1.0 + self.nu[c] - nu_bar)
-            kl["upd"][l] += hi - lo
-        n = K.async_tick(l, lo, hi, k, nu, sess.beta, is_out, out_lo, net.lp, self.seed,
-                         net.bias, y, x, w_a, wlo_a, w_b, wlo_b, row_len, lo - l_off,
-                         ia, va, na, bin_a, ib, vb, nb, bin_b,
-                         s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
-        self._emit(c, l, k, T, lo, hi, l_off, n)
-
-    def _emit(self, c, l, k, T, lo, hi, l_off, n) -> None:
-        """The end of tick k of cluster c (neurons [lo, hi) of population l, whose first
-        neuron is column l_off): count its n messages and encoder updates, record, send."""
-        sess, kl = self.sess, self.k_layer
-        q, ev = self.rows[-2], self.rows[-1]
-        kl["spikes"][l] += n
-        kl["enc"][l] += hi - lo
-        if sess._rec is not None:
-            self._record(c, k, T, lo, hi)
-        if n and sess.layout.dest[c]:
-            rel = ev[lo:lo + n]                          # senders, relative to the cluster
-            idx = rel.astype(np.int64) + (lo - l_off)    # a copy: relative to the population
-            val = None if sess._bin[l] else q[lo + rel]
-            self._send(c, l, k, T, n, lo - l_off, idx, val)
-
-    def _record(self, c, k, T, lo, hi) -> None:
-        """Record neurons [lo, hi) (cluster c) after their tick k at time T, if k is due."""
-        rec, (x, y, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev) = self.sess._rec, self.rows
-        kk = k - rec[0]
-        if kk % rec[1] == 0:
-            r = kk // rec[1] - 1
-            if r < rec[2].shape[0]:
-                rec[2][r, self.b, lo:hi] = q[lo:hi] != 0.0
-                rec[5][r, self.b, c] = T
-            if r < rec[3].shape[0]:
-                rec[3][r, self.b, lo:hi] = s[lo:hi]
-            if r < rec[4].shape[0]:
-                rec[4][r, self.b, 0, lo:hi] = v[lo:hi]
-                rec[4][r, self.b, 1, lo:hi] = eps[lo:hi]
-                rec[4][r, self.b, 2, lo:hi] = phi[lo:hi]
-
-    def _send(self, c, l, k, T, n, src_lo, idx, val) -> None:
-        lay, hw, kc = self.sess.layout, self.sess.hw, self.k_scalar
-        npk = n * lay.packets_per_spike[c]
-        self.k_layer["packets"][l] += npk
-        kc["hops"] += n * lay.hops_per_spike[c]
-        lat, inbox = hw.latency, self.inbox
-        if not self.ports or npk == 0:       # unlimited bandwidth: no queue
-            for d, side, hops in lay.dest[c]:
-                inbox[d].append((side, k, src_lo, T + lat * hops, idx, val))
-            return
-        env = self.env
-        port = self.ports[lay.port[c]]
-        req = port.request()
-        ser = hw.serialization(npk)
-
-        def granted(_):
-            kc["queue_delay"] += (env.now - T) * npk
-            kc["bus_busy"] += ser
-            env.timeout(ser).callbacks.append(finished)
-
-        def finished(_):
-            port.release(req)
-            now = env.now
-            for d, side, hops in lay.dest[c]:
-                inbox[d].append((side, k, src_lo, now + lat * hops, idx, val))
-
-        req.callbacks.append(granted)
-
-
-class _GraphChip(GraphTicks, _Chip):
-    """One sample of a graph network (its tick: :class:`~.asyncgraph.GraphTicks`)."""
+    @cached_property
+    def dest(self) -> list[list[tuple[int, int, int]]]:
+        """Per cluster, its destinations (receiver cluster, side, hops) in cluster order;
+        side: on a graph the sender's population, on a chain 0 from below, 1 from above
+        (what the simpy engine files packets under)."""
+        out = []
+        for c in range(self.n):
+            l, row = self.layer[c], []
+            for r in sorted(self.recv[l]):
+                for d in self.members[r]:
+                    hops = 1 if self.topology == "bus" else \
+                        int(np.abs(self.cores[c] - self.cores[d]).sum())
+                    row.append((int(d), l if self.graph else 0 if r == l + 1 else 1, hops))
+            row.sort()
+            out.append(row)
+        return out
 
 
 # --------------------------------------------------------------------------- session
@@ -458,7 +283,7 @@ class AsyncSession(SessionBase):
     """B samples of one network, each on its own emulated chip (see the module docstring).
 
     ``hardware`` overrides the netlist's ``[hardware]`` table (a dict of the same form).
-    ``threads`` is accepted for interface compatibility; simpy runs in one thread.
+    ``threads`` > 1 runs that many chips (samples) at once.
     """
 
     name = "async"
@@ -469,18 +294,9 @@ class AsyncSession(SessionBase):
         table = net.netlist.hardware if hardware is None else hardware
         self.hw = parse_hardware(table, net.netlist.path)
         self.layout = Layout(net, self.hw, self.seed)
-        L = net.n_layers - 1
-        self._bin = [bool(net.lp[l, K.LP_ENC] != K.ENC_NONE) for l in range(L + 1)]
-        self._osa = [bool(net.lp[l, K.LP_ANNK] == K.ANN_OSA) for l in range(L + 1)]
-        off, lay = net.off, self.layout
-        self._info = cluster_info(net, lay, self._bin, self._osa) if net.graph else []
-        for c in range(0 if net.graph else lay.n):
-            l = lay.layer[c]
-            self._info.append((
-                l, lay.lo[c], lay.hi[c], int(off[l]), l == L, int(off[L]), self._osa[l],
-                float(net.lp[l, K.LP_ANNA]), self._bin[l - 1] if l > 0 else True,
-                self._bin[l + 1] if 0 < l < L else True, net.wf, int(net.wf_off[max(l - 1, 0)]),
-                net.wb, int(net.wb_off[l]) if l < L else 0, int(off[l + 1] - off[l])))
+        self._bin = [bool(net.lp[l, K.LP_ENC] != K.ENC_NONE) for l in range(net.n_layers)]
+        self._osa = [bool(net.lp[l, K.LP_ANNK] == K.ANN_OSA) for l in range(net.n_layers)]
+        self._static = None
         self.reset(x, sample_ids)
 
     # ------------------------------------------------------------------ state
@@ -496,12 +312,54 @@ class AsyncSession(SessionBase):
                   "late": np.zeros((B, L1), np.int64), "early": np.zeros((B, L1), np.int64),
                   "queue_delay": np.zeros(B, np.int64), "bus_busy": np.zeros(B, np.int64),
                   "elapsed": np.zeros(B, np.int64)}
-        self.chips = [(_GraphChip if self.net.graph else _Chip)(self, b) for b in range(B)]
         self._rec = None
+        self.limit = 0
+        self._new_chips(B)
+
+    def _new_chips(self, B: int) -> None:
+        """Every chip's event-loop state: clocks, cursors, channels, queue and storage."""
+        from . import eventloop as EL
+        if self._static is None:
+            self._static = event_layout(self.net, self.layout, self.hw, self._bin, self._osa)
+        lay = self.layout
+        C, G, P = lay.n, len(lay.groups), self.net.n_layers
+        S = self._static["slots"]
+        self.ck = np.zeros((B, C, EL.C_FIELDS), np.int64)
+        self.ck[:, :, EL.C_TPREV] = np.iinfo(np.int64).min // 2
+        self.cnu = np.ones((B, C))
+        self.jg = np.zeros((B, C, 6), np.uint64)
+        self.cur = np.zeros((B, C, max(S, 1)), np.int64)
+        self.pt = np.zeros((B, lay.n_ports, 3), np.int64)
+        self.pt[:, :, 1:] = -1
+        self.waiters = np.tile(np.arange(G, dtype=np.int64), (B, 1))   # started in order
+        self.sc = np.zeros((B, EL.S_FIELDS), np.int64)
+        self.sc[:, EL.S_NWAIT] = G
+        N, dmax = self.net.n_neurons, self._static["dmax"]
+        self.dyn = [(np.zeros((2 * (G + C) + 16, 4), np.int64),
+                     np.zeros((2 * C + 16, EL.B_FIELDS), np.int64),
+                     np.zeros(2 * N + 16, np.int64), np.zeros(2 * N + 16),
+                     np.zeros((P, 2 * C + 16, 2), np.int64), np.zeros(P, np.int64),
+                     np.zeros((P * (2 * C + 16), 2), np.int64),
+                     np.zeros(dmax * (2 * N + 16), np.int64), np.zeros(dmax * (2 * N + 16)))
+                    for _ in range(B)]
 
     @property
     def t(self) -> int:
-        return int(self.chips[0].limit)
+        return int(self.limit)
+
+    def ticks(self) -> np.ndarray:
+        """Ticks done by every cluster of every sample, (B, clusters)."""
+        from .eventloop import C_TICK
+        return self.ck[:, :, C_TICK].copy()
+
+    def in_flight(self) -> np.ndarray:
+        """Per sample, messages released onto the network and not yet integrated, counted
+        once per receiving cluster."""
+        from .eventloop import in_flight
+        st, hw = self._static, self.hw
+        return np.array([in_flight(st["L"], hw.latency, hw.topology == "mesh", self.ck[b],
+                                   self.cur[b], self.dyn[b][4], self.dyn[b][5], self.dyn[b][1])
+                         for b in range(self.batch)], dtype=np.int64)
 
     def counters(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.c.items()}
@@ -521,6 +379,58 @@ class AsyncSession(SessionBase):
                 "early_fraction": int(c["early"].sum()) / rcv if rcv else 0.0}
 
     # ------------------------------------------------------------------ running
+    def _advance(self, steps: int, t0: int, every: int) -> None:
+        """Every chip from its barrier through tick ``self.limit`` (counters added)."""
+        from . import eventloop as EL
+        st, hw, net = self._static, self.hw, self.net
+        rec = self._rec
+        recording = rec is not None
+        rec_arrays = rec[2:6] if recording else self._no_records
+        W = (net.lp, net.pj, net.wf, net.wb, net.ix, net.bias)
+        hwi = np.array([hw.quanta, hw.latency, hw.channels, hw.topology == "mesh",
+                        math.isinf(hw.bandwidth)], dtype=np.int64)
+        bw = float(hw.bandwidth)
+        P, NP = net.n_layers, net.n_projections
+
+        def chip(b):
+            rows = tuple(a[b] for a in (self.x, self.y, self.s, self.v, self.a, self.eps,
+                                        *self.osa, self.u, self.phi, self.xm, self.q, self.ev))
+            cpop = np.zeros((P, EL.P_FIELDS), np.int64)
+            csyn = np.zeros((NP, 2), np.int64)
+            csc = np.zeros(3, np.int64)
+            start = int(self.sc[b, EL.S_NOW])
+            self.dyn[b] = EL.advance(b, self.limit, t0, every, self.beta, self.seeds[b],
+                                     recording, st["L"], st["clocks"], W, rows, hwi, bw,
+                                     self.ck[b], self.cnu[b], self.jg[b], self.cur[b],
+                                     self.pt[b], self.waiters[b], self.sc[b], self.dyn[b],
+                                     cpop, csyn, csc, rec_arrays)
+            c = self.c
+            c["spikes"][b] += cpop[:, EL.P_SPK]
+            c["updates"][b, :, 0] += cpop[:, EL.P_UPD]
+            c["updates"][b, :, 1] += cpop[:, EL.P_ENC]
+            c["packets"][b] += cpop[:, EL.P_PK]
+            c["received"][b] += cpop[:, EL.P_RCV]
+            c["late"][b] += cpop[:, EL.P_LATE]
+            c["early"][b] += cpop[:, EL.P_EARLY]
+            c["syn_events"][b] += csyn
+            c["hops"][b] += csc[EL.X_HOPS]
+            c["queue_delay"][b] += csc[EL.X_QDELAY]
+            c["bus_busy"][b] += csc[EL.X_BUSY]
+            c["elapsed"][b] += int(self.sc[b, EL.S_NOW]) - start
+
+        if self.threads > 1 and self.batch > 1:
+            with ThreadPoolExecutor(min(self.threads, self.batch)) as pool:
+                list(pool.map(chip, range(self.batch)))
+        else:
+            for b in range(self.batch):
+                chip(b)
+
+    @cached_property
+    def _no_records(self):
+        B, N, C = self.batch, self.net.n_neurons, self.layout.n
+        return (np.zeros((0, B, N), np.bool_), np.zeros((0, B, N)), np.zeros((0, B, 3, N)),
+                np.zeros((0, B, C), np.int64))
+
     def run(self, steps: int, *, beta: float = 0.0, target=None, name: str | None = None,
             record_spikes: bool = False, record_states: bool = False,
             record_extra: bool = False, every: int = 1) -> Phase:
@@ -540,11 +450,8 @@ class AsyncSession(SessionBase):
         self._rec = (t0, int(every), rq, rs, rx, rt) if R and (
             record_spikes or record_states or record_extra) else None
         if steps:
-            for chip in self.chips:
-                start = chip.env.now
-                chip.advance(int(steps))
-                chip.flush()
-                self.c["elapsed"][chip.b] += chip.env.now - start
+            self.limit += int(steps)
+            self._advance(int(steps), t0, int(every))
         self._rec = None
         self.check_finite(name or f"phase{len(self.phases)}")
         after = self.counters()
@@ -569,12 +476,62 @@ class AsyncSession(SessionBase):
                          {n: self.state(n) for n in net.names}, meta)
 
 
+def event_layout(net, lay: Layout, hw: Hardware, binary, osa) -> dict:
+    """The event loop's constant arrays (tuples ``L`` and ``clocks``; see eventloop._tick)."""
+    P, C = net.n_layers, lay.n
+    i64 = lambda v: np.ascontiguousarray(v, dtype=np.int64)  # noqa: E731
+    layer = i64(lay.layer)
+    rank = np.zeros(C, np.int64)
+    nclu = np.zeros(P, np.int64)
+    for l, m in enumerate(lay.members):
+        rank[m] = np.arange(m.size)
+        nclu[l] = m.size
+    # deliveries of each population (compiled dl order), their sender populations and the
+    # distinct senders ("slots", one cursor each)
+    pd_off, pd_p, pd_d, pd_bin, pd_slot, ps_off, ps_pop = [0], [], [], [], [], [0], []
+    for r in range(P):
+        srcs = []
+        for p, d in net.dl[net.dl_off[r]:net.dl_off[r + 1]]:
+            src = int(net.pj[p, K.PJ_PRE] if d == 0 else net.pj[p, K.PJ_POST])
+            if src not in srcs:
+                srcs.append(src)
+            pd_p.append(int(p))
+            pd_d.append(int(d))
+            pd_bin.append(binary[src])
+            pd_slot.append(srcs.index(src))
+        pd_off.append(len(pd_p))
+        ps_pop += srcs
+        ps_off.append(len(ps_pop))
+    S = max(b - a for a, b in zip(ps_off, ps_off[1:])) if P else 0
+    hmin = np.ones((C, max(S, 1)), np.int64)
+    if hw.topology == "mesh":
+        for c in range(C):
+            r = lay.layer[c]
+            for j, p in enumerate(ps_pop[ps_off[r]:ps_off[r + 1]]):
+                hmin[c, j] = np.abs(lay.cores[lay.members[p]] - lay.cores[c]).sum(axis=1).min()
+    ulo = i64(net.off[:P])
+    L = (layer, i64(lay.lo), i64(lay.hi), rank, i64(lay.port), i64(lay.cores[:, 0]),
+         i64(lay.cores[:, 1]), i64(lay.packets_per_spike), i64(lay.hops_per_spike),
+         i64(lay.n_dest > 0), ulo, i64(net.xoff[:P]), i64(net.yoff[:P]), i64(osa),
+         np.ascontiguousarray(net.lp[:P, K.LP_ANNA], dtype=np.float64), i64(binary), nclu,
+         i64(pd_off), i64(pd_p), i64(pd_d), np.array(pd_bin, dtype=np.bool_), i64(pd_slot),
+         i64(ps_off), i64(ps_pop), hmin)
+    grp_off = i64(np.cumsum([0] + [len(g) for g in lay.groups]))
+    clocks = (i64(lay.period), i64(lay.phase), i64(lay.jitter), grp_off,
+              i64([c for g in lay.groups for c in g]))
+    return {"L": L, "clocks": clocks, "slots": S,
+            "dmax": max([b - a for a, b in zip(pd_off, pd_off[1:])] + [1])}
+
+
 def _hw_dict(hw: Hardware) -> dict:
     d = {k: getattr(hw, k) for k in ("quanta", "cluster_size", "period", "drift", "phase",
                                      "jitter", "topology", "latency", "channels")}
     d["bandwidth"] = "unlimited" if math.isinf(hw.bandwidth) else hw.bandwidth
     if hw.mesh:
         d["mesh"] = list(hw.mesh)
+    if hw.clocks is not None:
+        d["clock_file"] = hw.clocks.path
+        d["clock_sample"] = hw.clocks.sample
     return d
 
 

@@ -1,0 +1,153 @@
+"""Clock jitter of the bus engine, in numba, draw for draw the simpy engine's.
+
+The simpy engine (:mod:`neuroemu.engines.asyncsimpy`) draws cluster c's jitter for ticks
+1024 m + 1 ... 1024 (m + 1) as ``numpy.random.default_rng([seed, c, m]).integers(-J, J + 1,
+1024)``.  Building that generator costs tens of microseconds in Python, which one circuit
+per neuron cannot afford, so this module computes the same numbers in numba: numpy's
+SeedSequence hash mixing (pool of 4 words), PCG64 seeding and its 128-bit LCG with the
+XSL-RR output, and the buffered 32-bit Lemire draw of ``integers``
+(tests/test_async_clocks.py compares them with numpy's own for many seeds and ranges).
+"""
+
+import numpy as np
+from numba import njit
+
+from .kernels import JIT_OPTIONS
+
+jit_nr = njit(_nrt=False, **JIT_OPTIONS)        # never allocates: no reference counting
+
+# a cluster's tick state (rows of ``ck``): tick count, clock shift, time of the last tick,
+# the tick whose jitter was drawn last
+C_TICK, C_SHIFT, C_TPREV, C_JK = range(4)
+C_FIELDS = 4
+
+_U = np.uint64
+_M32 = _U(0xFFFFFFFF)
+_INIT_A, _MULT_A = _U(0x43B0D7E5), _U(0x931E8875)
+_INIT_B, _MULT_B = _U(0x8B51F9DD), _U(0x58F38DED)
+_MIX_L, _MIX_R = _U(0xCA01F9DD), _U(0x4973F715)
+_PCG_H, _PCG_L = _U(2549297995355413924), _U(4865540595714422341)
+_Z, _ONE, _S1, _S16, _S32, _S58, _S63, _S64 = (_U(0), _U(1), _U(1), _U(16), _U(32), _U(58),
+                                               _U(63), _U(64))
+JITTER_BLOCK = 1024
+MAX_JITTER = (1 << 31) - 1
+
+
+@jit_nr
+def _hashmix(value, hc):
+    value = (value ^ hc) & _M32
+    hc = (hc * _MULT_A) & _M32
+    value = (value * hc) & _M32
+    return value ^ (value >> _S16), hc
+
+
+@jit_nr
+def _mix(x, y):
+    r = (_MIX_L * x - _MIX_R * y) & _M32
+    return r ^ (r >> _S16)
+
+
+@jit_nr
+def _mulhi(a, b):
+    a0, a1, b0, b1 = a & _M32, a >> _S32, b & _M32, b >> _S32
+    p00, p01, p10 = a0 * b0, a0 * b1, a1 * b0
+    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
+    return a1 * b1 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
+
+
+@jit_nr
+def _pcg_step(sh, sl, ih, il):
+    """state * multiplier + increment, modulo 2^128 (high, low words)."""
+    lo = sl * _PCG_L
+    hi = _mulhi(sl, _PCG_L) + sh * _PCG_L + sl * _PCG_H
+    nlo = lo + il
+    return hi + ih + (_ONE if nlo < lo else _Z), nlo
+
+
+@jit_nr
+def seed_jitter(seed, c, blk, g, w):
+    """g[:6] = PCG64 state (high, low), increment (high, low) and the 32-bit buffer
+    (has, value) of numpy's ``default_rng([seed, c, blk])`` (w: 12 words of scratch)."""
+    nw = 0
+    s = _U(seed)
+    if s == _Z:
+        w[0] = _Z
+        nw = 1
+    while s > _Z:                         # the seed as little-endian 32-bit words
+        w[nw] = s & _M32
+        s = s >> _S32
+        nw += 1
+    w[nw], w[nw + 1] = _U(c), _U(blk)
+    nw += 2
+    hc = _INIT_A                          # SeedSequence: hash the entropy into a pool of 4
+    for i in range(4):
+        w[8 + i], hc = _hashmix(w[i] if i < nw else _Z, hc)
+    for i_src in range(4):
+        for i_dst in range(4):
+            if i_src != i_dst:
+                h, hc = _hashmix(w[8 + i_src], hc)
+                w[8 + i_dst] = _mix(w[8 + i_dst], h)
+    for i_src in range(4, nw):
+        for i_dst in range(4):
+            h, hc = _hashmix(w[i_src], hc)
+            w[8 + i_dst] = _mix(w[8 + i_dst], h)
+    hc = _INIT_B                          # generate_state(4, uint64)
+    for i in range(8):
+        d = (w[8 + i % 4] ^ hc) & _M32
+        hc = (hc * _MULT_B) & _M32
+        d = (d * hc) & _M32
+        w[i] = d ^ (d >> _S16)
+    s0, s1 = w[0] | (w[1] << _S32), w[2] | (w[3] << _S32)
+    i0, i1 = w[4] | (w[5] << _S32), w[6] | (w[7] << _S32)
+    ih = (i0 << _S1) | (i1 >> _S63)       # PCG64 seeding: inc = seq << 1 | 1, step, add, step
+    il = (i1 << _S1) | _ONE
+    sh, sl = _pcg_step(_Z, _Z, ih, il)
+    nl = sl + s1
+    sh = sh + s0 + (_ONE if nl < sl else _Z)
+    sh, sl = _pcg_step(sh, nl, ih, il)
+    g[0], g[1], g[2], g[3], g[4], g[5] = sh, sl, ih, il, _Z, _Z
+
+
+@jit_nr
+def _next32(g):
+    if g[4] != _Z:
+        g[4] = _Z
+        return g[5]
+    sh, sl = _pcg_step(g[0], g[1], g[2], g[3])
+    g[0], g[1] = sh, sl
+    v = sh ^ sl
+    rot = sh >> _S58
+    v = (v >> rot) | (v << ((_S64 - rot) & _S63))
+    g[4], g[5] = _ONE, v >> _S32
+    return v & _M32
+
+
+@jit_nr
+def bounded_draw(g, rng):
+    """A uniform integer in [0, rng] (rng < 2^32 - 1): numpy's buffered Lemire draw."""
+    excl = _U(rng) + _ONE
+    m = _next32(g) * excl
+    left = m & _M32
+    if left < excl:
+        thr = (_M32 - _U(rng)) % excl
+        while left < thr:
+            m = _next32(g) * excl
+            left = m & _M32
+    return np.int64(m >> _S32)
+
+
+@jit_nr
+def jitter(seed, c, k, J, jg, ck, w):
+    """The jitter of cluster c's tick k, in [-J, J]: draw (k-1) % 1024 of block (k-1) // 1024.
+    Consecutive ticks continue the stream kept in jg[c]; any other tick reseeds and skips.
+    (ck[c, C_JK]: the tick drawn last; w: 12 words of scratch.)"""
+    if J == 0:
+        return 0
+    g = jg[c]
+    i = (k - 1) % JITTER_BLOCK
+    if ck[c, C_JK] != k - 1 or i == 0:
+        seed_jitter(seed, c, (k - 1) // JITTER_BLOCK, g, w)
+        for _ in range(i):
+            bounded_draw(g, 2 * J)
+    ck[c, C_JK] = k
+    return bounded_draw(g, 2 * J) - J

@@ -1,0 +1,587 @@
+"""The bus engine's event loop: one sample's chip, in numba, from one phase barrier to the next.
+
+This is the discrete-event simulation :mod:`neuroemu.engines.asyncsimpy` writes with simpy
+(the model: its processes, events and resources are the documentation of what happens),
+done on arrays so that its cost is per event -- a circuit tick, a packet batch -- and not
+per Python object.  It reproduces the simpy model exactly, including the order in which
+simpy processes events that fall on the same quantum:
+
+* the event queue is simpy's: ordered by (time, sequence number), the number handed out
+  when an event is scheduled (a binary heap of int64 rows ``[time, seq, kind, arg]``);
+* a clock process per group of clusters sharing a clock (every cluster alone unless all
+  clocks are the same) waits for its tick time (``WAKE``), ticks its clusters in order and
+  schedules its next wake; a process that has done its ticks waits for the phase's resume
+  event, whose processing (``RESUME``) restarts the waiting processes in the order they
+  began to wait; the last to finish schedules ``DONE``, which ends the phase;
+* a channel is a ``simpy.Resource``: a batch's request joins the port's FIFO queue and is
+  granted while fewer than ``channels`` batches hold it (``GRANT``, counted then); it
+  holds the channel for its serialization time (``FINISH``: released, the batch arrives
+  ``latency x hops`` later at each receiver); the release event (``RELEASE``) grants the
+  next request.
+
+Packets are not copied to receivers.  A batch is logged once, at release, in its sending
+population's log (row: batch, release time); a receiving cluster keeps a cursor per source
+population and at its tick T takes every logged batch whose arrival at it lies in
+[previous tick, T) -- exactly the packets that arrived strictly before T and were not taken
+before -- ordered by (send tick, sender cluster), which is the simpy engine's inbox sort.
+The arithmetic is the shared kernels' (:func:`~neuroemu.engines.kernels.graph_tick`, which
+delivers with ``deliver_range``/``deliver_cols``, updates with ``update_neurons`` or
+``update_spiking`` and encodes with ``encode_neurons``), compiled from the same source
+without reference counting (``_nrt=False``): numba's reference counting of array arguments
+costs hundreds of nanoseconds per call, which one tick of a one-neuron circuit cannot
+afford.  Chains run through the graph tick too (its ``dl`` order -- from below, then from
+above -- is the chain's, bit for bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+from numba.core.dispatcher import Dispatcher
+
+from . import kernels as K
+from .eventclock import C_FIELDS, C_JK, C_SHIFT, C_TICK, C_TPREV, jitter
+
+_OPTS = dict(K.JIT_OPTIONS)
+jit = njit(**_OPTS)                       # may allocate (reference counted)
+jit_nr = njit(_nrt=False, **_OPTS)        # never allocates: no reference counting
+
+
+def _without_refcounts():
+    """Copies of every kernel compiled without numba's reference counting, calling each
+    other (the same code objects, renamed so that numba's on-disk cache keeps them apart
+    from the originals, and cached against kernels.py)."""
+    env = dict(vars(K))
+    out = {}
+    for name, obj in vars(K).items():
+        if isinstance(obj, Dispatcher) and not obj.targetoptions.get("parallel"):
+            fn = obj.py_func
+            code = fn.__code__.replace(co_name=fn.__name__ + "_nr",
+                                       co_qualname=fn.__name__ + "_nr")
+            copy = types.FunctionType(code, env, code.co_name, fn.__defaults__, fn.__closure__)
+            out[name] = jit_nr(copy)
+    env.update(out)                       # a copy's calls resolve to copies at compile time
+    return out
+
+
+_graph_tick = _without_refcounts()["graph_tick"]
+
+# event kinds
+WAKE, GRANT, FINISH, RELEASE, RESUME, DONE = 0, 1, 2, 3, 4, 5
+# batch fields (rows of ``bt``)
+B_SRC, B_K, B_T, B_OFF, B_N, B_NPK, B_SER, B_NEXT, B_REL = range(9)
+B_FIELDS = 9
+# a chip's scalars (``sc``)
+S_NOW, S_SEQ, S_NWAIT, S_HEAP, S_NB, S_TOP = range(6)
+S_FIELDS = 6
+
+# --------------------------------------------------------------------------- event queue
+
+@jit_nr
+def _push(h, n, t, seq, kind, arg):
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if h[p, 0] < t or (h[p, 0] == t and h[p, 1] < seq):
+            break
+        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[p, 0], h[p, 1], h[p, 2], h[p, 3]
+        i = p
+    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
+    return n + 1
+
+
+@jit_nr
+def _pop(h, n):
+    """Remove the first event (read h[0] before); returns the new size."""
+    n -= 1
+    t, seq, kind, arg = h[n, 0], h[n, 1], h[n, 2], h[n, 3]
+    i = 0
+    while True:
+        l = 2 * i + 1
+        if l >= n:
+            break
+        m = l
+        r = l + 1
+        if r < n and (h[r, 0] < h[l, 0] or (h[r, 0] == h[l, 0] and h[r, 1] < h[l, 1])):
+            m = r
+        if h[m, 0] > t or (h[m, 0] == t and h[m, 1] > seq):
+            break
+        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[m, 0], h[m, 1], h[m, 2], h[m, 3]
+        i = m
+    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
+    return n
+
+
+# --------------------------------------------------------------------------- a tick
+
+@jit_nr
+def _sort(tk, a, b):
+    """Sort rows tk[a:b] (key, batch) by key (keys are distinct): insertion sort, which is
+    linear on the nearly sorted runs that clocks without jitter produce, else heapsort."""
+    n = b - a
+    if n <= 24:
+        for i in range(a + 1, b):
+            k0, v0 = tk[i, 0], tk[i, 1]
+            j = i - 1
+            while j >= a and tk[j, 0] > k0:
+                tk[j + 1, 0], tk[j + 1, 1] = tk[j, 0], tk[j, 1]
+                j -= 1
+            tk[j + 1, 0], tk[j + 1, 1] = k0, v0
+        return
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(tk, a, start, n)
+    for end in range(n - 1, 0, -1):
+        tk[a, 0], tk[a + end, 0] = tk[a + end, 0], tk[a, 0]
+        tk[a, 1], tk[a + end, 1] = tk[a + end, 1], tk[a, 1]
+        _sift(tk, a, 0, end)
+
+
+@jit_nr
+def _sift(tk, a, i, n):
+    k0, v0 = tk[a + i, 0], tk[a + i, 1]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and tk[a + c + 1, 0] > tk[a + c, 0]:
+            c += 1
+        if tk[a + c, 0] <= k0:
+            break
+        tk[a + i, 0], tk[a + i, 1] = tk[a + c, 0], tk[a + c, 1]
+        i = c
+    tk[a + i, 0], tk[a + i, 1] = k0, v0
+
+
+@jit_nr
+def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, bt,
+            cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt):
+    """The batches cluster c takes at its tick k (time T): per source population (slot j),
+    those logged whose arrival at c lies in [tprev, T), as rows (key, batch) of tk sorted by
+    key = send tick x clusters + sender's rank (the simpy inbox order); slot[j] = their
+    range in tk.  Advances c's cursors; cnt[:3] += received, late, early messages."""
+    m = 0
+    rcv = late = early = 0
+    for j in range(s_hi - s_lo):
+        p = ps_pop[s_lo + j]
+        R = p_nclu[p]
+        start = m
+        pos, n, first = cur[c, j], lg_n[p], -1
+        stop = T - lat * hmin[c, j]           # logged at or after: arrives at T or later
+        last, ordered = -1, True
+        while pos < n:
+            rel = lg[p, pos, 1]
+            if rel >= stop:
+                break
+            bb = lg[p, pos, 0]
+            src = bt[bb, B_SRC]
+            h = abs(cl_x[src] - cl_x[c]) + abs(cl_y[src] - cl_y[c]) if mesh else 1
+            arr = rel + lat * h
+            if arr < T:
+                if arr >= tprev:
+                    ks = bt[bb, B_K]
+                    key = ks * R + cl_rank[src]
+                    tk[m, 0], tk[m, 1] = key, bb
+                    m += 1
+                    ordered = ordered and key > last
+                    last = key
+                    msg = bt[bb, B_N]
+                    rcv += msg
+                    if k > ks + 1:
+                        late += msg
+                    elif k <= ks:
+                        early += msg
+            elif first < 0:
+                first = pos
+            pos += 1
+        cur[c, j] = first if first >= 0 else pos
+        if not ordered:
+            _sort(tk, start, m)
+        slot[j, 0], slot[j, 1] = start, m
+    cnt[0] += rcv
+    cnt[1] += late
+    cnt[2] += early
+    return m
+
+
+@jit_nr
+def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg, vseg):
+    """Each delivery's senders (and messages of real-valued senders), concatenated in
+    delivery order: what graph_tick reads (seg/vseg: the deliveries' ranges)."""
+    mi = mv = 0
+    seg[0] = vseg[0] = 0
+    for j in range(d_hi - d_lo):
+        js = pd_slot[d_lo + j]
+        binary = pd_bin[d_lo + j]
+        for t in range(slot[js, 0], slot[js, 1]):
+            bb = tk[t, 1]
+            off, n = bt[bb, B_OFF], bt[bb, B_N]
+            for i in range(n):
+                ms_i[mi + i] = pl_i[off + i]
+            mi += n
+            if not binary:
+                for i in range(n):
+                    ms_v[mv + i] = pl_v[off + i]
+                mv += n
+        seg[j + 1] = mi
+        vseg[j + 1] = mv
+    return mi
+
+
+@jit_nr
+def _record(b, c, k, T, lo, hi, t0, every, rq, rs, rx, rt, q, s, v, eps, phi):
+    kk = k - t0
+    if kk % every != 0:
+        return
+    r = kk // every - 1
+    if r < rq.shape[0]:
+        for j in range(lo, hi):
+            rq[r, b, j] = q[j] != 0.0
+        rt[r, b, c] = T
+    if r < rs.shape[0]:
+        for j in range(lo, hi):
+            rs[r, b, j] = s[j]
+    if r < rx.shape[0]:
+        for j in range(lo, hi):
+            rx[r, b, 0, j] = v[j]
+            rx[r, b, 1, j] = eps[j]
+            rx[r, b, 2, j] = phi[j]
+
+
+@jit_nr
+def _trigger(port, now, seq, h, hn, pt, bt, channels):
+    """simpy's Resource._trigger_put: grant the head of the port's queue if a channel is
+    free.  Returns (heap size, next sequence number)."""
+    head = pt[port, 1]
+    if head >= 0 and pt[port, 0] < channels:
+        nxt = bt[head, B_NEXT]
+        pt[port, 1] = nxt
+        if nxt < 0:
+            pt[port, 2] = -1
+        pt[port, 0] += 1
+        hn = _push(h, hn, now, seq, GRANT, head)
+        seq += 1
+    return hn, seq
+
+
+# columns of a chip's per-population counters (``cpop``) and scalars (``csc``)
+P_SPK, P_UPD, P_ENC, P_PK, P_RCV, P_LATE, P_EARLY = range(7)
+P_FIELDS = 7
+X_HOPS, X_QDELAY, X_BUSY = range(3)
+
+
+@jit_nr
+def _tick(b, c, k, T, now, seq, beta, seed, t0, every, recording, L, W, R, hwi, bw,
+          ck, cnu, cur, pt, h, hn, bt, nb, pl_i, pl_v, top, lg, lg_n,
+          tk, slot, ms_i, ms_v, seg, vseg, syn, cnt, cpop, csyn, csc, rec):
+    """Tick k of cluster c at time T (= now): take what arrived, integrate, update, encode
+    (the shared graph_tick), record, and send the messages as one batch.  Returns the heap
+    size, next sequence number, batch count and payload top."""
+    (cl_pop, cl_lo, cl_hi, cl_rank, cl_port, cl_x, cl_y, cl_pps, cl_hps, cl_dest,
+     p_ulo, p_xoff, p_yoff, p_osa, p_nubar, p_bin, p_nclu,
+     pd_off, pd_p, pd_d, pd_bin, pd_slot, ps_off, ps_pop, hmin) = L
+    lp, pj, wf, wb, ix, bias = W
+    x, y, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev = R
+    quanta, lat, channels, mesh, unlimited = hwi[0], hwi[1], hwi[2], hwi[3], hwi[4]
+    r, lo, hi = cl_pop[c], cl_lo[c], cl_hi[c]
+    u_lo = p_ulo[r]
+    d_lo, d_hi = pd_off[r], pd_off[r + 1]
+    nu = 0.0
+    x_lo = -1
+    if p_xoff[r] >= 0:
+        x_lo = p_xoff[r] + lo - u_lo
+    else:
+        cnt[0] = cnt[1] = cnt[2] = 0
+        _gather(c, k, T, ck[c, C_TPREV], lat, mesh, ps_off[r], ps_off[r + 1], ps_pop, hmin,
+                cur, lg, lg_n, bt, cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt)
+        cpop[r, P_RCV] += cnt[0]
+        cpop[r, P_LATE] += cnt[1]
+        cpop[r, P_EARLY] += cnt[2]
+        _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg, vseg)
+        if p_osa[r]:
+            nu = cnu[c] / (1.0 + cnu[c] - p_nubar[r])
+            cnu[c] = nu
+        cpop[r, P_UPD] += hi - lo
+    n = _graph_tick(r, lo, hi, k, nu, beta, x_lo, p_yoff[r], u_lo, lp, pj, pd_p[d_lo:d_hi],
+                    pd_d[d_lo:d_hi], pd_bin[d_lo:d_hi], seg, vseg, ms_i, ms_v, syn, wf, wb,
+                    ix, seed, bias, y, x, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
+    if x_lo < 0:
+        for j in range(d_hi - d_lo):
+            csyn[pd_p[d_lo + j], pd_d[d_lo + j]] += syn[j]
+    ck[c, C_TPREV] = T
+    cpop[r, P_SPK] += n
+    cpop[r, P_ENC] += hi - lo
+    if recording:
+        _record(b, c, k, T, lo, hi, t0, every, rec[0], rec[1], rec[2], rec[3], q, s, v, eps,
+                phi)
+    if n == 0 or not cl_dest[c]:
+        return hn, seq, nb, top
+    for i in range(n):                         # the payload: senders within the population
+        rel = ev[lo + i]
+        pl_i[top + i] = rel + lo - u_lo
+        if not p_bin[r]:
+            pl_v[top + i] = q[lo + rel]
+    npk = n * cl_pps[c]
+    cpop[r, P_PK] += npk
+    csc[X_HOPS] += n * cl_hps[c]
+    bb = nb
+    bt[bb, B_SRC], bt[bb, B_K], bt[bb, B_T], bt[bb, B_OFF] = c, k, T, top
+    bt[bb, B_N], bt[bb, B_NPK], bt[bb, B_NEXT] = n, npk, -1
+    if unlimited:                              # no channel: logged (released) at once
+        bt[bb, B_SER], bt[bb, B_REL] = 0, 1
+        lg[r, lg_n[r], 0], lg[r, lg_n[r], 1] = bb, T
+        lg_n[r] += 1
+    else:                                      # request a channel of the cluster's port
+        bt[bb, B_SER] = np.int64(np.ceil(npk * quanta / bw))
+        bt[bb, B_REL] = 0
+        port = cl_port[c]
+        if pt[port, 2] >= 0:
+            bt[pt[port, 2], B_NEXT] = bb
+        else:
+            pt[port, 1] = bb
+        pt[port, 2] = bb
+        hn, seq = _trigger(port, now, seq, h, hn, pt, bt, channels)
+    return hn, seq, nb + 1, top + n
+
+
+@jit_nr
+def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, pt, remap, mn):
+    """Drop what no receiver will read again: log rows every reader's cursor has passed,
+    and the batches (and payload) that are neither in a log nor still on a channel.
+    Renumbers the rest in order (heap, queues, logs, cursors).  Returns (batches, top)."""
+    P = lg_n.shape[0]
+    for p in range(P):
+        mn[p] = lg_n[p]
+    for c in range(cl_pop.shape[0]):
+        r = cl_pop[c]
+        for j in range(ps_off[r + 1] - ps_off[r]):
+            p = ps_pop[ps_off[r] + j]
+            mn[p] = min(mn[p], cur[c, j])
+    for i in range(nb):
+        remap[i] = 1 if bt[i, B_REL] == 0 else 0
+    for p in range(P):
+        for pos in range(mn[p], lg_n[p]):
+            remap[lg[p, pos, 0]] = 1
+    kept = top = 0
+    for i in range(nb):
+        if remap[i] == 0:
+            remap[i] = -1
+            continue
+        off, n = bt[i, B_OFF], bt[i, B_N]
+        for f in range(B_FIELDS):
+            bt[kept, f] = bt[i, f]
+        for t in range(n):
+            pl_i[top + t] = pl_i[off + t]
+            pl_v[top + t] = pl_v[off + t]
+        bt[kept, B_OFF] = top
+        top += n
+        remap[i] = kept
+        kept += 1
+    for i in range(kept):
+        if bt[i, B_NEXT] >= 0:
+            bt[i, B_NEXT] = remap[bt[i, B_NEXT]]
+    for port in range(pt.shape[0]):
+        for f in (1, 2):
+            if pt[port, f] >= 0:
+                pt[port, f] = remap[pt[port, f]]
+    for i in range(hn):
+        if h[i, 2] == GRANT or h[i, 2] == FINISH:
+            h[i, 3] = remap[h[i, 3]]
+    for p in range(P):
+        d = mn[p]
+        for pos in range(d, lg_n[p]):
+            lg[p, pos - d, 0] = remap[lg[p, pos, 0]]
+            lg[p, pos - d, 1] = lg[p, pos, 1]
+        lg_n[p] -= d
+    for c in range(cl_pop.shape[0]):
+        r = cl_pop[c]
+        for j in range(ps_off[r + 1] - ps_off[r]):
+            cur[c, j] -= mn[ps_pop[ps_off[r] + j]]
+    return kept, top
+
+
+@jit
+def _grown1(a, n):
+    out = np.empty(max(n, 2 * a.shape[0]), a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@jit
+def _grown2(a, n):
+    out = np.empty((max(n, 2 * a.shape[0]), a.shape[1]), a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@jit
+def _grown_log(a, n):
+    out = np.empty((a.shape[0], max(n, 2 * a.shape[1]), a.shape[2]), a.dtype)
+    out[:, :a.shape[1]] = a
+    return out
+
+
+@njit(nogil=True, **_OPTS)
+def advance(b, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw,
+            ck, cnu, jg, cur, pt, waiters, sc, dyn, cpop, csyn, csc, rec):
+    """Run chip b from its phase barrier until every clock has done tick ``limit``
+    (the simpy engine's ``advance``); returns the chip's storage (grown if it had to)."""
+    period, phase, jamp, grp_off, grp_mem = clocks
+    cl_pop, cl_port, pd_off, ps_off, ps_pop = L[0], L[4], L[17], L[22], L[23]
+    h, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v = dyn
+    G, C, N = grp_off.shape[0] - 1, cl_pop.shape[0], R[0].shape[0] + R[2].shape[0]
+    channels = hwi[2]
+    now, seq, nw, hn, nb, top = sc[S_NOW], sc[S_SEQ], sc[S_NWAIT], sc[S_HEAP], sc[S_NB], sc[S_TOP]
+    dmax = 1
+    for r in range(pd_off.shape[0] - 1):
+        dmax = max(dmax, pd_off[r + 1] - pd_off[r])
+    slot = np.zeros((max(cur.shape[1], 1), 2), np.int64)
+    seg, vseg = np.zeros(dmax + 1, np.int64), np.zeros(dmax + 1, np.int64)
+    syn, cnt = np.zeros(dmax, np.int64), np.zeros(3, np.int64)
+    wtmp, w12 = np.zeros(G, np.int64), np.zeros(12, np.uint64)
+    mn = np.zeros(lg_n.shape[0], np.int64)
+    fin = 0
+    if hn + 1 > h.shape[0]:
+        h = _grown2(h, hn + 1)
+    hn = _push(h, hn, now, seq, RESUME, 0)        # the phase's resume event
+    seq += 1
+    while True:
+        # room for whatever one event can add (every cluster ticking once)
+        if hn + G + C + 2 > h.shape[0]:
+            h = _grown2(h, hn + G + C + 2)
+        if nb + C > bt.shape[0] or top + N > pl_i.shape[0] or lg_n.max() + C > lg.shape[1]:
+            nb, top = _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h,
+                               hn, pt, np.empty(nb, np.int64), mn)
+            if 2 * (nb + C) > bt.shape[0]:
+                bt = _grown2(bt, 2 * (nb + C))
+            if 2 * (top + N) > pl_i.shape[0]:
+                pl_i, pl_v = _grown1(pl_i, 2 * (top + N)), _grown1(pl_v, 2 * (top + N))
+            if 2 * (lg_n.max() + C) > lg.shape[1]:
+                lg = _grown_log(lg, 2 * (lg_n.max() + C))
+        if lg_n.sum() + C > tk.shape[0]:
+            tk = _grown2(tk, lg_n.sum() + C)
+        if dmax * (top + N) > ms_i.shape[0]:
+            ms_i, ms_v = _grown1(ms_i, dmax * (top + N)), _grown1(ms_v, dmax * (top + N))
+        now, kind, arg = h[0, 0], h[0, 2], h[0, 3]
+        hn = _pop(h, hn)
+        if kind == DONE:
+            break
+        if kind == GRANT:                           # a batch gets a channel
+            ser = bt[arg, B_SER]
+            csc[X_QDELAY] += (now - bt[arg, B_T]) * bt[arg, B_NPK]
+            csc[X_BUSY] += ser
+            hn = _push(h, hn, now + ser, seq, FINISH, arg)
+            seq += 1
+            continue
+        if kind == FINISH:                          # serialized: release, log (arrive)
+            src = bt[arg, B_SRC]
+            port = cl_port[src]
+            pt[port, 0] -= 1
+            hn = _push(h, hn, now, seq, RELEASE, port)
+            seq += 1
+            p = cl_pop[src]
+            lg[p, lg_n[p], 0], lg[p, lg_n[p], 1] = arg, now
+            lg_n[p] += 1
+            bt[arg, B_REL] = 1
+            continue
+        if kind == RELEASE:
+            hn, seq = _trigger(arg, now, seq, h, hn, pt, bt, channels)
+            continue
+        m = 1                                       # WAKE: one process; RESUME: the waiting
+        if kind == RESUME:
+            m = nw
+            for i in range(m):
+                wtmp[i] = waiters[i]
+            nw = 0
+        else:
+            wtmp[0] = arg
+        for i in range(m):
+            g = wtmp[i]
+            woke = kind == WAKE
+            g0, g1 = grp_off[g], grp_off[g + 1]
+            c0 = grp_mem[g0]
+            while True:
+                k = ck[c0, C_TICK] + 1
+                if woke:
+                    T = now
+                    woke = False
+                else:
+                    if k > limit:                   # done: wait for the next phase
+                        fin += 1
+                        if fin == G:
+                            hn = _push(h, hn, now, seq, DONE, 0)
+                            seq += 1
+                        waiters[nw] = g
+                        nw += 1
+                        break
+                    T = phase[c0] + k * period[c0] + ck[c0, C_SHIFT] + \
+                        jitter(seed, c0, k, jamp[c0], jg, ck, w12)
+                    if T < now:                     # held back by the barrier: shift
+                        for ci in range(g0, g1):
+                            ck[grp_mem[ci], C_SHIFT] += now - T
+                        T = now
+                    elif T > now:
+                        hn = _push(h, hn, T, seq, WAKE, g)
+                        seq += 1
+                        break
+                for ci in range(g0, g1):
+                    c = grp_mem[ci]
+                    hn, seq, nb, top = _tick(b, c, k, T, now, seq, beta, seed, t0, every,
+                                             recording, L, W, R, hwi, bw, ck, cnu, cur, pt, h,
+                                             hn, bt, nb, pl_i, pl_v, top, lg, lg_n, tk, slot,
+                                             ms_i, ms_v, seg, vseg, syn, cnt, cpop, csyn, csc,
+                                             rec)
+                    ck[c, C_TICK] = k
+    sc[S_NOW], sc[S_SEQ], sc[S_NWAIT], sc[S_HEAP], sc[S_NB], sc[S_TOP] = now, seq, nw, hn, nb, top
+    return h, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v
+
+
+@jit
+def in_flight(L, lat, mesh, ck, cur, lg, lg_n, bt):
+    """Messages sent and released but not yet integrated, counted once per receiving
+    cluster (what the simpy engine's inboxes hold)."""
+    cl_pop, cl_x, cl_y, ps_off, ps_pop, hmin = L[0], L[5], L[6], L[22], L[23], L[24]
+    total = 0
+    for c in range(cl_pop.shape[0]):
+        r = cl_pop[c]
+        for j in range(ps_off[r + 1] - ps_off[r]):
+            p = ps_pop[ps_off[r] + j]
+            for pos in range(cur[c, j], lg_n[p]):
+                bb = lg[p, pos, 0]
+                src = bt[bb, B_SRC]
+                hops = abs(cl_x[src] - cl_x[c]) + abs(cl_y[src] - cl_y[c]) if mesh else 1
+                if lg[p, pos, 1] + lat * hops >= ck[c, C_TPREV]:
+                    total += bt[bb, B_N]
+    return total
+
+
+def _stamp(*paths) -> bytes:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.digest()
+
+
+def _cache_against(*modules) -> None:
+    """numba's on-disk cache checks only the file that defines a function, so a cached
+    kernel of this module would keep running an edited kernels.py's old code.  Every
+    dispatcher here is therefore cached against this file and the modules it calls
+    (their sources' hash is part of its cache's stamp); if numba's cache does not have the
+    shape this relies on, caching is turned off (slower starts, never stale code)."""
+    extra = _stamp(*(m.__file__ for m in modules))
+    for obj in list(globals().values()):
+        if isinstance(obj, Dispatcher) and obj._cache is not None:
+            try:
+                cf = obj._cache._cache_file
+                cf._source_stamp = (cf._source_stamp, extra)
+            except AttributeError:
+                from numba.core.caching import NullCache
+                obj._cache = NullCache()
+
+
+from . import eventclock as _eventclock  # noqa: E402
+
+_cache_against(K, _eventclock)
