@@ -334,13 +334,19 @@ class AsyncSession(SessionBase):
         self.waiters = np.tile(np.arange(G, dtype=np.int64), (B, 1))   # started in order
         self.sc = np.zeros((B, EL.S_FIELDS), np.int64)
         self.sc[:, EL.S_NWAIT] = G
+        self.sc[:, EL.S_QFREE] = -1
+        # the event calendar: one bucket per quantum over a horizon beyond the longest period
+        horizon = int(max(lay.period.max() + lay.jitter.max(), 1)) + 2
+        nbk = 1 << max(6, min(16, (horizon - 1).bit_length()))
         N, dmax = self.net.n_neurons, self._static["dmax"]
-        self.dyn = [(np.zeros((2 * (G + C) + 16, 4), np.int64),
+        self.dyn = [[np.zeros((2 * (G + C) + 16, 4), np.int64),
+                     np.zeros((2 * (G + C) + 16, 4), np.int64), np.full((nbk, 2), -1, np.int64),
                      np.zeros((2 * C + 16, EL.B_FIELDS), np.int64),
                      np.zeros(2 * N + 16, np.int64), np.zeros(2 * N + 16),
                      np.zeros((P, 2 * C + 16, 2), np.int64), np.zeros(P, np.int64),
                      np.zeros((P * (2 * C + 16), 2), np.int64),
-                     np.zeros(dmax * (2 * N + 16), np.int64), np.zeros(dmax * (2 * N + 16)))
+                     np.zeros(dmax * (2 * N + 16), np.int64), np.zeros(dmax * (2 * N + 16)),
+                     np.zeros(2 * C + 16, np.int64)]
                     for _ in range(B)]
 
     @property
@@ -358,7 +364,7 @@ class AsyncSession(SessionBase):
         from .eventloop import in_flight
         st, hw = self._static, self.hw
         return np.array([in_flight(st["L"], hw.latency, hw.topology == "mesh", self.ck[b],
-                                   self.cur[b], self.dyn[b][4], self.dyn[b][5], self.dyn[b][1])
+                                   self.cur[b], self.dyn[b][6], self.dyn[b][7], self.dyn[b][3])
                          for b in range(self.batch)], dtype=np.int64)
 
     def counters(self) -> dict[str, np.ndarray]:
@@ -391,19 +397,31 @@ class AsyncSession(SessionBase):
                         math.isinf(hw.bandwidth)], dtype=np.int64)
         bw = float(hw.bandwidth)
         P, NP = net.n_layers, net.n_projections
+        G, S, dmax = len(self.layout.groups), max(st["slots"], 1), st["dmax"]
 
         def chip(b):
+            scratch = (np.zeros((S, 2), np.int64), np.zeros(dmax + 1, np.int64),
+                       np.zeros(dmax + 1, np.int64), np.zeros(dmax, np.int64),
+                       np.zeros(3, np.int64), np.zeros(G, np.int64), np.zeros(12, np.uint64),
+                       np.zeros(P, np.int64), np.zeros(256, np.uint64),
+                       np.zeros(64 * 256, np.int64))     # the bitmap sort of eventloop._sort
             rows = tuple(a[b] for a in (self.x, self.y, self.s, self.v, self.a, self.eps,
                                         *self.osa, self.u, self.phi, self.xm, self.q, self.ev))
             cpop = np.zeros((P, EL.P_FIELDS), np.int64)
             csyn = np.zeros((NP, 2), np.int64)
             csc = np.zeros(3, np.int64)
             start = int(self.sc[b, EL.S_NOW])
-            self.dyn[b] = EL.advance(b, self.limit, t0, every, self.beta, self.seeds[b],
-                                     recording, st["L"], st["clocks"], W, rows, hwi, bw,
-                                     self.ck[b], self.cnu[b], self.jg[b], self.cur[b],
-                                     self.pt[b], self.waiters[b], self.sc[b], self.dyn[b],
-                                     cpop, csyn, csc, rec_arrays)
+            dyn, first = self.dyn[b], True
+            while True:
+                status = EL.advance(b, first, self.limit, t0, every, self.beta, self.seeds[b],
+                                    recording, st["L"], st["clocks"], W, rows, hwi, bw,
+                                    self.ck[b], self.cnu[b], self.jg[b], self.cur[b],
+                                    self.pt[b], self.waiters[b], self.sc[b], tuple(dyn),
+                                    scratch, cpop, csyn, csc, rec_arrays)
+                if status == EL.DONE_OK:
+                    break
+                _grow(dyn, status)
+                first = False
             c = self.c
             c["spikes"][b] += cpop[:, EL.P_SPK]
             c["updates"][b, :, 0] += cpop[:, EL.P_UPD]
@@ -474,6 +492,33 @@ class AsyncSession(SessionBase):
                 "clusters": self.layout.n, "bus": self.bus_report(), **metadata}
         return RunResult(net.names, net.sizes, self.batch, list(self.phases), self.counters(),
                          {n: self.state(n) for n in net.names}, meta)
+
+
+def _grow(dyn: list, status: int) -> None:
+    """Double the store of a chip that the event loop found too small (see advance())."""
+    from . import eventloop as EL
+
+    def more(a, axis=0):
+        shape = list(a.shape)
+        shape[axis] *= 2
+        out = np.zeros(shape, a.dtype)
+        out[tuple(slice(0, n) for n in a.shape)] = a
+        return out
+
+    if status == EL.NEED_HEAP:
+        dyn[0], dyn[1] = more(dyn[0]), more(dyn[1])
+    elif status == EL.NEED_BATCHES:
+        dyn[3], dyn[11] = more(dyn[3]), more(dyn[11])
+    elif status == EL.NEED_PAYLOAD:
+        dyn[4], dyn[5] = more(dyn[4]), more(dyn[5])
+    elif status == EL.NEED_LOG:
+        dyn[6] = more(dyn[6], axis=1)
+    elif status == EL.NEED_TAKEN:
+        dyn[8] = more(dyn[8])
+    elif status == EL.NEED_MESSAGES:
+        dyn[9], dyn[10] = more(dyn[9]), more(dyn[10])
+    else:
+        raise EngineError(f"bus engine: unknown event-loop status {status}")
 
 
 def event_layout(net, lay: Layout, hw: Hardware, binary, osa) -> dict:

@@ -76,6 +76,8 @@ def read_clock_table(value, sample, jitter, netlist_path) -> ClockTable:
     if not path.is_absolute() and netlist_path is not None and \
             not str(netlist_path).startswith("<"):
         path = Path(netlist_path).parent / path
+    if path.suffix.lower() in (".npy", ".csv") and not path.exists():
+        raise NetlistError(f"{where(netlist_path, field)}: no such file {path} (got {value!r})")
     if path.suffix.lower() == ".npy":
         arr = read_npy(path, ndim=2, kinds="iuf", what="clock table")
         if not 1 <= arr.shape[1] <= 3:
@@ -122,10 +124,10 @@ def _integers(path, name, values, lo, hi) -> np.ndarray:
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise NetlistError(f"{path}: {name}[{i}]: must be an integer (got {a[i]!r})")
+            raise NetlistError(f"{path}: {name}[{i}]: must be an integer (got {float(a[i])!r})")
         if (np.abs(a) > hi).any():
             i = int(np.flatnonzero(np.abs(a) > hi)[0])
-            raise NetlistError(f"{path}: {name}[{i}]: must be <= {hi} (got {a[i]!r})")
+            raise NetlistError(f"{path}: {name}[{i}]: must be <= {hi} (got {float(a[i])!r})")
     if a.dtype.kind == "u" and (a > hi).any():
         i = int(np.flatnonzero(a > hi)[0])
         raise NetlistError(f"{path}: {name}[{i}]: must be <= {hi} (got {int(a[i])})")

@@ -44,17 +44,23 @@ from numba import njit
 from numba.core.dispatcher import Dispatcher
 
 from . import kernels as K
-from .eventclock import C_FIELDS, C_JK, C_SHIFT, C_TICK, C_TPREV, jitter
+from .eventtime import (C_FIELDS, C_JK, C_SHIFT, C_TICK, C_TPREV, DONE, FINISH, GRANT,  # noqa: F401
+                        RELEASE, RESUME, S_FIELDS, S_FIN, S_HEAP, S_NB, S_NOW, S_NWAIT,
+                        S_QFREE, S_QN, S_QTOP, S_SEQ, S_TOP, WAKE, _qpop, _qpush, jitter)
 
 _OPTS = dict(K.JIT_OPTIONS)
 jit = njit(**_OPTS)                       # may allocate (reference counted)
 jit_nr = njit(_nrt=False, **_OPTS)        # never allocates: no reference counting
+inline_nr = njit(_nrt=False, inline="always", **_OPTS)   # ... and is inlined where called
 
 
-def _without_refcounts():
-    """Copies of every kernel compiled without numba's reference counting, calling each
-    other (the same code objects, renamed so that numba's on-disk cache keeps them apart
-    from the originals, and cached against kernels.py)."""
+def _inlined_kernels():
+    """Copies of the kernels compiled to be inlined where they are called (numba inlines
+    calls of fewer than 30 arguments), without reference counting, calling each other:
+    the same code objects, renamed so that numba's on-disk cache keeps them apart from the
+    originals (and cached against kernels.py, their file).  A call passes every array as
+    some 7 machine words and numba counts references to them atomically, which costs a
+    one-neuron tick more than its arithmetic."""
     env = dict(vars(K))
     out = {}
     for name, obj in vars(K).items():
@@ -63,67 +69,36 @@ def _without_refcounts():
             code = fn.__code__.replace(co_name=fn.__name__ + "_nr",
                                        co_qualname=fn.__name__ + "_nr")
             copy = types.FunctionType(code, env, code.co_name, fn.__defaults__, fn.__closure__)
-            out[name] = jit_nr(copy)
+            out[name] = (inline_nr if code.co_argcount < 30 else jit_nr)(copy)
     env.update(out)                       # a copy's calls resolve to copies at compile time
     return out
 
 
-_graph_tick = _without_refcounts()["graph_tick"]
+_cluster_tick = _inlined_kernels()["cluster_tick"]
 
-# event kinds
-WAKE, GRANT, FINISH, RELEASE, RESUME, DONE = 0, 1, 2, 3, 4, 5
 # batch fields (rows of ``bt``)
 B_SRC, B_K, B_T, B_OFF, B_N, B_NPK, B_SER, B_NEXT, B_REL = range(9)
 B_FIELDS = 9
-# a chip's scalars (``sc``)
-S_NOW, S_SEQ, S_NWAIT, S_HEAP, S_NB, S_TOP = range(6)
-S_FIELDS = 6
-
-# --------------------------------------------------------------------------- event queue
-
-@jit_nr
-def _push(h, n, t, seq, kind, arg):
-    i = n
-    while i > 0:
-        p = (i - 1) >> 1
-        if h[p, 0] < t or (h[p, 0] == t and h[p, 1] < seq):
-            break
-        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[p, 0], h[p, 1], h[p, 2], h[p, 3]
-        i = p
-    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
-    return n + 1
-
-
-@jit_nr
-def _pop(h, n):
-    """Remove the first event (read h[0] before); returns the new size."""
-    n -= 1
-    t, seq, kind, arg = h[n, 0], h[n, 1], h[n, 2], h[n, 3]
-    i = 0
-    while True:
-        l = 2 * i + 1
-        if l >= n:
-            break
-        m = l
-        r = l + 1
-        if r < n and (h[r, 0] < h[l, 0] or (h[r, 0] == h[l, 0] and h[r, 1] < h[l, 1])):
-            m = r
-        if h[m, 0] > t or (h[m, 0] == t and h[m, 1] > seq):
-            break
-        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[m, 0], h[m, 1], h[m, 2], h[m, 3]
-        i = m
-    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
-    return n
-
 
 # --------------------------------------------------------------------------- a tick
 
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_BIT = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55,
+                          59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5, 63, 47, 56,
+                          27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11, 46, 26, 40, 15,
+                          34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6], dtype=np.int64)
+_ONE64, _S58 = np.uint64(1), np.uint64(58)
+
+
 @jit_nr
-def _sort(tk, a, b):
-    """Sort rows tk[a:b] (key, batch) by key (keys are distinct): insertion sort, which is
-    linear on the nearly sorted runs that clocks without jitter produce, else heapsort."""
+def _sort(tk, a, b, lo_key, hi_key, bits, smap):
+    """Sort rows tk[a:b] (key, batch) by key; keys are distinct and lie in [lo_key, hi_key].
+    Few rows: insertion sort.  Keys spanning at most 64 x len(bits): a bitmap of the keys
+    (one pass to set, one over the words, lowest bits first), which costs a few operations
+    per row -- what a one-neuron receiver needs for the ~100 packets of each of its ticks.
+    Otherwise heapsort."""
     n = b - a
-    if n <= 24:
+    if n <= 16:
         for i in range(a + 1, b):
             k0, v0 = tk[i, 0], tk[i, 1]
             j = i - 1
@@ -131,6 +106,25 @@ def _sort(tk, a, b):
                 tk[j + 1, 0], tk[j + 1, 1] = tk[j, 0], tk[j, 1]
                 j -= 1
             tk[j + 1, 0], tk[j + 1, 1] = k0, v0
+        return
+    span = hi_key - lo_key + 1
+    if span <= 64 * bits.shape[0]:
+        nw = (span + 63) >> 6
+        for w in range(nw):
+            bits[w] = 0
+        for i in range(a, b):
+            off = tk[i, 0] - lo_key
+            bits[off >> 6] |= _ONE64 << np.uint64(off & 63)
+            smap[off] = tk[i, 1]
+        i = a
+        for w in range(nw):
+            word = bits[w]
+            while word != 0:
+                low = word & (~word + _ONE64)
+                off = (w << 6) + _DEBRUIJN_BIT[(low * _DEBRUIJN) >> _S58]
+                tk[i, 0], tk[i, 1] = lo_key + off, smap[off]
+                i += 1
+                word ^= low
         return
     for start in range(n // 2 - 1, -1, -1):
         _sift(tk, a, start, n)
@@ -156,9 +150,9 @@ def _sift(tk, a, i, n):
     tk[a + i, 0], tk[a + i, 1] = k0, v0
 
 
-@jit_nr
+@inline_nr
 def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, bt,
-            cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt):
+            cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt, bits, smap):
     """The batches cluster c takes at its tick k (time T): per source population (slot j),
     those logged whose arrival at c lies in [tprev, T), as rows (key, batch) of tk sorted by
     key = send tick x clusters + sender's rank (the simpy inbox order); slot[j] = their
@@ -171,7 +165,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
         start = m
         pos, n, first = cur[c, j], lg_n[p], -1
         stop = T - lat * hmin[c, j]           # logged at or after: arrives at T or later
-        last, ordered = -1, True
+        last, ordered, lo_key = -1, True, 0
         while pos < n:
             rel = lg[p, pos, 1]
             if rel >= stop:
@@ -186,8 +180,13 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
                     key = ks * R + cl_rank[src]
                     tk[m, 0], tk[m, 1] = key, bb
                     m += 1
-                    ordered = ordered and key > last
-                    last = key
+                    if key < last:
+                        if ordered:
+                            lo_key = tk[start, 0]
+                            ordered = False
+                        lo_key = min(lo_key, key)
+                    else:
+                        last = key
                     msg = bt[bb, B_N]
                     rcv += msg
                     if k > ks + 1:
@@ -199,7 +198,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
             pos += 1
         cur[c, j] = first if first >= 0 else pos
         if not ordered:
-            _sort(tk, start, m)
+            _sort(tk, start, m, lo_key, last, bits, smap)
         slot[j, 0], slot[j, 1] = start, m
     cnt[0] += rcv
     cnt[1] += late
@@ -207,7 +206,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
     return m
 
 
-@jit_nr
+@inline_nr
 def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg, vseg):
     """Each delivery's senders (and messages of real-valued senders), concatenated in
     delivery order: what graph_tick reads (seg/vseg: the deliveries' ranges)."""
@@ -251,8 +250,8 @@ def _record(b, c, k, T, lo, hi, t0, every, rq, rs, rx, rt, q, s, v, eps, phi):
             rx[r, b, 2, j] = phi[j]
 
 
-@jit_nr
-def _trigger(port, now, seq, h, hn, pt, bt, channels):
+@inline_nr
+def _trigger(port, now, seq, h, hn, nq, qb, sc, pt, bt, channels):
     """simpy's Resource._trigger_put: grant the head of the port's queue if a channel is
     free.  Returns (heap size, next sequence number)."""
     head = pt[port, 1]
@@ -262,7 +261,7 @@ def _trigger(port, now, seq, h, hn, pt, bt, channels):
         if nxt < 0:
             pt[port, 2] = -1
         pt[port, 0] += 1
-        hn = _push(h, hn, now, seq, GRANT, head)
+        hn = _qpush(h, hn, nq, qb, sc, now, now, seq, GRANT, head)
         seq += 1
     return hn, seq
 
@@ -273,18 +272,20 @@ P_FIELDS = 7
 X_HOPS, X_QDELAY, X_BUSY = range(3)
 
 
-@jit_nr
-def _tick(b, c, k, T, now, seq, beta, seed, t0, every, recording, L, W, R, hwi, bw,
-          ck, cnu, cur, pt, h, hn, bt, nb, pl_i, pl_v, top, lg, lg_n,
-          tk, slot, ms_i, ms_v, seg, vseg, syn, cnt, cpop, csyn, csc, rec):
+@inline_nr
+def _tick(c, k, T, now, seq, hn, nb, top, run, hwi, L, W, R, chip, store, scratch, ctr, rec):
     """Tick k of cluster c at time T (= now): take what arrived, integrate, update, encode
-    (the shared graph_tick), record, and send the messages as one batch.  Returns the heap
+    (the shared cluster_tick), record, and send the messages as one batch.  Returns the heap
     size, next sequence number, batch count and payload top."""
     (cl_pop, cl_lo, cl_hi, cl_rank, cl_port, cl_x, cl_y, cl_pps, cl_hps, cl_dest,
      p_ulo, p_xoff, p_yoff, p_osa, p_nubar, p_bin, p_nclu,
      pd_off, pd_p, pd_d, pd_bin, pd_slot, ps_off, ps_pop, hmin) = L
-    lp, pj, wf, wb, ix, bias = W
-    x, y, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev = R
+    b, beta, seed, t0, every, recording, bw = run
+    ck, cnu, cur, pt, chip_sc = chip
+    h, nq, qb, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v = store
+    slot, seg, vseg, syn, cnt, bits, smap = scratch
+    cpop, csyn, csc = ctr
+    y, x, s, v, a, eps, q, ev, phi = R[1], R[0], R[2], R[3], R[4], R[5], R[13], R[14], R[11]
     quanta, lat, channels, mesh, unlimited = hwi[0], hwi[1], hwi[2], hwi[3], hwi[4]
     r, lo, hi = cl_pop[c], cl_lo[c], cl_hi[c]
     u_lo = p_ulo[r]
@@ -296,7 +297,7 @@ def _tick(b, c, k, T, now, seq, beta, seed, t0, every, recording, L, W, R, hwi, 
     else:
         cnt[0] = cnt[1] = cnt[2] = 0
         _gather(c, k, T, ck[c, C_TPREV], lat, mesh, ps_off[r], ps_off[r + 1], ps_pop, hmin,
-                cur, lg, lg_n, bt, cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt)
+                cur, lg, lg_n, bt, cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt, bits, smap)
         cpop[r, P_RCV] += cnt[0]
         cpop[r, P_LATE] += cnt[1]
         cpop[r, P_EARLY] += cnt[2]
@@ -305,9 +306,9 @@ def _tick(b, c, k, T, now, seq, beta, seed, t0, every, recording, L, W, R, hwi, 
             nu = cnu[c] / (1.0 + cnu[c] - p_nubar[r])
             cnu[c] = nu
         cpop[r, P_UPD] += hi - lo
-    n = _graph_tick(r, lo, hi, k, nu, beta, x_lo, p_yoff[r], u_lo, lp, pj, pd_p[d_lo:d_hi],
-                    pd_d[d_lo:d_hi], pd_bin[d_lo:d_hi], seg, vseg, ms_i, ms_v, syn, wf, wb,
-                    ix, seed, bias, y, x, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
+    n = _cluster_tick((r, lo, hi, x_lo, p_yoff[r], u_lo), k, nu, beta, W,
+                      (pd_p[d_lo:d_hi], pd_d[d_lo:d_hi], pd_bin[d_lo:d_hi], seg, vseg, syn),
+                      ms_i, ms_v, seed, (y, x) + R[2:])
     if x_lo < 0:
         for j in range(d_hi - d_lo):
             csyn[pd_p[d_lo + j], pd_d[d_lo + j]] += syn[j]
@@ -343,12 +344,13 @@ def _tick(b, c, k, T, now, seq, beta, seed, t0, every, recording, L, W, R, hwi, 
         else:
             pt[port, 1] = bb
         pt[port, 2] = bb
-        hn, seq = _trigger(port, now, seq, h, hn, pt, bt, channels)
+        hn, seq = _trigger(port, now, seq, h, hn, nq, qb, chip_sc, pt, bt, channels)
     return hn, seq, nb + 1, top + n
 
 
 @jit_nr
-def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, pt, remap, mn):
+def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, nq, qb, pt,
+             remap, mn):
     """Drop what no receiver will read again: log rows every reader's cursor has passed,
     and the batches (and payload) that are neither in a log nor still on a channel.
     Renumbers the rest in order (heap, queues, logs, cursors).  Returns (batches, top)."""
@@ -390,6 +392,12 @@ def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, p
     for i in range(hn):
         if h[i, 2] == GRANT or h[i, 2] == FINISH:
             h[i, 3] = remap[h[i, 3]]
+    for bk in range(qb.shape[0]):
+        i = qb[bk, 0]
+        while i >= 0:
+            if nq[i, 1] == GRANT or nq[i, 1] == FINISH:
+                nq[i, 2] = remap[nq[i, 2]]
+            i = nq[i, 3]
     for p in range(P):
         d = mn[p]
         for pos in range(d, lg_n[p]):
@@ -403,84 +411,77 @@ def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, p
     return kept, top
 
 
-@jit
-def _grown1(a, n):
-    out = np.empty(max(n, 2 * a.shape[0]), a.dtype)
-    out[:a.shape[0]] = a
-    return out
+# what advance() returns: done, or which storage to grow before calling it again
+DONE_OK, NEED_HEAP, NEED_BATCHES, NEED_PAYLOAD, NEED_LOG, NEED_TAKEN, NEED_MESSAGES = range(7)
 
 
-@jit
-def _grown2(a, n):
-    out = np.empty((max(n, 2 * a.shape[0]), a.shape[1]), a.dtype)
-    out[:a.shape[0]] = a
-    return out
-
-
-@jit
-def _grown_log(a, n):
-    out = np.empty((a.shape[0], max(n, 2 * a.shape[1]), a.shape[2]), a.dtype)
-    out[:, :a.shape[1]] = a
-    return out
-
-
-@njit(nogil=True, **_OPTS)
-def advance(b, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw,
-            ck, cnu, jg, cur, pt, waiters, sc, dyn, cpop, csyn, csc, rec):
-    """Run chip b from its phase barrier until every clock has done tick ``limit``
-    (the simpy engine's ``advance``); returns the chip's storage (grown if it had to)."""
+@njit(nogil=True, _nrt=False, **_OPTS)
+def advance(b, start, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw,
+            ck, cnu, jg, cur, pt, waiters, sc, dyn, scratch, cpop, csyn, csc, rec):
+    """Run chip b from its phase barrier until every clock has done tick ``limit`` (the
+    simpy engine's ``advance``; ``start``: the phase begins, else the call resumes one).
+    Returns DONE_OK, or NEED_* when a store is too small for the next event: the caller
+    grows it (every chip's state lives in the arrays) and calls again with start = 0."""
     period, phase, jamp, grp_off, grp_mem = clocks
-    cl_pop, cl_port, pd_off, ps_off, ps_pop = L[0], L[4], L[17], L[22], L[23]
-    h, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v = dyn
-    G, C, N = grp_off.shape[0] - 1, cl_pop.shape[0], R[0].shape[0] + R[2].shape[0]
-    channels = hwi[2]
+    cl_pop, cl_port, ps_off, ps_pop = L[0], L[4], L[22], L[23]
+    h, nq, qb, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v, remap = dyn
+    slot, seg, vseg, syn, cnt, wtmp, w12, mn, bits, smap = scratch
+    run = (b, beta, seed, t0, every, recording, bw)
+    chip = (ck, cnu, cur, pt, sc)
+    tick_scratch = (slot, seg, vseg, syn, cnt, bits, smap)
+    ctr = (cpop, csyn, csc)
+    G, C, N = grp_off.shape[0] - 1, cl_pop.shape[0], R[2].shape[0]
+    dmax, channels = seg.shape[0] - 1, hwi[2]
     now, seq, nw, hn, nb, top = sc[S_NOW], sc[S_SEQ], sc[S_NWAIT], sc[S_HEAP], sc[S_NB], sc[S_TOP]
-    dmax = 1
-    for r in range(pd_off.shape[0] - 1):
-        dmax = max(dmax, pd_off[r + 1] - pd_off[r])
-    slot = np.zeros((max(cur.shape[1], 1), 2), np.int64)
-    seg, vseg = np.zeros(dmax + 1, np.int64), np.zeros(dmax + 1, np.int64)
-    syn, cnt = np.zeros(dmax, np.int64), np.zeros(3, np.int64)
-    wtmp, w12 = np.zeros(G, np.int64), np.zeros(12, np.uint64)
-    mn = np.zeros(lg_n.shape[0], np.int64)
-    fin = 0
-    if hn + 1 > h.shape[0]:
-        h = _grown2(h, hn + 1)
-    hn = _push(h, hn, now, seq, RESUME, 0)        # the phase's resume event
-    seq += 1
+    fin = sc[S_FIN]
+    status = DONE_OK
+    if start:
+        if hn + 1 > h.shape[0] or sc[S_QN] + 1 > nq.shape[0]:
+            return NEED_HEAP
+        fin = 0
+        hn = _qpush(h, hn, nq, qb, sc, now, now, seq, RESUME, 0)   # the phase's resume
+        seq += 1
     while True:
+        store = (h, nq, qb, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v)
         # room for whatever one event can add (every cluster ticking once)
-        if hn + G + C + 2 > h.shape[0]:
-            h = _grown2(h, hn + G + C + 2)
-        if nb + C > bt.shape[0] or top + N > pl_i.shape[0] or lg_n.max() + C > lg.shape[1]:
+        if hn + G + C + 2 > h.shape[0] or sc[S_QN] + G + C + 2 > nq.shape[0]:
+            status = NEED_HEAP
+            break
+        lmax = 0
+        for p in range(lg_n.shape[0]):
+            lmax = max(lmax, lg_n[p])
+        if nb + C > bt.shape[0] or top + N > pl_i.shape[0] or lmax + C > lg.shape[1]:
             nb, top = _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h,
-                               hn, pt, np.empty(nb, np.int64), mn)
-            if 2 * (nb + C) > bt.shape[0]:
-                bt = _grown2(bt, 2 * (nb + C))
-            if 2 * (top + N) > pl_i.shape[0]:
-                pl_i, pl_v = _grown1(pl_i, 2 * (top + N)), _grown1(pl_v, 2 * (top + N))
-            if 2 * (lg_n.max() + C) > lg.shape[1]:
-                lg = _grown_log(lg, 2 * (lg_n.max() + C))
+                               hn, nq, qb, pt, remap, mn)
+            lmax = 0
+            for p in range(lg_n.shape[0]):
+                lmax = max(lmax, lg_n[p])
+            status = NEED_BATCHES if 2 * (nb + C) > bt.shape[0] else \
+                NEED_PAYLOAD if 2 * (top + N) > pl_i.shape[0] else \
+                NEED_LOG if 2 * (lmax + C) > lg.shape[1] else DONE_OK
+            if status != DONE_OK:
+                break
         if lg_n.sum() + C > tk.shape[0]:
-            tk = _grown2(tk, lg_n.sum() + C)
+            status = NEED_TAKEN
+            break
         if dmax * (top + N) > ms_i.shape[0]:
-            ms_i, ms_v = _grown1(ms_i, dmax * (top + N)), _grown1(ms_v, dmax * (top + N))
-        now, kind, arg = h[0, 0], h[0, 2], h[0, 3]
-        hn = _pop(h, hn)
+            status = NEED_MESSAGES
+            break
+        now, kind, arg, hn = _qpop(h, hn, nq, qb, sc, now)
         if kind == DONE:
             break
         if kind == GRANT:                           # a batch gets a channel
             ser = bt[arg, B_SER]
             csc[X_QDELAY] += (now - bt[arg, B_T]) * bt[arg, B_NPK]
             csc[X_BUSY] += ser
-            hn = _push(h, hn, now + ser, seq, FINISH, arg)
+            hn = _qpush(h, hn, nq, qb, sc, now, now + ser, seq, FINISH, arg)
             seq += 1
             continue
         if kind == FINISH:                          # serialized: release, log (arrive)
             src = bt[arg, B_SRC]
             port = cl_port[src]
             pt[port, 0] -= 1
-            hn = _push(h, hn, now, seq, RELEASE, port)
+            hn = _qpush(h, hn, nq, qb, sc, now, now, seq, RELEASE, port)
             seq += 1
             p = cl_pop[src]
             lg[p, lg_n[p], 0], lg[p, lg_n[p], 1] = arg, now
@@ -488,7 +489,7 @@ def advance(b, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw
             bt[arg, B_REL] = 1
             continue
         if kind == RELEASE:
-            hn, seq = _trigger(arg, now, seq, h, hn, pt, bt, channels)
+            hn, seq = _trigger(arg, now, seq, h, hn, nq, qb, sc, pt, bt, channels)
             continue
         m = 1                                       # WAKE: one process; RESUME: the waiting
         if kind == RESUME:
@@ -512,7 +513,7 @@ def advance(b, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw
                     if k > limit:                   # done: wait for the next phase
                         fin += 1
                         if fin == G:
-                            hn = _push(h, hn, now, seq, DONE, 0)
+                            hn = _qpush(h, hn, nq, qb, sc, now, now, seq, DONE, 0)
                             seq += 1
                         waiters[nw] = g
                         nw += 1
@@ -524,19 +525,17 @@ def advance(b, limit, t0, every, beta, seed, recording, L, clocks, W, R, hwi, bw
                             ck[grp_mem[ci], C_SHIFT] += now - T
                         T = now
                     elif T > now:
-                        hn = _push(h, hn, T, seq, WAKE, g)
+                        hn = _qpush(h, hn, nq, qb, sc, now, T, seq, WAKE, g)
                         seq += 1
                         break
                 for ci in range(g0, g1):
                     c = grp_mem[ci]
-                    hn, seq, nb, top = _tick(b, c, k, T, now, seq, beta, seed, t0, every,
-                                             recording, L, W, R, hwi, bw, ck, cnu, cur, pt, h,
-                                             hn, bt, nb, pl_i, pl_v, top, lg, lg_n, tk, slot,
-                                             ms_i, ms_v, seg, vseg, syn, cnt, cpop, csyn, csc,
-                                             rec)
+                    hn, seq, nb, top = _tick(c, k, T, now, seq, hn, nb, top, run, hwi, L, W,
+                                             R, chip, store, tick_scratch, ctr, rec)
                     ck[c, C_TICK] = k
     sc[S_NOW], sc[S_SEQ], sc[S_NWAIT], sc[S_HEAP], sc[S_NB], sc[S_TOP] = now, seq, nw, hn, nb, top
-    return h, bt, pl_i, pl_v, lg, lg_n, tk, ms_i, ms_v
+    sc[S_FIN] = fin
+    return status
 
 
 @jit
@@ -582,6 +581,6 @@ def _cache_against(*modules) -> None:
                 obj._cache = NullCache()
 
 
-from . import eventclock as _eventclock  # noqa: E402
+from . import eventtime as _eventtime  # noqa: E402
 
-_cache_against(K, _eventclock)
+_cache_against(K, _eventtime)

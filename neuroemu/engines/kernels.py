@@ -1100,7 +1100,25 @@ def graph_tick(r, lo, hi, t, nu, beta, x_lo, y_lo, u_lo, lp, pj, dp, dd, bins, s
     ``syn[j]``).  Then the paper's neurons update (OSA ``nu`` already advanced) and encode,
     IF/LIF neurons integrate and fire (:func:`update_spiking`), as :func:`step_graph` does.
     ``y_lo`` is the population's first column in ``y`` (-1: not an output).  Returns the
-    number of non-zero messages, listed in ``ev[lo:lo + count]`` (relative to ``lo``)."""
+    number of non-zero messages, listed in ``ev[lo:lo + count]`` (relative to ``lo``).
+
+    The work is :func:`cluster_tick`'s, which takes the same arguments grouped in tuples
+    (fewer than 30 arguments, so that the bus engine's event loop can have numba inline it:
+    passing some 200 machine words per call costs more than a one-neuron tick)."""
+    return cluster_tick((r, lo, hi, x_lo, y_lo, u_lo), t, nu, beta, (lp, pj, wf, wb, ix, bias),
+                        (dp, dd, bins, seg, vseg, syn), idx, vals, seed,
+                        (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev))
+
+
+@jit
+def cluster_tick(cl, t, nu, beta, net, dl, idx, vals, seed, rows):
+    """:func:`graph_tick` with its arguments grouped: ``cl`` = (r, lo, hi, x_lo, y_lo, u_lo),
+    ``net`` = (lp, pj, wf, wb, ix, bias), ``dl`` = (dp, dd, bins, seg, vseg, syn), ``rows`` =
+    (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev)."""
+    r, lo, hi, x_lo, y_lo, u_lo = cl
+    lp, pj, wf, wb, ix, bias = net
+    dp, dd, bins, seg, vseg, syn = dl
+    y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev = rows
     if x_lo >= 0:
         return encode_neurons(r, lo, hi, t, lp, seed, x, x_lo, xm, phi, q, ev)
     for j in range(lo, hi):

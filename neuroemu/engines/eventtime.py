@@ -1,4 +1,6 @@
-"""Clock jitter of the bus engine, in numba, draw for draw the simpy engine's.
+"""When things happen on the bus engine's chips: clock jitter and the event calendar.
+
+**Jitter**, in numba, draw for draw the simpy engine's.
 
 The simpy engine (:mod:`neuroemu.engines.asyncsimpy`) draws cluster c's jitter for ticks
 1024 m + 1 ... 1024 (m + 1) as ``numpy.random.default_rng([seed, c, m]).integers(-J, J + 1,
@@ -7,6 +9,11 @@ per neuron cannot afford, so this module computes the same numbers in numba: num
 SeedSequence hash mixing (pool of 4 words), PCG64 seeding and its 128-bit LCG with the
 XSL-RR output, and the buffered 32-bit Lemire draw of ``integers``
 (tests/test_async_clocks.py compares them with numpy's own for many seeds and ranges).
+
+**The event calendar** orders events as simpy does, by (time, sequence number): a ring of
+one bucket per quantum over a horizon longer than any clock period, each bucket a FIFO list
+(events of one time join it in sequence order), and a binary heap of rows ``[time, seq,
+kind, arg]`` for events beyond the horizon, which join their bucket when time comes near.
 """
 
 import numpy as np
@@ -20,6 +27,12 @@ jit_nr = njit(_nrt=False, **JIT_OPTIONS)        # never allocates: no reference 
 # the tick whose jitter was drawn last
 C_TICK, C_SHIFT, C_TPREV, C_JK = range(4)
 C_FIELDS = 4
+
+# event kinds
+WAKE, GRANT, FINISH, RELEASE, RESUME, DONE = 0, 1, 2, 3, 4, 5
+# a chip's scalars (``sc``)
+S_NOW, S_SEQ, S_NWAIT, S_HEAP, S_NB, S_TOP, S_FIN, S_QN, S_QFREE, S_QTOP = range(10)
+S_FIELDS = 10
 
 _U = np.uint64
 _M32 = _U(0xFFFFFFFF)
@@ -151,3 +164,107 @@ def jitter(seed, c, k, J, jg, ck, w):
             bounded_draw(g, 2 * J)
     ck[c, C_JK] = k
     return bounded_draw(g, 2 * J) - J
+
+
+# --------------------------------------------------------------------------- event queue
+
+@jit_nr
+def _push(h, n, t, seq, kind, arg):
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if h[p, 0] < t or (h[p, 0] == t and h[p, 1] < seq):
+            break
+        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[p, 0], h[p, 1], h[p, 2], h[p, 3]
+        i = p
+    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
+    return n + 1
+
+
+@jit_nr
+def _pop(h, n):
+    """Remove the first event (read h[0] before); returns the new size."""
+    n -= 1
+    t, seq, kind, arg = h[n, 0], h[n, 1], h[n, 2], h[n, 3]
+    i = 0
+    while True:
+        l = 2 * i + 1
+        if l >= n:
+            break
+        m = l
+        r = l + 1
+        if r < n and (h[r, 0] < h[l, 0] or (h[r, 0] == h[l, 0] and h[r, 1] < h[l, 1])):
+            m = r
+        if h[m, 0] > t or (h[m, 0] == t and h[m, 1] > seq):
+            break
+        h[i, 0], h[i, 1], h[i, 2], h[i, 3] = h[m, 0], h[m, 1], h[m, 2], h[m, 3]
+        i = m
+    h[i, 0], h[i, 1], h[i, 2], h[i, 3] = t, seq, kind, arg
+    return n
+
+
+@jit_nr
+def _qpush(h, hn, nq, qb, sc, now, t, seq, kind, arg):
+    """Schedule an event: within the calendar's horizon (t - now < its buckets) at the tail
+    of its time's bucket (a bucket's events are then in sequence order: the simpy order),
+    else in the overflow heap.  Returns the heap size."""
+    if t - now >= qb.shape[0]:
+        return _push(h, hn, t, seq, kind, arg)
+    i = sc[S_QFREE]
+    if i >= 0:
+        sc[S_QFREE] = nq[i, 3]
+    else:
+        i = sc[S_QTOP]
+        sc[S_QTOP] += 1
+    nq[i, 0], nq[i, 1], nq[i, 2], nq[i, 3] = t, kind, arg, -1
+    bk = t & (qb.shape[0] - 1)
+    if qb[bk, 1] >= 0:
+        nq[qb[bk, 1], 3] = i
+    else:
+        qb[bk, 0] = i
+    qb[bk, 1] = i
+    sc[S_QN] += 1
+    return hn
+
+
+@jit_nr
+def _qpop(h, hn, nq, qb, sc, now):
+    """The next event (time, kind, arg) and the heap size: the first of the earliest
+    non-empty bucket; when time moves on, overflow events that come within the horizon
+    join their buckets first (their buckets are still empty then, and they were scheduled
+    before anything that will join them)."""
+    nb_ = qb.shape[0]
+    mask = nb_ - 1
+    if sc[S_QN] == 0:
+        t = h[0, 0]
+    else:
+        t = now
+        while qb[t & mask, 0] < 0:
+            t += 1
+    while hn > 0 and h[0, 0] - t < nb_:
+        et, ek, ea = h[0, 0], h[0, 2], h[0, 3]
+        hn = _pop(h, hn)
+        i = sc[S_QFREE]
+        if i >= 0:
+            sc[S_QFREE] = nq[i, 3]
+        else:
+            i = sc[S_QTOP]
+            sc[S_QTOP] += 1
+        nq[i, 0], nq[i, 1], nq[i, 2], nq[i, 3] = et, ek, ea, -1
+        bk = et & mask
+        if qb[bk, 1] >= 0:
+            nq[qb[bk, 1], 3] = i
+        else:
+            qb[bk, 0] = i
+        qb[bk, 1] = i
+        sc[S_QN] += 1
+    bk = t & mask
+    i = qb[bk, 0]
+    kind, arg, nxt = nq[i, 1], nq[i, 2], nq[i, 3]
+    qb[bk, 0] = nxt
+    if nxt < 0:
+        qb[bk, 1] = -1
+    nq[i, 3] = sc[S_QFREE]
+    sc[S_QFREE] = i
+    sc[S_QN] -= 1
+    return t, kind, arg, hn
