@@ -159,3 +159,19 @@ def test_bad_npy_tables(tmp_path, array, pattern):
     np.save(tmp_path / "c.npy", array)
     with pytest.raises(NetlistError, match=pattern):
         parse_hardware({"clock": {"file": str(tmp_path / "c.npy")}})
+
+
+def test_the_documented_example_runs(tmp_path):
+    """docs/netlist-format.md's [hardware] example, with a table of one row per neuron."""
+    import tomllib
+    from conftest import ROOT
+    doc = (ROOT / "docs" / "netlist-format.md").read_text()
+    block = doc.split("## Hardware (`[hardware]`)")[1].split("```toml\n")[1].split("```")[0]
+    hw = tomllib.loads(block)["hardware"]
+    rows = "\n".join(f"{1000 + i % 7},{(37 * i) % 500},{i % 90}" for i in range(9))
+    (tmp_path / "chip7-clocks.csv").write_text("period,phase,jitter\n" + rows + "\n")
+    net = net_with(hw, path=str(tmp_path / "x.toml"))
+    sess = engines.session(net, np.full(4, 0.7), engine="async", seed=0)
+    ph = sess.run(8, record_spikes=True)
+    assert sess.layout.n == 9 and sess.layout.jitter.tolist() == [i % 90 for i in range(9)]
+    assert (np.diff(ph.tick_times[:, 0], axis=0) > 0).all()
