@@ -343,7 +343,7 @@ class AsyncSession(SessionBase):
                      np.zeros((2 * (G + C) + 16, 4), np.int64), np.full((nbk, 2), -1, np.int64),
                      np.zeros((2 * C + 16, EL.B_FIELDS), np.int64),
                      np.zeros(2 * N + 16, np.int64), np.zeros(2 * N + 16),
-                     np.zeros((P, 2 * C + 16, 2), np.int64), np.zeros(P, np.int64),
+                     np.zeros((P, 2 * C + 16, EL.L_FIELDS), np.int64), np.zeros(P, np.int64),
                      np.zeros((P * (2 * C + 16), 2), np.int64),
                      np.zeros(dmax * (2 * N + 16), np.int64), np.zeros(dmax * (2 * N + 16)),
                      np.zeros(2 * C + 16, np.int64)]
@@ -400,7 +400,7 @@ class AsyncSession(SessionBase):
         G, S, dmax = len(self.layout.groups), max(st["slots"], 1), st["dmax"]
 
         def chip(b):
-            scratch = (np.zeros((S, 2), np.int64), np.zeros(dmax + 1, np.int64),
+            scratch = (np.zeros((S, 3), np.int64), np.zeros(dmax + 1, np.int64),
                        np.zeros(dmax + 1, np.int64), np.zeros(dmax, np.int64),
                        np.zeros(3, np.int64), np.zeros(G, np.int64), np.zeros(12, np.uint64),
                        np.zeros(P, np.int64), np.zeros(256, np.uint64),

@@ -76,6 +76,10 @@ def _inlined_kernels():
 
 _cluster_tick = _inlined_kernels()["cluster_tick"]
 
+# log rows (``lg[p, i]``): batch, release time, sort key (send tick x clusters + sender's
+# rank), send tick, messages, payload offset, sender cluster
+L_B, L_REL, L_KEY, L_K, L_N, L_OFF, L_SRC = range(7)
+L_FIELDS = 7
 # batch fields (rows of ``bt``)
 B_SRC, B_K, B_T, B_OFF, B_N, B_NPK, B_SER, B_NEXT, B_REL = range(9)
 B_FIELDS = 9
@@ -151,34 +155,35 @@ def _sift(tk, a, i, n):
 
 
 @inline_nr
-def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, bt,
-            cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt, bits, smap):
+def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n,
+            cl_x, cl_y, tk, slot, cnt, bits, smap):
     """The batches cluster c takes at its tick k (time T): per source population (slot j),
-    those logged whose arrival at c lies in [tprev, T), as rows (key, batch) of tk sorted by
-    key = send tick x clusters + sender's rank (the simpy inbox order); slot[j] = their
-    range in tk.  Advances c's cursors; cnt[:3] += received, late, early messages."""
+    those logged whose arrival at c lies in [tprev, T), as rows (key, log row) of tk sorted
+    by key = send tick x clusters + sender's rank (the simpy inbox order); slot[j] = their
+    range in tk and the population.  Advances c's cursors; cnt[:3] += received, late, early
+    messages."""
     m = 0
     rcv = late = early = 0
     for j in range(s_hi - s_lo):
         p = ps_pop[s_lo + j]
-        R = p_nclu[p]
         start = m
         pos, n, first = cur[c, j], lg_n[p], -1
         stop = T - lat * hmin[c, j]           # logged at or after: arrives at T or later
         last, ordered, lo_key = -1, True, 0
         while pos < n:
-            rel = lg[p, pos, 1]
+            row = lg[p, pos]
+            rel = row[L_REL]
             if rel >= stop:
                 break
-            bb = lg[p, pos, 0]
-            src = bt[bb, B_SRC]
-            h = abs(cl_x[src] - cl_x[c]) + abs(cl_y[src] - cl_y[c]) if mesh else 1
-            arr = rel + lat * h
+            if mesh:
+                src = row[L_SRC]
+                arr = rel + lat * (abs(cl_x[src] - cl_x[c]) + abs(cl_y[src] - cl_y[c]))
+            else:
+                arr = rel + lat
             if arr < T:
                 if arr >= tprev:
-                    ks = bt[bb, B_K]
-                    key = ks * R + cl_rank[src]
-                    tk[m, 0], tk[m, 1] = key, bb
+                    key, ks = row[L_KEY], row[L_K]
+                    tk[m, 0], tk[m, 1] = key, pos
                     m += 1
                     if key < last:
                         if ordered:
@@ -187,7 +192,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
                         lo_key = min(lo_key, key)
                     else:
                         last = key
-                    msg = bt[bb, B_N]
+                    msg = row[L_N]
                     rcv += msg
                     if k > ks + 1:
                         late += msg
@@ -199,7 +204,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
         cur[c, j] = first if first >= 0 else pos
         if not ordered:
             _sort(tk, start, m, lo_key, last, bits, smap)
-        slot[j, 0], slot[j, 1] = start, m
+        slot[j, 0], slot[j, 1], slot[j, 2] = start, m, p
     cnt[0] += rcv
     cnt[1] += late
     cnt[2] += early
@@ -207,7 +212,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n, 
 
 
 @inline_nr
-def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg, vseg):
+def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, lg, pl_i, pl_v, ms_i, ms_v, seg, vseg):
     """Each delivery's senders (and messages of real-valued senders), concatenated in
     delivery order: what graph_tick reads (seg/vseg: the deliveries' ranges)."""
     mi = mv = 0
@@ -215,9 +220,10 @@ def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg
     for j in range(d_hi - d_lo):
         js = pd_slot[d_lo + j]
         binary = pd_bin[d_lo + j]
+        p = slot[js, 2]
         for t in range(slot[js, 0], slot[js, 1]):
-            bb = tk[t, 1]
-            off, n = bt[bb, B_OFF], bt[bb, B_N]
+            row = lg[p, tk[t, 1]]
+            off, n = row[L_OFF], row[L_N]
             for i in range(n):
                 ms_i[mi + i] = pl_i[off + i]
             mi += n
@@ -228,6 +234,16 @@ def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg
         seg[j + 1] = mi
         vseg[j + 1] = mv
     return mi
+
+
+@inline_nr
+def _log(lg, lg_n, p, bb, rel, bt, R, rank):
+    """Log batch bb of population p (R clusters), released at time rel."""
+    row = lg[p, lg_n[p]]
+    k = bt[bb, B_K]
+    row[L_B], row[L_REL], row[L_KEY], row[L_K] = bb, rel, k * R + rank, k
+    row[L_N], row[L_OFF], row[L_SRC] = bt[bb, B_N], bt[bb, B_OFF], bt[bb, B_SRC]
+    lg_n[p] += 1
 
 
 @jit_nr
@@ -297,11 +313,11 @@ def _tick(c, k, T, now, seq, hn, nb, top, run, hwi, L, W, R, chip, store, scratc
     else:
         cnt[0] = cnt[1] = cnt[2] = 0
         _gather(c, k, T, ck[c, C_TPREV], lat, mesh, ps_off[r], ps_off[r + 1], ps_pop, hmin,
-                cur, lg, lg_n, bt, cl_x, cl_y, cl_rank, p_nclu, tk, slot, cnt, bits, smap)
+                cur, lg, lg_n, cl_x, cl_y, tk, slot, cnt, bits, smap)
         cpop[r, P_RCV] += cnt[0]
         cpop[r, P_LATE] += cnt[1]
         cpop[r, P_EARLY] += cnt[2]
-        _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, bt, pl_i, pl_v, ms_i, ms_v, seg, vseg)
+        _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, lg, pl_i, pl_v, ms_i, ms_v, seg, vseg)
         if p_osa[r]:
             nu = cnu[c] / (1.0 + cnu[c] - p_nubar[r])
             cnu[c] = nu
@@ -333,8 +349,7 @@ def _tick(c, k, T, now, seq, hn, nb, top, run, hwi, L, W, R, chip, store, scratc
     bt[bb, B_N], bt[bb, B_NPK], bt[bb, B_NEXT] = n, npk, -1
     if unlimited:                              # no channel: logged (released) at once
         bt[bb, B_SER], bt[bb, B_REL] = 0, 1
-        lg[r, lg_n[r], 0], lg[r, lg_n[r], 1] = bb, T
-        lg_n[r] += 1
+        _log(lg, lg_n, r, bb, T, bt, p_nclu[r], cl_rank[c])
     else:                                      # request a channel of the cluster's port
         bt[bb, B_SER] = np.int64(np.ceil(npk * quanta / bw))
         bt[bb, B_REL] = 0
@@ -366,7 +381,7 @@ def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, n
         remap[i] = 1 if bt[i, B_REL] == 0 else 0
     for p in range(P):
         for pos in range(mn[p], lg_n[p]):
-            remap[lg[p, pos, 0]] = 1
+            remap[lg[p, pos, L_B]] = 1
     kept = top = 0
     for i in range(nb):
         if remap[i] == 0:
@@ -401,8 +416,10 @@ def _compact(cl_pop, ps_off, ps_pop, cur, lg, lg_n, bt, nb, pl_i, pl_v, h, hn, n
     for p in range(P):
         d = mn[p]
         for pos in range(d, lg_n[p]):
-            lg[p, pos - d, 0] = remap[lg[p, pos, 0]]
-            lg[p, pos - d, 1] = lg[p, pos, 1]
+            for f in range(L_FIELDS):
+                lg[p, pos - d, f] = lg[p, pos, f]
+            lg[p, pos - d, L_B] = remap[lg[p, pos, L_B]]
+            lg[p, pos - d, L_OFF] = bt[lg[p, pos - d, L_B], B_OFF]
         lg_n[p] -= d
     for c in range(cl_pop.shape[0]):
         r = cl_pop[c]
@@ -484,8 +501,7 @@ def advance(b, start, limit, t0, every, beta, seed, recording, L, clocks, W, R, 
             hn = _qpush(h, hn, nq, qb, sc, now, now, seq, RELEASE, port)
             seq += 1
             p = cl_pop[src]
-            lg[p, lg_n[p], 0], lg[p, lg_n[p], 1] = arg, now
-            lg_n[p] += 1
+            _log(lg, lg_n, p, arg, now, bt, L[16][p], L[3][src])
             bt[arg, B_REL] = 1
             continue
         if kind == RELEASE:
@@ -549,11 +565,10 @@ def in_flight(L, lat, mesh, ck, cur, lg, lg_n, bt):
         for j in range(ps_off[r + 1] - ps_off[r]):
             p = ps_pop[ps_off[r] + j]
             for pos in range(cur[c, j], lg_n[p]):
-                bb = lg[p, pos, 0]
-                src = bt[bb, B_SRC]
+                src = lg[p, pos, L_SRC]
                 hops = abs(cl_x[src] - cl_x[c]) + abs(cl_y[src] - cl_y[c]) if mesh else 1
-                if lg[p, pos, 1] + lat * hops >= ck[c, C_TPREV]:
-                    total += bt[bb, B_N]
+                if lg[p, pos, L_REL] + lat * hops >= ck[c, C_TPREV]:
+                    total += lg[p, pos, L_N]
     return total
 
 
