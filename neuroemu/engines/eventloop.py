@@ -222,14 +222,20 @@ def _pack(d_lo, d_hi, pd_slot, pd_bin, tk, slot, lg, pl_i, pl_v, ms_i, ms_v, seg
         binary = pd_bin[d_lo + j]
         p = slot[js, 2]
         for t in range(slot[js, 0], slot[js, 1]):
-            row = lg[p, tk[t, 1]]
-            off, n = row[L_OFF], row[L_N]
-            for i in range(n):
-                ms_i[mi + i] = pl_i[off + i]
+            pos = tk[t, 1]
+            off, n = lg[p, pos, L_OFF], lg[p, pos, L_N]
+            if n == 1:                  # (a copy loop of one element costs LLVM's checks)
+                ms_i[mi] = pl_i[off]
+                if not binary:
+                    ms_v[mv] = pl_v[off]
+            else:
+                for i in range(n):
+                    ms_i[mi + i] = pl_i[off + i]
+                if not binary:
+                    for i in range(n):
+                        ms_v[mv + i] = pl_v[off + i]
             mi += n
             if not binary:
-                for i in range(n):
-                    ms_v[mv + i] = pl_v[off + i]
                 mv += n
         seg[j + 1] = mi
         vseg[j + 1] = mv
