@@ -6,7 +6,8 @@ two engines that run it.
 - :mod:`.session` -- what every engine's session holds and returns (:class:`Phase`,
   :class:`RunResult`, argument checks);
 - :mod:`.lockstep` -- every neuron on one clock; :mod:`.asyncbus` -- circuits on their own
-  clocks sending packets over a simpy bus or mesh;
+  clocks sending packets over a bus or mesh (a numba event loop, :mod:`.eventloop`, of the
+  discrete-event model written in simpy in :mod:`.asyncsimpy`);
 - this module -- the registry of engines by name, :func:`session` and :func:`run`.
 
 The registry names its engines by module and class and imports one only when it is asked
@@ -29,7 +30,7 @@ __all__ = ["ENGINES", "CompiledNetwork", "build", "session", "run", "Phase", "Ru
 ENGINES = {
     "lockstep": ("lockstep", "LockstepSession", "every neuron steps on one global clock"),
     "async": ("asyncbus", "AsyncSession",
-              "circuit clusters on their own clocks, spikes as packets on a simpy bus or mesh"),
+              "circuit clusters on their own clocks, spikes as packets on a bus or mesh"),
 }
 
 
