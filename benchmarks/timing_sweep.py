@@ -16,9 +16,15 @@ setting at a time, and reports
   for, and the bus utilisation.
 
 The network is cut into circuit clusters of ``--cluster-size`` neurons (each with its own
-clock); one tick is 100 quanta.  Writes a PNG and prints a markdown table and JSON lines.
+clock; 1: every neuron its own circuit); one tick is ``--quanta`` quanta (100 by default; the
+sweeps' settings are fractions of a tick, so they scale with it -- with one circuit per
+neuron a batch is often a single packet and holds a channel at least one quantum, so a bus
+carries at most ``quanta`` batches per tick: use 1000).  Writes a PNG and prints a markdown
+table and JSON lines.
 
     .venv/bin/python benchmarks/timing_sweep.py --runs 3 --plot docs/img/timing_sweep.png
+    .venv/bin/python benchmarks/timing_sweep.py --runs 3 --batch 10 --cluster-size 1 \
+        --quanta 1000 --threads 2 --plot docs/img/timing_sweep_neuron.png
 """
 
 from __future__ import annotations
@@ -36,19 +42,24 @@ from neuroemu import engines
 from neuroemu import describe
 
 ROOT = Path(__file__).resolve().parents[1]
-Q = 100                       # quanta per tick
+Q = 100                       # quanta per tick (--quanta sets it)
 FREE, NUDGED, BETA = 250, 250, 0.5
 
+# name: (label, settings in hundredths of a tick (bandwidth: packets per tick), the
+# [hardware] table of a setting, the setting as plotted)
 SWEEPS = {
     "jitter": ("clock jitter (max, fraction of a tick)", [0, 1, 10, 25, 45],
-               lambda v: {"clock": {"jitter": v}}, lambda v: v / Q),
+               lambda v: {"clock": {"jitter": v * Q // 100}}, lambda v: v / 100),
+    "drift": ("clock drift (max, fraction of a period)", [1, 2, 5, 10],
+              lambda v: {"clock": {"drift": v * Q // 100}}, lambda v: v / 100),
     "phase": ("clock phase offsets (max, fraction of a tick)", [25, 50, 100, 200],
-              lambda v: {"clock": {"phase": v}}, lambda v: v / Q),
+              lambda v: {"clock": {"phase": v * Q // 100}}, lambda v: v / 100),
     "latency": ("bus latency (ticks)", [50, 99, 100, 150, 200, 300],
-                lambda v: {"bus": {"latency": v}}, lambda v: v / Q),
+                lambda v: {"bus": {"latency": v * Q // 100}}, lambda v: v / 100),
     "bandwidth": ("bus bandwidth (packets per tick)", [2000, 1000, 600, 450, 400, 350, 300, 200],
                   lambda v: {"bus": {"bandwidth": v}}, lambda v: v),
 }
+DEFAULT_SWEEPS = ("jitter", "phase", "latency", "bandwidth")
 
 
 def continuous_fixed_points(W, x, y, steps=2500, eps=0.5):
@@ -94,8 +105,8 @@ def cosine(u, v):
     return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
 
 
-def emulate(net, x, y, eng, hw=None):
-    kw = {} if hw is None else {"hardware": hw}
+def emulate(net, x, y, eng, hw=None, threads=1):
+    kw = {} if hw is None else {"hardware": hw, "threads": threads}
     sess = engines.session(net, x, engine=eng, seed=1, **kw)
     sess.run(FREE)
     sf = [sess.state(l) for l in range(1, net.n_layers)]
@@ -116,12 +127,17 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=20, help="inputs per network (default 20)")
     ap.add_argument("--cluster-size", type=int, default=100,
                     help="neurons per circuit cluster (default 100: 11 clocks)")
-    ap.add_argument("--sweeps", default=",".join(SWEEPS), help="comma-separated subset")
+    ap.add_argument("--quanta", type=int, default=100, help="quanta per tick (default 100)")
+    ap.add_argument("--threads", type=int, default=1, help="samples run at once (async)")
+    ap.add_argument("--sweeps", default=",".join(DEFAULT_SWEEPS),
+                    help=f"comma-separated subset of {', '.join(SWEEPS)}")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "img" / "timing_sweep.png"))
     ap.add_argument("--json", default=None, help="also write all numbers to this file")
     ap.add_argument("--replot", metavar="FILE.json", help="only redraw the plot from a --json "
                     "file of an earlier run (with its --runs/--batch/--cluster-size)")
     args = ap.parse_args()
+    global Q
+    Q = args.quanta
     sweeps = [s for s in args.sweeps.split(",") if s]
     if args.replot:
         rows = json.loads(Path(args.replot).read_text())
@@ -151,7 +167,8 @@ def main() -> int:
         fixed = continuous_fixed_points([w.astype(np.float64) for w in W], x, y)
         ref_update = None
         for name, v, hw in settings:
-            sf, sn, rep = emulate(net, x, y, "lockstep" if hw is None else "async", hw)
+            sf, sn, rep = emulate(net, x, y, "lockstep" if hw is None else "async", hw,
+                                  args.threads)
             upd = ep_update(x, sf, sn)
             if ref_update is None:
                 ref_update = upd
@@ -237,9 +254,10 @@ def plot(mean, sweeps, args) -> None:
     axes[0, 0].set_ylabel("fixed-point error\n(dotted: lockstep engine)")
     axes[0, 0].legend(fontsize=8)
     axes[1, 0].set_ylabel("cosine(EP update async,\nEP update lockstep)")
+    who = "one circuit per neuron" if args.cluster_size == 1 else \
+        f"clusters of {args.cluster_size} neurons"
     fig.suptitle(f"Fig. 2 network on the async bus engine: what timing does "
-                 f"({args.runs} networks x {args.batch} inputs, clusters of "
-                 f"{args.cluster_size} neurons)", fontsize=11)
+                 f"({args.runs} networks x {args.batch} inputs, {who})", fontsize=11)
     fig.tight_layout()
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=110)
