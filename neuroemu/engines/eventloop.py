@@ -169,7 +169,7 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n,
         start = m
         pos, n, first = cur[c, j], lg_n[p], -1
         stop = T - lat * hmin[c, j]           # logged at or after: arrives at T or later
-        last, ordered, lo_key = -1, True, 0
+        last, ordered, lo_key = -1, True, 1 << 62
         while pos < n:
             row = lg[p, pos]
             rel = row[L_REL]
@@ -185,19 +185,13 @@ def _gather(c, k, T, tprev, lat, mesh, s_lo, s_hi, ps_pop, hmin, cur, lg, lg_n,
                     key, ks = row[L_KEY], row[L_K]
                     tk[m, 0], tk[m, 1] = key, pos
                     m += 1
-                    if key < last:
-                        if ordered:
-                            lo_key = tk[start, 0]
-                            ordered = False
-                        lo_key = min(lo_key, key)
-                    else:
-                        last = key
+                    ordered = ordered & (key > last)      # (branch-free bookkeeping:
+                    lo_key = min(lo_key, key)              # arrival order is random)
+                    last = max(last, key)
                     msg = row[L_N]
                     rcv += msg
-                    if k > ks + 1:
-                        late += msg
-                    elif k <= ks:
-                        early += msg
+                    late += msg * (k > ks + 1)
+                    early += msg * (k <= ks)
             elif first < 0:
                 first = pos
             pos += 1
