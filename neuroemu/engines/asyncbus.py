@@ -364,7 +364,7 @@ class AsyncSession(SessionBase):
         from .eventloop import in_flight
         st, hw = self._static, self.hw
         return np.array([in_flight(st["L"], hw.latency, hw.topology == "mesh", self.ck[b],
-                                   self.cur[b], self.dyn[b][6], self.dyn[b][7], self.dyn[b][3])
+                                   self.cur[b], self.dyn[b][6], self.dyn[b][7])
                          for b in range(self.batch)], dtype=np.int64)
 
     def counters(self) -> dict[str, np.ndarray]:

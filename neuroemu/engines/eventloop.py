@@ -7,7 +7,8 @@ per Python object.  It reproduces the simpy model exactly, including the order i
 simpy processes events that fall on the same quantum:
 
 * the event queue is simpy's: ordered by (time, sequence number), the number handed out
-  when an event is scheduled (a binary heap of int64 rows ``[time, seq, kind, arg]``);
+  when an event is scheduled (:mod:`.eventtime`: a calendar of one bucket per quantum,
+  and a heap beyond its horizon);
 * a clock process per group of clusters sharing a clock (every cluster alone unless all
   clocks are the same) waits for its tick time (``WAKE``), ticks its clusters in order and
   schedules its next wake; a process that has done its ticks waits for the phase's resume
@@ -20,17 +21,21 @@ simpy processes events that fall on the same quantum:
   next request.
 
 Packets are not copied to receivers.  A batch is logged once, at release, in its sending
-population's log (row: batch, release time); a receiving cluster keeps a cursor per source
-population and at its tick T takes every logged batch whose arrival at it lies in
-[previous tick, T) -- exactly the packets that arrived strictly before T and were not taken
-before -- ordered by (send tick, sender cluster), which is the simpy engine's inbox sort.
-The arithmetic is the shared kernels' (:func:`~neuroemu.engines.kernels.graph_tick`, which
+population's log (a row: batch, release time, sort key, send tick, messages, payload
+offset, sender); a receiving cluster keeps a cursor per source population and at its tick
+T takes every logged batch whose arrival at it lies in [previous tick, T) -- exactly the
+packets that arrived strictly before T and were not taken before -- ordered by (send tick,
+sender cluster), which is the simpy engine's inbox sort.  The arithmetic is the shared
+kernels' (:func:`~neuroemu.engines.kernels.cluster_tick`, what ``graph_tick`` calls: it
 delivers with ``deliver_range``/``deliver_cols``, updates with ``update_neurons`` or
-``update_spiking`` and encodes with ``encode_neurons``), compiled from the same source
-without reference counting (``_nrt=False``): numba's reference counting of array arguments
-costs hundreds of nanoseconds per call, which one tick of a one-neuron circuit cannot
-afford.  Chains run through the graph tick too (its ``dl`` order -- from below, then from
-above -- is the chain's, bit for bit).
+``update_spiking`` and encodes with ``encode_neurons``), compiled from the same source to
+be inlined here and without reference counting: passing a tick's ~1000 machine words of
+array arguments from call to call, and numba's atomic reference counts on them, cost more
+than a one-neuron tick's arithmetic.  Chains run through the graph tick too (its ``dl``
+order -- from below, then from above -- is the chain's, bit for bit).
+
+:func:`advance` holds no Python object and allocates nothing: it returns when a store is
+too small for the next event, and the session grows the store and calls it again.
 """
 
 from __future__ import annotations
@@ -555,7 +560,7 @@ def advance(b, start, limit, t0, every, beta, seed, recording, L, clocks, W, R, 
 
 
 @jit
-def in_flight(L, lat, mesh, ck, cur, lg, lg_n, bt):
+def in_flight(L, lat, mesh, ck, cur, lg, lg_n):
     """Messages sent and released but not yet integrated, counted once per receiving
     cluster (what the simpy engine's inboxes hold)."""
     cl_pop, cl_x, cl_y, ps_off, ps_pop, hmin = L[0], L[5], L[6], L[22], L[23], L[24]
