@@ -204,12 +204,9 @@ def _pop(h, n):
 
 
 @jit_nr
-def _qpush(h, hn, nq, qb, sc, now, t, seq, kind, arg):
-    """Schedule an event: within the calendar's horizon (t - now < its buckets) at the tail
-    of its time's bucket (a bucket's events are then in sequence order: the simpy order),
-    else in the overflow heap.  Returns the heap size."""
-    if t - now >= qb.shape[0]:
-        return _push(h, hn, t, seq, kind, arg)
+def _qappend(nq, qb, sc, t, kind, arg):
+    """Append an event (time, kind, arg) at the tail of its time's calendar bucket, in a node
+    from the free list (or a new one)."""
     i = sc[S_QFREE]
     if i >= 0:
         sc[S_QFREE] = nq[i, 3]
@@ -224,6 +221,16 @@ def _qpush(h, hn, nq, qb, sc, now, t, seq, kind, arg):
         qb[bk, 0] = i
     qb[bk, 1] = i
     sc[S_QN] += 1
+
+
+@jit_nr
+def _qpush(h, hn, nq, qb, sc, now, t, seq, kind, arg):
+    """Schedule an event: within the calendar's horizon (t - now < its buckets) at the tail
+    of its time's bucket (a bucket's events are then in sequence order: the simpy order),
+    else in the overflow heap.  Returns the heap size."""
+    if t - now >= qb.shape[0]:
+        return _push(h, hn, t, seq, kind, arg)
+    _qappend(nq, qb, sc, t, kind, arg)
     return hn
 
 
@@ -244,20 +251,7 @@ def _qpop(h, hn, nq, qb, sc, now):
     while hn > 0 and h[0, 0] - t < nb_:
         et, ek, ea = h[0, 0], h[0, 2], h[0, 3]
         hn = _pop(h, hn)
-        i = sc[S_QFREE]
-        if i >= 0:
-            sc[S_QFREE] = nq[i, 3]
-        else:
-            i = sc[S_QTOP]
-            sc[S_QTOP] += 1
-        nq[i, 0], nq[i, 1], nq[i, 2], nq[i, 3] = et, ek, ea, -1
-        bk = et & mask
-        if qb[bk, 1] >= 0:
-            nq[qb[bk, 1], 3] = i
-        else:
-            qb[bk, 0] = i
-        qb[bk, 1] = i
-        sc[S_QN] += 1
+        _qappend(nq, qb, sc, et, ek, ea)
     bk = t & mask
     i = qb[bk, 0]
     kind, arg, nxt = nq[i, 1], nq[i, 2], nq[i, 3]
