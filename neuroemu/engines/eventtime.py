@@ -262,3 +262,73 @@ def _qpop(h, hn, nq, qb, sc, now):
     sc[S_QFREE] = i
     sc[S_QN] -= 1
     return t, kind, arg, hn
+
+
+# --------------------------------------------------------------------------- sorting a tick's packets
+
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_BIT = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55,
+                          59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5, 63, 47, 56,
+                          27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11, 46, 26, 40, 15,
+                          34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6], dtype=np.int64)
+_ONE64, _S58 = np.uint64(1), np.uint64(58)
+
+
+@jit_nr
+def _sort(tk, a, b, lo_key, hi_key, bits, smap):
+    """Sort rows tk[a:b] (key, batch) by key; keys are distinct and lie in [lo_key, hi_key].
+    Few rows: insertion sort.  Keys spanning at most 64 x len(bits): a bitmap of the keys
+    (one pass to set, one over the words, lowest bits first), which costs a few operations
+    per row -- what a one-neuron receiver needs for the ~100 packets of each of its ticks.
+    Otherwise heapsort."""
+    n = b - a
+    if n <= 16:
+        for i in range(a + 1, b):
+            k0, v0 = tk[i, 0], tk[i, 1]
+            j = i - 1
+            while j >= a and tk[j, 0] > k0:
+                tk[j + 1, 0], tk[j + 1, 1] = tk[j, 0], tk[j, 1]
+                j -= 1
+            tk[j + 1, 0], tk[j + 1, 1] = k0, v0
+        return
+    span = hi_key - lo_key + 1
+    if span <= 64 * bits.shape[0]:
+        nw = (span + 63) >> 6
+        for w in range(nw):
+            bits[w] = 0
+        for i in range(a, b):
+            off = tk[i, 0] - lo_key
+            bits[off >> 6] |= _ONE64 << np.uint64(off & 63)
+            smap[off] = tk[i, 1]
+        i = a
+        for w in range(nw):
+            word = bits[w]
+            while word != 0:
+                low = word & (~word + _ONE64)
+                off = (w << 6) + _DEBRUIJN_BIT[(low * _DEBRUIJN) >> _S58]
+                tk[i, 0], tk[i, 1] = lo_key + off, smap[off]
+                i += 1
+                word ^= low
+        return
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(tk, a, start, n)
+    for end in range(n - 1, 0, -1):
+        tk[a, 0], tk[a + end, 0] = tk[a + end, 0], tk[a, 0]
+        tk[a, 1], tk[a + end, 1] = tk[a + end, 1], tk[a, 1]
+        _sift(tk, a, 0, end)
+
+
+@jit_nr
+def _sift(tk, a, i, n):
+    k0, v0 = tk[a + i, 0], tk[a + i, 1]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and tk[a + c + 1, 0] > tk[a + c, 0]:
+            c += 1
+        if tk[a + c, 0] <= k0:
+            break
+        tk[a + i, 0], tk[a + i, 1] = tk[a + c, 0], tk[a + c, 1]
+        i = c
+    tk[a + i, 0], tk[a + i, 1] = k0, v0
