@@ -34,8 +34,11 @@ def schedule(spec: dict, t: int) -> float:
 
 
 class SigmaDelta:
-    def __init__(self, n):
+    """First-order sigma-delta; ``clamp = (a, b)`` holds the residue in +-(a + b/t)."""
+
+    def __init__(self, n, clamp=None):
         self.phi = np.zeros(n)
+        self.clamp = clamp
 
     def __call__(self, c, t, seed, gids):
         out = np.zeros(len(c))
@@ -43,6 +46,9 @@ class SigmaDelta:
             self.phi[k] += c[k]
             out[k] = 1.0 if self.phi[k] > 0.5 else 0.0
             self.phi[k] -= out[k]
+            if self.clamp is not None:
+                bound = self.clamp[0] + self.clamp[1] / t
+                self.phi[k] = min(max(self.phi[k], -bound), bound)
         return out
 
 
@@ -57,22 +63,38 @@ class Identity:
 
 
 class PredictiveEncoder:
-    def __init__(self, inner, lam_spec, n):
+    """Predictive coding: the inverse of the one-pole low-pass ``lam`` -- and with ``lam2``,
+    then of a second one (two poles)."""
+
+    def __init__(self, inner, lam_spec, n, lam2_spec=None):
         self.inner, self.lam_spec, self.prev = inner, lam_spec, np.zeros(n)
+        self.lam2_spec, self.prev2 = lam2_spec, np.zeros(n)
 
     def __call__(self, x, t, seed, gids):
         lam = schedule(self.lam_spec, t)
         c = (x - (1.0 - lam) * self.prev) / lam
         self.prev = np.array(x, dtype=float)
+        if self.lam2_spec is not None:
+            w = c
+            lam2 = schedule(self.lam2_spec, t)
+            c = (w - (1.0 - lam2) * self.prev2) / lam2
+            self.prev2 = w
         return self.inner(c, t, seed, gids)
 
 
 class PredictiveDecoder:
-    def __init__(self, lam_spec, n):
+    """The low-pass ``lam`` -- with ``lam2``, preceded by the low-pass ``lam2``."""
+
+    def __init__(self, lam_spec, n, lam2_spec=None):
         self.lam_spec, self.v = lam_spec, np.zeros(n)
+        self.lam2_spec, self.v2 = lam2_spec, np.zeros(n)
 
     def __call__(self, u, t):
         lam = schedule(self.lam_spec, t)
+        if self.lam2_spec is not None:
+            lam2 = schedule(self.lam2_spec, t)
+            self.v2 = (1.0 - lam2) * self.v2 + lam2 * u
+            u = self.v2
         self.v = (1.0 - lam) * self.v + lam * u
         return self.v
 
@@ -118,17 +140,25 @@ class Scheduled:
         return np.full(len(x), schedule(self.spec, t))
 
 
+def _lam2(neuron):
+    """The second lambda schedule (a dict), or None for a one-pole code."""
+    lam2 = getattr(neuron, "lam2", None)
+    return lam2.as_dict() if lam2 is not None else None
+
+
 def make_encoder(neuron, n):
-    inner = {"none": Identity, "sigma_delta": lambda: SigmaDelta(n),
+    clamp = getattr(neuron, "clamp", None)
+    inner = {"none": Identity, "sigma_delta": lambda: SigmaDelta(n, clamp),
              "stochastic": Stochastic}[neuron.encoder]()
+    lam2 = _lam2(neuron)
     if neuron.predictive:
-        return PredictiveEncoder(inner, neuron.lam.as_dict(), n)
+        return PredictiveEncoder(inner, neuron.lam.as_dict(), n, lam2)
     return inner
 
 
 def make_decoder(neuron, n):
     if neuron.decoder == "predictive":
-        return PredictiveDecoder(neuron.lam.as_dict(), n)
+        return PredictiveDecoder(neuron.lam.as_dict(), n, _lam2(neuron))
     return IdentityDecoder()
 
 

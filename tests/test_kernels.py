@@ -32,6 +32,16 @@ VARIANTS = {
                         "lam": {"kind": "constant", "value": 0.5},
                         "eps": {"kind": "constant", "eps0": 0.3}},
     "continuous": {"encoder": "none", "eps": {"kind": "constant", "eps0": 0.5}},
+    # two-pole predictive coding with a residue clamp small enough to act in 60 steps
+    "sd_pred2_osa_clamp": {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
+                           "lam": {"kind": "scheduled", "lam0": 0.5438, "eta": 0.4194},
+                           "lam2": {"kind": "scheduled", "lam0": 0.7795, "eta": 0.5624},
+                           "clamp": {"a": 0.6, "b": 3.0},
+                           "eps": {"kind": "osa", "nu_bar": 0.3737, "reg": 1e-7}},
+    "continuous_pred2": {"encoder": "none", "predictive": True, "decoder": "predictive",
+                         "lam": {"kind": "constant", "value": 0.4},
+                         "lam2": {"kind": "constant", "value": 0.7},
+                         "eps": {"kind": "constant", "eps0": 0.5}},
     "continuous_osa": {"encoder": "none", "eps": {"kind": "osa", "nu_bar": 0.05}},
 }
 
@@ -73,7 +83,8 @@ def test_sigma_delta_kernel_against_reference():
     ev = np.zeros(cn.n_neurons, dtype=np.int32)
     enc = ref.SigmaDelta(6)
     for t in range(1, 51):
-        n = K.encode_neurons(0, 0, 6, t, cn.lp, np.uint64(0), c[t - 1], 0, xm, phi, q, ev)
+        n = K.encode_neurons(0, 0, 6, t, cn.lp, np.uint64(0), c[t - 1], 0, xm, phi, q, ev,
+                             np.zeros(cn.n_neurons))
         want = enc(np.clip(c[t - 1], 0, 1), t, 0, None)
         assert np.array_equal(q[:6], want)
         assert np.array_equal(phi[:6], enc.phi)

@@ -16,6 +16,8 @@ every string a fixed-length UTF-8 attribute, so a damaged file fails loudly)::
     /population/<i>/bias    float64 (size,)  (not for the input population)
     /population/<i>/neuron  attrs encoder, predictive (uint8), decoder
     /population/<i>/neuron/lam, /neuron/eps   attrs kind and the component's parameters
+    /population/<i>/neuron/lam2               the same, when the neuron has a second pole
+    /population/<i>/neuron/clamp              attrs a, b, when the residue is clamped
     /projection/<i>         attrs pre, post
     /projection/<i>/weights float64 (pre.size, post.size)
 
@@ -164,11 +166,14 @@ def _write_neuron(g, d: dict) -> None:
         set_str(g.attrs, "encoder", d["encoder"])
         g.attrs.create("predictive", np.uint8(bool(d["predictive"])))
         set_str(g.attrs, "decoder", d["decoder"])
-        for comp in ("lam", "eps"):
+        for comp in ("lam", "eps", "lam2", "clamp"):
+            if comp not in d:                   # lam2 and clamp only when used
+                continue
             c = g.create_group(comp)
-            set_str(c.attrs, "kind", d[comp]["kind"])
             for k, v in d[comp].items():
-                if k != "kind":
+                if k == "kind":
+                    set_str(c.attrs, "kind", v)
+                else:
                     c.attrs.create(k, np.float64(v))
     for k in ("threshold", "leak", "v0"):
         if k in d:

@@ -32,13 +32,13 @@ import numpy as np
 
 from ..errors import NetlistError, where
 from .checks import _MAX_SIZE, _MAX_WEIGHTS, _member, _plain, _Said, _short  # noqa: F401
-from .neurons import (ANNEALER_PARAMS, ANNEALERS, DECODERS, DEFAULT_NEURON, DEFAULT_RESET,
-                      ENCODERS, MODEL_KEYS, MODEL_PARAMS, MODELS, RESETS, ROLES,
-                      SCHEDULE_PARAMS, SCHEDULES)
+from .neurons import (ANNEALER_PARAMS, ANNEALERS, CLAMP_PARAMS, DECODERS, DEFAULT_NEURON,
+                      DEFAULT_RESET, ENCODERS, MODEL_KEYS, MODEL_PARAMS, MODELS, OPTIONAL_KEYS,
+                      RESETS, ROLES, SCHEDULE_PARAMS, SCHEDULES)
 from .projections import Projection, ProjectionChecks, glorot_uniform  # noqa: F401
 
 _TOP_KEYS = {"network", "neuron", "population", "projection", "hardware"}
-_NEURON_KEYS = set(DEFAULT_NEURON)
+_NEURON_KEYS = set(DEFAULT_NEURON) | set(OPTIONAL_KEYS)
 _V2_NEURON_KEYS = {"model"} | {k for keys in MODEL_KEYS.values() for k in keys}
 _POP_KEYS = {"name", "size", "role", "bias", "neuron"}
 _NET_KEYS = ("name", "seed", "description")
@@ -64,7 +64,9 @@ class Neuron:
     (``threshold``, ``leak``, ``reset``, ``v0`` unused).  ``"if"`` / ``"lif"``: integrate and
     fire (``leak`` 1.0 for if); they send spikes, are never predictive and decode with
     identity (the component fields hold the defaults: encoder none, constant lam 1 and
-    eps 0.5, unused)."""
+    eps 0.5, unused).  ``lam2`` (a second lambda schedule: two-pole predictive coding) and
+    ``clamp`` (``(a, b)``: the sigma-delta residue held in ``[-(a + b/t), a + b/t]``) are None
+    when not used."""
 
     encoder: str
     predictive: bool
@@ -76,12 +78,20 @@ class Neuron:
     leak: float = 1.0
     reset: str = "subtract"
     v0: float = 0.0
+    lam2: Component | None = None
+    clamp: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The neuron table: the paper's five keys (no ``model``), or the model's keys."""
+        """The neuron table: the paper's five keys (no ``model``) and ``lam2`` / ``clamp``
+        when used, or the model's keys."""
         if self.model == "paper":
-            return {"encoder": self.encoder, "predictive": self.predictive,
-                    "decoder": self.decoder, "lam": self.lam.as_dict(), "eps": self.eps.as_dict()}
+            d = {"encoder": self.encoder, "predictive": self.predictive,
+                 "decoder": self.decoder, "lam": self.lam.as_dict(), "eps": self.eps.as_dict()}
+            if self.lam2 is not None:
+                d["lam2"] = self.lam2.as_dict()
+            if self.clamp is not None:
+                d["clamp"] = {"a": self.clamp[0], "b": self.clamp[1]}
+            return d
         return {"model": self.model, **{k: getattr(self, k) for k in MODEL_KEYS[self.model]}}
 
 
@@ -281,7 +291,41 @@ class _Validator(ProjectionChecks):
             self.fail(f"{fld}.predictive", "must be true or false", pred)
         lam = self.component(merged["lam"], f"{fld}.lam", SCHEDULES, SCHEDULE_PARAMS)
         eps = self.component(merged["eps"], f"{fld}.eps", ANNEALERS, ANNEALER_PARAMS)
-        return Neuron(enc, pred, dec, lam, eps)
+        lam2 = merged.get("lam2", False)
+        if lam2 is not False:
+            lam2 = self.component(lam2, f"{fld}.lam2", SCHEDULES, SCHEDULE_PARAMS)
+            if not pred and dec != "predictive":
+                self.fail(f"{fld}.lam2", "a second pole needs predictive = true or decoder = "
+                          "'predictive' (or lam2 = false)", lam2.as_dict())
+        clamp = merged.get("clamp", False)
+        if clamp is not False:
+            clamp = self.clamp(clamp, f"{fld}.clamp")
+            if enc != "sigma_delta":
+                self.fail(f"{fld}.clamp", f"clamps the sigma_delta encoder's residue: needs "
+                          f"encoder = 'sigma_delta' (or clamp = false); encoder is '{enc}'",
+                          {"a": clamp[0], "b": clamp[1]})
+        return Neuron(enc, pred, dec, lam, eps, lam2=lam2 or None, clamp=clamp or None)
+
+    def clamp(self, value, fld):
+        """``{ a = ..., b = ... }`` (b defaults to 0) -> (a, b)."""
+        self.table(value, fld)
+        spec = {p.name: p for p in CLAMP_PARAMS}
+        out = {}
+        for key, val in value.items():
+            if key not in spec:
+                self.fail(f"{fld}.{key}", f"unknown parameter of clamp (allowed: "
+                          f"{', '.join(spec)})", val)
+            x = self.number(val, f"{fld}.{key}")
+            rule = spec[key].check(x)
+            if rule:
+                self.fail(f"{fld}.{key}", rule, val)
+            out[key] = x
+        for p in CLAMP_PARAMS:
+            if p.name not in out:
+                if p.default is None:
+                    self.fail(f"{fld}.{p.name}", "is required for clamp")
+                out[p.name] = float(p.default)
+        return out["a"], out["b"]
 
     def population(self, value, i, default_neuron, count):
         fld = f"population[{i}]"

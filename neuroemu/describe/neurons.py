@@ -80,6 +80,17 @@ SCHEDULE_PARAMS = {
     ),
 }
 
+# Optional parts of the paper's neuron (absent, or ``false``: not used; model.md 3.1-3.2).
+# ``lam2``: a second lambda schedule (same kinds and parameters as ``lam``) that makes the
+# predictive code two-pole: the encoder inverts two cascaded one-pole low-passes, lam then
+# lam2, and the decoder applies them, lam2 then lam.  ``clamp``: after each step the
+# sigma-delta residue is held in [-(a + b/t), a + b/t].
+CLAMP_PARAMS = (
+    Param("a", None, 0.0, MAX_VALUE, lo_open=True, doc="bound on |phi| as t grows"),
+    Param("b", 0.0, 0.0, MAX_VALUE, doc="extra bound b/t early in the run"),
+)
+OPTIONAL_KEYS = ("lam2", "clamp")
+
 # Default neuron: the continuous Hopfield neuron of the paper (real-valued messages, eps=0.5).
 DEFAULT_NEURON = {
     "encoder": "none",
@@ -109,7 +120,7 @@ RESETS = {"subtract": 0, "zero": 1}
 PROJECTION_KINDS = {"dense": 0, "sparse": 1, "conv2d": 2, "avgpool2d": 3, "one_to_one": 4}
 
 # The keys a [neuron] table may hold for each model ("model" itself aside).
-PAPER_KEYS = tuple(DEFAULT_NEURON)
+PAPER_KEYS = tuple(DEFAULT_NEURON) + OPTIONAL_KEYS
 MODEL_PARAMS = {
     "if": (
         Param("threshold", 1.0, 0.0, MAX_VALUE, lo_open=True, doc="spike when V >= threshold"),

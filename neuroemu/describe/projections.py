@@ -211,7 +211,8 @@ class ProjectionChecks(Checks):
             seen[pr.label] = i
 
     def coding_match(self, pops, projs):
-        """Predictive decoding is only exact if every sender encodes with the same lambda.
+        """Predictive decoding is only exact if every sender encodes with the same lambda
+        schedules (``lam``, and ``lam2`` or none).
         Deliveries into each receiver: forward along projections into it, backward along
         symmetric projections out of it (for a chain: from the layer below, then above)."""
         index = {p.name: k for k, p in enumerate(pops)}
@@ -238,6 +239,11 @@ class ProjectionChecks(Checks):
                     self.fail(f"population[{r}].neuron.lam", f"must equal the lambda schedule of "
                               f"its sender '{send.name}' ({send.neuron.lam.as_dict()})",
                               recv.neuron.lam.as_dict())
+                if pred and send.neuron.lam2 != recv.neuron.lam2:
+                    said = lambda c: c.as_dict() if c is not None else False  # noqa: E731
+                    self.fail(f"population[{r}].neuron.lam2", f"must equal the second lambda "
+                              f"schedule of its sender '{send.name}' ({said(send.neuron.lam2)})",
+                              said(recv.neuron.lam2))
 
     # ------------------------------------------------------------------- format 2 kinds
 

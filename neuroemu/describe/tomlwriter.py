@@ -15,6 +15,7 @@ from ..files import check_target, replace_text_with_arrays, save_npy
 from ..errors import NetlistError
 from .dicts import _check, to_dict
 from .netlist import from_dict
+from .neurons import OPTIONAL_KEYS
 
 INLINE_MAX = 64            # arrays up to this many numbers are written inline
 
@@ -83,7 +84,10 @@ def save_toml(net, path, *, weights=None, biases=None, inline_max: int = INLINE_
         if "bias" in p:
             out.append(f"bias = {array(p['bias'], p['name'] + '.bias')}")
         if p["neuron"] != default:
-            out.append(f"neuron = {toml_value(p['neuron'])}")
+            # a key of [neuron] the population's table lacks would be inherited: lam2 and
+            # clamp, optional, are switched off explicitly
+            off = {k: False for k in OPTIONAL_KEYS if k in default and k not in p["neuron"]}
+            out.append(f"neuron = {toml_value(p['neuron'] | off)}")
     for p in raw["projection"]:
         key = f"{p.get('name') or p['pre'] + '-' + p['post']}.weights"
         out += ["", "[[projection]]"]

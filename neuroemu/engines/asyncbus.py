@@ -406,7 +406,8 @@ class AsyncSession(SessionBase):
                        np.zeros(P, np.int64), np.zeros(256, np.uint64),
                        np.zeros(64 * 256, np.int64))     # the bitmap sort of eventloop._sort
             rows = tuple(a[b] for a in (self.x, self.y, self.s, self.v, self.a, self.eps,
-                                        *self.osa, self.u, self.phi, self.xm, self.q, self.ev))
+                                        *self.osa, self.u, self.phi, self.xm, self.q, self.ev,
+                                        self.xm2, self.v2))
             cpop = np.zeros((P, EL.P_FIELDS), np.int64)
             csyn = np.zeros((NP, 2), np.int64)
             csc = np.zeros(3, np.int64)

@@ -123,7 +123,8 @@ class GraphTicks:
             kl["upd"][r] += hi - lo
         n = K.graph_tick(r, lo, hi, k, nu, sess.beta, x_lo, y_lo, u_lo, net.lp, net.pj, dp, dd,
                          bins, seg, vseg, idx, vals, syn, net.wf, net.wb, net.ix, self.seed,
-                         net.bias, y, x, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
+                         net.bias, y, x, s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev,
+                         *self.poles)
         if x_lo < 0:
             ks = self.k_syn
             for (p, d), m in zip(pd, syn.tolist()):

@@ -56,6 +56,7 @@ class _Chip:
         self.rows = tuple(arr[b] for arr in (sess.x, sess.y, sess.s, sess.v, sess.a, sess.eps,
                                              *sess.osa, sess.u, sess.phi, sess.xm, sess.q,
                                              sess.ev))
+        self.poles = (sess.xm2[b], sess.v2[b])   # second-pole memories (two-pole code)
         # counters: per layer lists, per projection [up, down], scalars
         self.k_layer = {k: [0] * L1 for k in ("spikes", "upd", "enc", "packets", "received",
                                               "late", "early")}
@@ -180,7 +181,7 @@ class _Chip:
         n = K.async_tick(l, lo, hi, k, nu, sess.beta, is_out, out_lo, net.lp, self.seed,
                          net.bias, y, x, w_a, wlo_a, w_b, wlo_b, row_len, lo - l_off,
                          ia, va, na, bin_a, ib, vb, nb, bin_b,
-                         s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev)
+                         s, v, a, eps, th, ob, od, ol, u, phi, xm, q, ev, *self.poles)
         self._emit(c, l, k, T, lo, hi, l_off, n)
 
     def _emit(self, c, l, k, T, lo, hi, l_off, n) -> None:

@@ -180,6 +180,18 @@ def _neuron_row(row, n) -> None:
         row[K.LP_LAMA], row[K.LP_LAMB] = n.lam.get("value"), 0.0
     else:
         row[K.LP_LAMA], row[K.LP_LAMB] = n.lam.get("lam0"), n.lam.get("eta")
+    lam2 = getattr(n, "lam2", None)
+    if lam2 is not None:                 # two-pole predictive code
+        row[K.LP_POLE2] = 1.0
+        row[K.LP_LAM2K] = SCHEDULES[lam2.kind]
+        if lam2.kind == "constant":
+            row[K.LP_LAM2A], row[K.LP_LAM2B] = lam2.get("value"), 0.0
+        else:
+            row[K.LP_LAM2A], row[K.LP_LAM2B] = lam2.get("lam0"), lam2.get("eta")
+    clamp = getattr(n, "clamp", None)
+    if clamp is not None:                # sigma-delta residue clamp a + b/t
+        row[K.LP_CLAMP] = 1.0
+        row[K.LP_CLA], row[K.LP_CLB] = clamp
     row[K.LP_DEC] = DECODERS[n.decoder]
     row[K.LP_ANNK] = ANNEALERS[n.eps.kind]
     if n.eps.kind == "constant":

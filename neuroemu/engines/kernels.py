@@ -40,9 +40,12 @@ RESET_SUBTRACT, RESET_ZERO = 0, 1
 PK_DENSE, PK_SPARSE, PK_CONV, PK_POOL, PK_O2O = 0, 1, 2, 3, 4
 
 # Indices into the per-population parameter table ``lp`` (float64, shape (P, LP_COUNT)).
+# LP_POLE2 = 1 for a two-pole predictive code (second schedule LP_LAM2*), LP_CLAMP = 1 for
+# a sigma-delta residue clamped to +-(LP_CLA + LP_CLB / t).
 (LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB,
- LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0) = range(14)
-LP_COUNT = 14
+ LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0,
+ LP_POLE2, LP_LAM2K, LP_LAM2A, LP_LAM2B, LP_CLAMP, LP_CLA, LP_CLB) = range(21)
+LP_COUNT = 21
 
 # Columns of the projection table ``pj`` (int64, shape (projections, PJ_COUNT)): kind,
 # pre and post population, whether it delivers backwards (symmetric, pre not clamped),
@@ -135,12 +138,13 @@ def deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
 
 @jit
 def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
-                   s, v, a, eps_s, th, ob, od, ol):
+                   s, v, a, eps_s, th, ob, od, ol, v2):
     """Decoder, step size and state update of neurons [lo, hi) of layer l of one sample.
 
     All arrays are one sample's rows (1-D).  ``u`` holds the delivered input u(t);
     ``s`` holds s(t-1) on entry and s(t) on exit; ``a`` receives the drive a(t).
-    ``nu`` is the layer's OSA nu for this step (already advanced).
+    ``nu`` is the layer's OSA nu for this step (already advanced).  A two-pole decoder
+    filters u with lam2 into ``v2``, then ``v2`` with lam into ``v``.
 
     Performance note: each quantity has its own branch-free loop over 0-based slices
     touching few arrays, which is what lets LLVM vectorise (offset indices and loops
@@ -154,7 +158,13 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
     uu, ss, vv, aa, bb = u[lo:hi], s[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi]
     ee, tt, gb, gd, gl = eps_s[lo:hi], th[lo:hi], ob[lo:hi], od[lo:hi], ol[lo:hi]
     # decoder: v(t)
-    if int(lp[l, LP_DEC]) == DEC_PREDICTIVE:
+    if int(lp[l, LP_DEC]) == DEC_PREDICTIVE and lp[l, LP_POLE2] != 0.0:
+        lam2 = schedule(int(lp[l, LP_LAM2K]), lp[l, LP_LAM2A], lp[l, LP_LAM2B], t)
+        ww = v2[lo:hi]
+        for j in range(n):
+            ww[j] = (1.0 - lam2) * ww[j] + lam2 * float(uu[j])
+            vv[j] = (1.0 - lam) * vv[j] + lam * ww[j]
+    elif int(lp[l, LP_DEC]) == DEC_PREDICTIVE:
         for j in range(n):
             vv[j] = (1.0 - lam) * vv[j] + lam * float(uu[j])
     else:
@@ -201,19 +211,30 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
 
 
 @jit
-def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq):
+def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
     """The encoder chain of layer l at step t on n contiguous values (0-based arrays).
 
-    ``cc[:n]`` are the values to send before rho, ``mm`` the predictive memories, ``pp``
-    the sigma-delta residues; ``qq[:n]`` receives the messages (0/1 for spiking encoders,
-    the real value for ``none``).  A neuron's global id (which keys the stochastic
-    encoder's random numbers) is ``ids[j]`` if ``ids`` is non-empty, else ``id_lo + j``.
+    ``cc[:n]`` are the values to send before rho, ``mm`` the predictive memories (``m2``
+    the second ones, of a two-pole code), ``pp`` the sigma-delta residues; ``qq[:n]``
+    receives the messages (0/1 for spiking encoders, the real value for ``none``).  A
+    neuron's global id (which keys the stochastic encoder's random numbers) is ``ids[j]``
+    if ``ids`` is non-empty, else ``id_lo + j``.
     """
     enc = int(lp[l, LP_ENC])
     lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
     cc, qq, mm, pp = cc[:n], qq[:n], mm[:n], pp[:n]
-    # quantizer input c (predictive wrapper: c = (x_t - (1 - lam) x_{t-1}) / lam)
-    if lp[l, LP_PRED] != 0.0:
+    # quantizer input c (predictive wrapper: c = (x_t - (1 - lam) x_{t-1}) / lam; two
+    # poles: w = that, then c = (w_t - (1 - lam2) w_{t-1}) / lam2)
+    if lp[l, LP_PRED] != 0.0 and lp[l, LP_POLE2] != 0.0:
+        lam2 = schedule(int(lp[l, LP_LAM2K]), lp[l, LP_LAM2A], lp[l, LP_LAM2B], t)
+        ww = m2[:n]
+        for j in range(n):
+            c = min(max(cc[j], 0.0), 1.0)
+            w = (c - (1.0 - lam) * mm[j]) / lam
+            mm[j] = c
+            qq[j] = (w - (1.0 - lam2) * ww[j]) / lam2
+            ww[j] = w
+    elif lp[l, LP_PRED] != 0.0:
         for j in range(n):
             c = min(max(cc[j], 0.0), 1.0)
             qq[j] = (c - (1.0 - lam) * mm[j]) / lam
@@ -221,7 +242,14 @@ def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq):
     else:
         for j in range(n):
             qq[j] = min(max(cc[j], 0.0), 1.0)
-    if enc == ENC_SIGMA_DELTA:
+    if enc == ENC_SIGMA_DELTA and lp[l, LP_CLAMP] != 0.0:
+        bound = lp[l, LP_CLA] + lp[l, LP_CLB] / float(t)
+        for j in range(n):
+            p = pp[j] + qq[j]
+            qj = 1.0 if p > 0.5 else 0.0
+            pp[j] = min(max(p - qj, -bound), bound)
+            qq[j] = qj
+    elif enc == ENC_SIGMA_DELTA:
         for j in range(n):
             p = pp[j] + qq[j]
             qj = 1.0 if p > 0.5 else 0.0
@@ -240,8 +268,9 @@ _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 @jit
-def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
-    """Encoders of neurons [lo, hi) of layer l of one sample (1-D rows), at step t.
+def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev, xm2):
+    """Encoders of neurons [lo, hi) of layer l of one sample (1-D rows), at step t
+    (``xm``, ``xm2``: the predictive memories, ``phi`` the residues).
 
     ``src[src_lo:src_lo + hi - lo]`` are the values to send before rho (the states, or
     the clamped input for layer 0).  Writes the message q(t) (0/1 for spiking encoders,
@@ -250,7 +279,7 @@ def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
     """
     n = hi - lo
     quantize(l, t, lp, seed, _NO_IDS, lo, n, src[src_lo:src_lo + n], xm[lo:hi], phi[lo:hi],
-             q[lo:hi])
+             q[lo:hi], xm2[lo:hi])
     # event list without a branch per neuron (spike patterns are close to random, so a
     # branch mispredicts often and costs more than the encoder arithmetic)
     qq = q[lo:hi]
@@ -263,39 +292,43 @@ def encode_neurons(l, lo, hi, t, lp, seed, src, src_lo, xm, phi, q, ev):
 
 
 @jit
-def pack_clamped(n, x, xm, phi, q, ids, px, pm, pp):
-    """Pack the clamped layer's live neurons (indices into ``ids``, values into px/pm/pp).
+def pack_clamped(n, x, xm, phi, q, ids, px, pm, pp, xm2, pm2):
+    """Pack the clamped layer's live neurons (indices into ``ids``, values into
+    px/pm/pp/pm2).
 
-    A neuron whose clamped value clips to 0 and whose predictive memory, residue and last
+    A neuron whose clamped value clips to 0 and whose predictive memories, residue and last
     message are all 0 sends nothing, ever: every encoder maps c = 0 with zero memory and
     residue to the message 0 and leaves them at 0.  Only the others need encoding, which
     for an image (mostly black pixels) is a fraction of the layer.  Returns their count.
     """
     k = 0
     for j in range(n):
-        if min(max(x[j], 0.0), 1.0) != 0.0 or xm[j] != 0.0 or phi[j] != 0.0 or q[j] != 0.0:
+        if min(max(x[j], 0.0), 1.0) != 0.0 or xm[j] != 0.0 or phi[j] != 0.0 or q[j] != 0.0 \
+                or xm2[j] != 0.0:
             ids[k] = j
             px[k] = x[j]
             pm[k] = xm[j]
             pp[k] = phi[j]
+            pm2[k] = xm2[j]
             k += 1
     return k
 
 
 @jit
-def unpack_clamped(k, ids, pm, pp, xm, phi):
+def unpack_clamped(k, ids, pm, pp, xm, phi, pm2, xm2):
     """Write the packed memories and residues back into the layer's rows."""
     for i in range(k):
         xm[ids[i]] = pm[i]
         phi[ids[i]] = pp[i]
+        xm2[ids[i]] = pm2[i]
 
 
 @jit
-def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev):
+def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev, pm2):
     """:func:`encode_neurons` for the clamped layer 0, on its packed live neurons: the
     same arithmetic, the messages scattered into ``q``, the event list (increasing, as
     ``ids`` is) into ``ev[0:count]``.  Returns the count."""
-    quantize(0, t, lp, seed, ids, 0, k, px, pm, pp, pq)
+    quantize(0, t, lp, seed, ids, 0, k, px, pm, pp, pq, pm2)
     count = 0
     for i in range(k):
         j = ids[i]
@@ -307,8 +340,8 @@ def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev):
 
 @jit
 def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
-                s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq):
+                s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+                c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq, pm2):
     """One synchronous step t of one sample (model.md section 3), in place.
 
     Every array is that sample's own: rows (x, y, s, v, ..., u) and per-layer vectors.
@@ -319,7 +352,8 @@ def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
     and ``c_syn[p, 1]`` downwards (p+1 -> p); ``c_upd[l, 0]`` state updates (each runs
     the decoder and the annealer) and ``c_upd[l, 1]`` encoder updates.
     The clamped layer 0 is encoded from its ``k0`` packed live neurons (see
-    :func:`pack_clamped`; ``xm``/``phi`` of layer 0 are stale until unpacked).
+    :func:`pack_clamped`; ``xm``/``xm2``/``phi`` of layer 0 are stale until unpacked).
+    ``xm2`` and ``v2`` are the encoders' and decoders' second-pole memories.
     """
     L = off.shape[0] - 2
     # 1. delivery of q(t-1) into u(t) for every non-input layer
@@ -341,21 +375,22 @@ def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
         if lp[l, LP_ANNK] == ANN_OSA:
             nu[l] = osa_nu(nu[l], lp[l, LP_ANNA])
         update_neurons(l, off[l], off[l + 1], t, nu[l], beta, l == L, off[L], lp,
-                       u, bias, y, s, v, a, eps_s, th, ob, od, ol)
+                       u, bias, y, s, v, a, eps_s, th, ob, od, ol, v2)
         c_upd[l, 0] += off[l + 1] - off[l]
     # 3. encoders of every layer, the clamped input included
     for l in range(L + 1):
         if l == 0:
-            k = encode_packed(t, lp, seed, k0, ids, px, pm, pp, pq, q, ev)
+            k = encode_packed(t, lp, seed, k0, ids, px, pm, pp, pq, q, ev, pm2)
         else:
-            k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s, off[l], xm, phi, q, ev)
+            k = encode_neurons(l, off[l], off[l + 1], t, lp, seed, s, off[l], xm, phi, q, ev,
+                               xm2)
         nev[l] = k
         c_spk[l] += k
         c_upd[l, 1] += off[l + 1] - off[l]
 
 
 def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
-         s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
+         s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
          c_spk, c_syn, c_upd, rec_every, rec_q, rec_s, rec_x):
     """Run ``nsteps`` synchronous steps for every sample (the lockstep engine's loop).
 
@@ -375,7 +410,8 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
     for b in prange(B):
         ids = np.empty(n0, dtype=np.int64)
         px, pm, pp, pq = np.empty(n0), np.empty(n0), np.empty(n0), np.empty(n0)
-        k0 = pack_clamped(n0, x[b], xm[b], phi[b], q[b], ids, px, pm, pp)
+        pm2 = np.empty(n0)
+        k0 = pack_clamped(n0, x[b], xm[b], phi[b], q[b], ids, px, pm, pp, xm2[b], pm2)
         nev_b, nu_b = nev[b].copy(), nu[b].copy()
         spk_b, syn_b, upd_b = c_spk[b].copy(), c_syn[b].copy(), c_upd[b].copy()
         t = clock[b]
@@ -383,9 +419,9 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
         for k in range(nsteps):
             t += 1
             step_sample(t, beta, x[b], y[b], off, lp, wf, wf_off, wb, wb_off, bias, seeds[b],
-                        sb, v[b], a[b], phi[b], xm[b], qb, ev[b], nev_b, eps_s[b], th[b],
-                        ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b,
-                        k0, ids, px, pm, pp, pq)
+                        sb, v[b], a[b], phi[b], xm[b], xm2[b], v2[b], qb, ev[b], nev_b,
+                        eps_s[b], th[b], ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b,
+                        k0, ids, px, pm, pp, pq, pm2)
             if (k + 1) % rec_every == 0:
                 r = (k + 1) // rec_every - 1
                 if r < rec_q.shape[0]:
@@ -395,12 +431,12 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
                     for j in range(N):
                         rec_s[r, b, j] = sb[j]
                 if r < rec_x.shape[0]:
-                    unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
+                    unpack_clamped(k0, ids, pm, pp, xm[b], phi[b], pm2, xm2[b])
                     for j in range(N):
                         rec_x[r, b, 0, j] = v[b, j]
                         rec_x[r, b, 1, j] = eps_s[b, j]
                         rec_x[r, b, 2, j] = phi[b, j]
-        unpack_clamped(k0, ids, pm, pp, xm[b], phi[b])
+        unpack_clamped(k0, ids, pm, pp, xm[b], phi[b], pm2, xm2[b])
         clock[b] = t
         nev[b], nu[b] = nev_b, nu_b
         c_spk[b], c_syn[b], c_upd[b] = spk_b, syn_b, upd_b
@@ -491,7 +527,7 @@ def integrate_cols(idx_a, val_a, n_a, bin_a, w_a, wlo_a, idx_b, val_b, n_b, bin_
 def async_tick(l, lo, hi, t, nu, beta, is_out, out_lo, lp, seed, bias, y, x,
                w_a, wlo_a, w_b, wlo_b, row_len, col_lo,
                idx_a, val_a, n_a, bin_a, idx_b, val_b, n_b, bin_b,
-               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev):
+               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev, xm2, v2):
     """Tick t of one circuit cluster, neurons [lo, hi) of layer l of one sample (1-D rows).
 
     Layer 0 (clamped input) only encodes ``x``.  Other layers: :func:`integrate_cols` of
@@ -500,12 +536,12 @@ def async_tick(l, lo, hi, t, nu, beta, is_out, out_lo, lp, seed, bias, y, x,
     of non-zero messages (listed in ``ev[lo:lo + count]``, relative to ``lo``).
     """
     if l == 0:
-        return encode_neurons(0, lo, hi, t, lp, seed, x, lo, xm, phi, q, ev)
+        return encode_neurons(0, lo, hi, t, lp, seed, x, lo, xm, phi, q, ev, xm2)
     integrate_cols(idx_a, val_a, n_a, bin_a, w_a, wlo_a, idx_b, val_b, n_b, bin_b, w_b, wlo_b,
                    row_len, col_lo, hi - lo, u, lo)
     update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y, s, v, a, eps_s,
-                   th, ob, od, ol)
-    return encode_neurons(l, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+                   th, ob, od, ol, v2)
+    return encode_neurons(l, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev, xm2)
 
 
 
@@ -855,7 +891,7 @@ def update_spiking(l, lo, hi, t, beta, is_out, y_lo, lp, u, bias, y, s, v, a, q,
 
 @jit
 def step_graph(t, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, bias, seed,
-               s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
+               s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
                c_spk, c_syn, c_upd):
     """One synchronous step t of one sample of any network (docs/model.md section 3 on a
     graph), in place; the arrays are as in :func:`step_sample`, with ``c_syn[p, d]`` the
@@ -885,7 +921,7 @@ def step_graph(t, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, b
             if lp[r, LP_ANNK] == ANN_OSA:
                 nu[r] = osa_nu(nu[r], lp[r, LP_ANNA])
             update_neurons(r, lo, hi, t, nu[r], beta, yoff[r] >= 0, lo - yoff[r], lp,
-                           u, bias, y, s, v, a, eps_s, th, ob, od, ol)
+                           u, bias, y, s, v, a, eps_s, th, ob, od, ol, v2)
         else:
             k = update_spiking(r, lo, hi, t, beta, yoff[r] >= 0, yoff[r], lp, u, bias, y,
                                s, v, a, q, ev)
@@ -898,16 +934,16 @@ def step_graph(t, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, b
             continue
         lo, hi = off[r], off[r + 1]
         if xoff[r] >= 0:
-            k = encode_neurons(r, lo, hi, t, lp, seed, x, xoff[r], xm, phi, q, ev)
+            k = encode_neurons(r, lo, hi, t, lp, seed, x, xoff[r], xm, phi, q, ev, xm2)
         else:
-            k = encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+            k = encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev, xm2)
         nev[r] = k
         c_spk[r] += k
         c_upd[r, 1] += hi - lo
 
 
 def _run_graph(nsteps, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix, bias,
-               seeds, s, v, a, phi, xm, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
+               seeds, s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
                c_spk, c_syn, c_upd, rec_every, rec_q, rec_s, rec_x):
     """:func:`_run` for any network: ``nsteps`` steps of :func:`step_graph` per sample,
     recording as :func:`_run` does."""
@@ -921,7 +957,8 @@ def _run_graph(nsteps, beta, x, y, off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, 
         for k in range(nsteps):
             t += 1
             step_graph(t, beta, x[b], y[b], off, lp, pj, dl, dl_off, xoff, yoff, wf, wb, ix,
-                       bias, seeds[b], sb, v[b], a[b], phi[b], xm[b], qb, ev[b], nev_b,
+                       bias, seeds[b], sb, v[b], a[b], phi[b], xm[b], xm2[b], v2[b], qb, ev[b],
+                       nev_b,
                        eps_s[b], th[b], ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b)
             if (k + 1) % rec_every == 0:
                 r = (k + 1) // rec_every - 1
@@ -1088,7 +1125,7 @@ def deliver_range(pj, p, d, idx, vals, n_ev, binary, wf, wb, ix, urow, u_lo, c_l
 @jit
 def graph_tick(r, lo, hi, t, nu, beta, x_lo, y_lo, u_lo, lp, pj, dp, dd, bins, seg, vseg,
                idx, vals, syn, wf, wb, ix, seed, bias, y, x,
-               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev):
+               s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev, xm2, v2):
     """Tick t of one circuit cluster of a graph network: neurons [lo, hi) of population r
     (which starts at column ``u_lo``) of one sample (1-D rows).
 
@@ -1107,20 +1144,20 @@ def graph_tick(r, lo, hi, t, nu, beta, x_lo, y_lo, u_lo, lp, pj, dp, dd, bins, s
     passing some 200 machine words per call costs more than a one-neuron tick)."""
     return cluster_tick((r, lo, hi, x_lo, y_lo, u_lo), t, nu, beta, (lp, pj, wf, wb, ix, bias),
                         (dp, dd, bins, seg, vseg, syn), idx, vals, seed,
-                        (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev))
+                        (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev, xm2, v2))
 
 
 @jit
 def cluster_tick(cl, t, nu, beta, net, dl, idx, vals, seed, rows):
     """:func:`graph_tick` with its arguments grouped: ``cl`` = (r, lo, hi, x_lo, y_lo, u_lo),
     ``net`` = (lp, pj, wf, wb, ix, bias), ``dl`` = (dp, dd, bins, seg, vseg, syn), ``rows`` =
-    (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev)."""
+    (y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev, xm2, v2)."""
     r, lo, hi, x_lo, y_lo, u_lo = cl
     lp, pj, wf, wb, ix, bias = net
     dp, dd, bins, seg, vseg, syn = dl
-    y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev = rows
+    y, x, s, v, a, eps_s, th, ob, od, ol, u, phi, xm, q, ev, xm2, v2 = rows
     if x_lo >= 0:
-        return encode_neurons(r, lo, hi, t, lp, seed, x, x_lo, xm, phi, q, ev)
+        return encode_neurons(r, lo, hi, t, lp, seed, x, x_lo, xm, phi, q, ev, xm2)
     for j in range(lo, hi):
         u[j] = np.float32(0.0)
     for j in range(dp.shape[0]):
@@ -1130,7 +1167,7 @@ def cluster_tick(cl, t, nu, beta, net, dl, idx, vals, seed, rows):
     is_out = y_lo >= 0
     if lp[r, LP_MODEL] == MODEL_PAPER:
         update_neurons(r, lo, hi, t, nu, beta, is_out, u_lo - y_lo, lp, u, bias, y,
-                       s, v, a, eps_s, th, ob, od, ol)
-        return encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev)
+                       s, v, a, eps_s, th, ob, od, ol, v2)
+        return encode_neurons(r, lo, hi, t, lp, seed, s, lo, xm, phi, q, ev, xm2)
     return update_spiking(r, lo, hi, t, beta, is_out, y_lo + lo - u_lo, lp, u, bias, y,
                           s, v, a, q, ev)

@@ -77,14 +77,15 @@ class LockstepSession(SessionBase):
         if net.graph:
             args = (steps, beta, self.x, self.y, net.off, net.lp, net.pj, net.dl, net.dl_off,
                     net.xoff, net.yoff, net.wf, net.wb, net.ix, net.bias, self.seeds, self.s,
-                    self.v, self.a, self.phi, self.xm, self.q, self.ev, self.nev, self.eps,
-                    *self.osa, self.clock, self.nu, self.u, self.c_spk, self.c_syn, self.c_upd)
+                    self.v, self.a, self.phi, self.xm, self.xm2, self.v2, self.q, self.ev,
+                    self.nev, self.eps, *self.osa, self.clock, self.nu, self.u, self.c_spk,
+                    self.c_syn, self.c_upd)
             kernel, parallel = K.run_graph, K.run_graph_parallel
         else:
             args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
                     net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm,
-                    self.q, self.ev, self.nev, self.eps, *self.osa, self.clock, self.nu, self.u,
-                    self.c_spk, self.c_syn, self.c_upd)
+                    self.xm2, self.v2, self.q, self.ev, self.nev, self.eps, *self.osa,
+                    self.clock, self.nu, self.u, self.c_spk, self.c_syn, self.c_upd)
             kernel, parallel = K.run_lockstep, K.run_lockstep_parallel
         if self.threads == 1:
             kernel(*args, every, rq, rs, rx)

@@ -24,8 +24,8 @@ from ..errors import EngineError
 from .compiled import CompiledNetwork
 import neuroemu.engines.kernels as K
 
-# At most this many (sample, neuron) cells of state per session: a session holds about 13
-# float64 arrays of B x N, so this is ~5 GB; a larger batch is refused before allocating.
+# At most this many (sample, neuron) cells of state per session: a session holds about 15
+# float64 arrays of B x N, so this is ~6 GB; a larger batch is refused before allocating.
 MAX_STATE_CELLS = 50_000_000
 
 COUNTER_DOC = {
@@ -205,12 +205,13 @@ class SessionBase:
             # ~13 fresh (B, N) arrays per minibatch costs page faults, not just time).
             # Event lists are only read up to their lengths, which the sessions reset.
             for arr in (self.phi, self.xm, self.q, self.s, self.v, self.a, self.eps,
-                        *self.osa, self.u):
+                        *self.osa, self.u, self.xm2, self.v2):
                 arr.fill(0)
         else:
             z = lambda: np.zeros((B, N))  # noqa: E731
             self.s, self.v, self.a, self.phi, self.xm, self.q = z(), z(), z(), z(), z(), z()
             self.eps = z()
+            self.xm2, self.v2 = z(), z()     # second-pole memories: encoder w, decoder pole
             self.osa = [z(), z(), z(), z()]                 # theta, beta, delta, lamb
             self.u = np.zeros((B, N), dtype=np.float32)     # delivered input
             self.ev = np.zeros((B, N), dtype=np.int32)      # per-population event lists
@@ -226,8 +227,9 @@ class SessionBase:
         the first bad neuron and sample, and the variable.  (A state s is clipped to [0, 1],
         so an overflow shows in v, a or the statistics first.)"""
         names = ("s", "v", "a", "eps", "phi", "xm", "u")
-        arrays = (self.s, self.v, self.a, self.eps, self.phi, self.xm, self.u, *self.osa)
-        names += ("osa theta", "osa beta", "osa delta", "osa lambda")
+        arrays = (self.s, self.v, self.a, self.eps, self.phi, self.xm, self.u, *self.osa,
+                  self.xm2, self.v2)
+        names += ("osa theta", "osa beta", "osa delta", "osa lambda", "xm2", "v2")
         first = None
         for what, arr in zip(names, arrays):
             if np.isfinite(arr).all():
