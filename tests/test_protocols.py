@@ -104,6 +104,13 @@ FIG2_SCHEMES = [
                               ("scheduled", {"lam0": 0.39, "eta": 0.45}),
                               ("osa", {"nu_bar": 0.108, "reg": OSA_REG_FIG2}))),
     ("stochastic_eps_sqrt", ("stochastic", False, "identity", None, _SQRT)),
+    # two-pole predictive coding: a neuron with a second lam schedule and a residue clamp
+    # is written (encoder, predictive, decoder, lam, eps, lam2, clamp)
+    ("sd_pred2_osa_clamp", ("sigma_delta", True, "predictive",
+                            ("scheduled", {"lam0": 0.5438, "eta": 0.4194}),
+                            ("osa", {"nu_bar": 0.3737, "reg": OSA_REG_FIG2}),
+                            ("scheduled", {"lam0": 0.7795, "eta": 0.5624}),
+                            {"a": 1.466, "b": 229.1})),
 ]
 # The shipped fig2 netlist: "the paper's best scheme" (OSA with a scheduled lambda).
 FIG2_BEST = "sd_pred_osa_lamsched"
@@ -114,15 +121,23 @@ FIG2_BEST = "sd_pred_osa_lamsched"
 def neuron_of(n) -> tuple:
     """A validated netlist's Neuron in the notation above."""
     lam = (n.lam.kind, dict(n.lam.params)) if n.predictive else None
-    return (n.encoder, bool(n.predictive), n.decoder, lam, (n.eps.kind, dict(n.eps.params)))
+    out = (n.encoder, bool(n.predictive), n.decoder, lam, (n.eps.kind, dict(n.eps.params)))
+    if n.lam2 is None and n.clamp is None:
+        return out
+    lam2 = (n.lam2.kind, dict(n.lam2.params)) if n.lam2 is not None else None
+    return out + (lam2, dict(zip("ab", n.clamp)) if n.clamp is not None else None)
 
 
 def neuron_dict(neuron: tuple) -> dict:
     """The notation above as a netlist's [neuron] table."""
-    enc, pred, dec, lam, (ek, ep) = neuron
+    enc, pred, dec, lam, (ek, ep) = neuron[:5]
     out = {"encoder": enc, "predictive": pred, "decoder": dec, "eps": {"kind": ek, **ep}}
     if lam is not None:
         out["lam"] = {"kind": lam[0], **lam[1]}
+    if len(neuron) > 5 and neuron[5] is not None:
+        out["lam2"] = {"kind": neuron[5][0], **neuron[5][1]}
+    if len(neuron) > 5 and neuron[6] is not None:
+        out["clamp"] = dict(neuron[6])
     return out
 
 
@@ -209,12 +224,17 @@ def doc_scheme(text: str) -> tuple:
         m = re.fullmatch(r"[\d.]+", value)
         assert m and name == "lam", value
         return ("constant", {"value": float(value)})
-    parts = dict(re.findall(r"`(eps|lam) = ([^`]+)`", text))
-    assert set(parts) <= {"eps", "lam"} and "eps" in parts, text
+    parts = dict(re.findall(r"`(eps|lam|lam2) = ([^`]+)`", text))
+    assert set(parts) <= {"eps", "lam", "lam2"} and "eps" in parts, text
     lam = component("lam", parts["lam"]) if "lam" in parts else None
     pred = lam is not None
-    return ("stochastic" if "stochastic" in text else "sigma_delta", pred,
-            "predictive" if pred else "identity", lam, component("eps", parts["eps"]))
+    out = ("stochastic" if "stochastic" in text else "sigma_delta", pred,
+           "predictive" if pred else "identity", lam, component("eps", parts["eps"]))
+    clamp = re.search(r"`clamp = ([\d.]+) \+ ([\d.]+) / t`", text)
+    if "lam2" in parts or clamp:
+        lam2 = component("lam", parts["lam2"]) if "lam2" in parts else None
+        out += (lam2, {"a": float(clamp[1]), "b": float(clamp[2])} if clamp else None)
+    return out
 
 
 def compiled(name: str):
@@ -553,11 +573,14 @@ def test_fig2_schemes_are_the_written_ones():
 
 def test_fig2_labels_name_the_parameters():
     """The figure's legend states each scheme's numbers (as docs/model.md 5 writes them)."""
-    for name, (_, _, _, lam, (_, eps)) in FIG2_SCHEMES:
+    for name, neuron in FIG2_SCHEMES:
+        lam, (_, eps) = neuron[3], neuron[4]
         label = converge.LABELS[name]
         got = sorted(float(v) for v in re.findall(r"\d+\.\d+|\b\d+\b", label))
         want = [v for v in eps.values() if v != OSA_REG_FIG2] + \
             (list(lam[1].values()) if lam else [])
+        if len(neuron) > 5:                                     # lam2, clamp
+            want += list(neuron[5][1].values()) + list(neuron[6].values())
         if eps.get("eta") == 0.5 and eps.get("eps0") == 1.0:      # "1/sqrt(t)"
             assert "1/sqrt(t)" in label
             want = [1.0]
@@ -569,7 +592,7 @@ def test_fig2_cli_runs_the_written_protocol(monkeypatch, tmp_path):
     from neuroemu.cli import converge as cv
     seen = {}
 
-    def fake(runs, seed, names, proto):
+    def fake(runs, seed, names, proto, spikes=None):
         seen.update(runs=runs, names=list(names), proto=proto)
         T = proto.free + proto.nudged
         return {n: np.ones((runs, T)) for n in names}

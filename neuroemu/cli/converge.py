@@ -35,12 +35,14 @@ def converge_main(args) -> int:
     check_plot(args.plot, "--plot")
     proto = Protocol()
     t0 = time.perf_counter()
-    curves = experiment(args.runs, args.seed, names, proto)
-    res = scores(curves, proto)
+    spikes = {}
+    curves = experiment(args.runs, args.seed, names, proto, spikes=spikes)
+    res = scores(curves, proto, spikes)
     wall = time.perf_counter() - t0
-    print(f"{'scheme':<24}{'score':>11}{'err@250':>11}{'err@500':>11}")
+    print(f"{'scheme':<24}{'score':>11}{'err@250':>11}{'err@500':>11}{'spikes/sample':>15}")
     for n, r in sorted(res.items(), key=lambda kv: kv[1]["score"]):
-        print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}")
+        print(f"{n:<24}{r['score']:>11.5f}{r['error_at_250']:>11.5f}{r['error_at_500']:>11.5f}"
+              f"{r.get('spikes_per_sample', float('nan')):>15,.1f}")
     print(f"{args.runs} networks, {wall:.1f} s")
     if args.json:
         write_text(args.json, dumps({"schemes": res, "runs": args.runs,
