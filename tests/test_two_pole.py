@@ -281,3 +281,14 @@ def test_toml_and_hdf5_keep_the_new_fields(tmp_path):
         assert [p.neuron for p in back.populations] == [p.neuron for p in net.populations]
     text = (tmp_path / "n.toml").read_text()
     assert "clamp = false" in text and "lam2 = " in text
+
+
+def test_the_documented_neuron_is_the_converge_scheme():
+    """docs/netlist-format.md's two-pole [neuron] example is `neuroemu converge`'s scheme."""
+    import tomllib
+    from conftest import ROOT
+    from neuroemu.learn.converge import SCHEMES
+    doc = (ROOT / "docs" / "netlist-format.md").read_text()
+    block = [b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "lam2 = " in b]
+    assert len(block) == 1
+    assert tomllib.loads(block[0])["neuron"] == SCHEMES["sd_pred2_osa_clamp"]
