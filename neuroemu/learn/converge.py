@@ -179,7 +179,7 @@ def plot(curves, proto: Protocol, path=None, *, ax=None):
     matplotlib Axes, else a new figure; ``path``: also write a PNG.  Returns the figure."""
     from .plots import figure
     own = ax is None
-    fig = figure(9, 5.5, dpi=120) if own else ax.figure
+    fig = figure(9, 7, dpi=120) if own else ax.figure
     ax = fig.add_subplot() if own else ax
     steps = np.arange(1, curves[next(iter(curves))].shape[1] + 1)
     for n, c in curves.items():
@@ -196,7 +196,9 @@ def plot(curves, proto: Protocol, path=None, *, ax=None):
     ax.set_title(f"Convergence of the spiking network to the continuous fixed points\n"
                  f"{'-'.join(map(str, proto.sizes))}, batch {proto.batch}, "
                  f"{curves[next(iter(curves))].shape[0]} random networks (band: +-1 sd of log error)")
-    ax.legend(fontsize=8, loc="lower left")
+    # below the axes: seven schemes' labels would hide the best curves' ends
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1,
+              frameon=False)
     ax.grid(True, which="both", alpha=0.3)
     if own:
         fig.tight_layout()
