@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .. import describe, interop
 from ..errors import NetlistError, OptionError, TraceError
 from ..files import check_output, netlist_inputs
-from .options import number
+from .options import integer, number
 
 CONVERT_EXAMPLE = f"""examples:
   neuroemu convert tiny traces/tiny.h5
@@ -16,7 +18,10 @@ CONVERT_EXAMPLE = f"""examples:
   neuroemu convert tiny tiny.nir                 (NIR, for snnTorch, Norse, Sinabs, Lava...)
   neuroemu convert model.nir net.toml --dt 0.001 (NIR time constants in s, one step = --dt s)
   neuroemu convert traces/run.h5 run.nwb         (a trace's spikes as NWB Units tables)
+  neuroemu convert mnist-binary-trained m8.h5 --weight-bits 8   (fixed point: 8-bit weights)
 
+--weight-bits (and --weight-exponent, --message-bits, --accumulator-bits) write the network
+with an [hardware.arithmetic] table and its weights on that grid: docs/arithmetic.md.
 NIR and NWB need the optional packages nir and pynwb: pip install 'neuroemu[interop]'.
 --dt (NIR only): the seconds one engine step stands for; NIR's neuron time constants are
 discretised (forward Euler) at this step; default {interop.DEFAULT_DT:g} s.  docs/interop.md."""
@@ -35,6 +40,18 @@ def add_convert_arguments(p) -> None:
                    help="NIR only: seconds per engine step, at which NIR's continuous-time "
                    f"neurons are discretised (default {interop.DEFAULT_DT:g})")
     p.add_argument("--force", action="store_true", help="overwrite an existing destination")
+    f = p.add_argument_group("fixed point (netlist to netlist; docs/arithmetic.md)")
+    f.add_argument("--weight-bits", type=integer(2, 16), metavar="BITS", default=None,
+                   help="store every weight as a BITS-bit signed mantissa times one power of "
+                   "two per projection")
+    f.add_argument("--weight-exponent", type=integer(-60, 60), metavar="E", default=None,
+                   help="the exponent of every projection (default: the smallest that fits "
+                   "its largest weight)")
+    f.add_argument("--message-bits", type=integer(1, 16), metavar="BITS", default=8,
+                   help="real-valued messages on a grid of 2**-BITS (default 8)")
+    f.add_argument("--accumulator-bits", type=integer(8, 32), metavar="BITS", default=32,
+                   help="a neuron's summed input saturates at BITS signed bits of its "
+                   "quantum (default 32)")
 
 
 def _suffix(path) -> str:
@@ -69,6 +86,16 @@ def convert_main(args) -> int:
     if args.dt is not None and ".nir" not in (s_suf, d_suf):
         raise OptionError(f"--dt: applies to NIR conversions only (got --dt {args.dt:g} for "
                           f"{src} -> {dst})")
+    fixed = args.weight_bits is not None
+    if not fixed and (args.weight_exponent is not None or args.message_bits != 8
+                      or args.accumulator_bits != 32):
+        raise OptionError("--weight-exponent, --message-bits and --accumulator-bits go with "
+                          "--weight-bits (the fixed-point conversion)")
+    if fixed and (".nir" in (s_suf, d_suf) or d_suf == ".nwb" or is_trace(src)):
+        raise OptionError(f"--weight-bits: converts a netlist to a netlist (.toml or .h5), "
+                          f"not {src} -> {dst}")
+    if fixed:
+        return _to_fixed(src, dst, args)
     if d_suf == ".nwb":
         return _to_nwb(src, dst, args.force)
     if s_suf == ".nir" and d_suf == ".nir":
@@ -82,6 +109,30 @@ def convert_main(args) -> int:
     net = describe.load(out)
     _same(net, describe.load(src), out, src)
     _report(src, out, net, "identical")
+    return 0
+
+
+def _to_fixed(src, dst, args) -> int:
+    from ..engines import fixedpoint
+    path = describe.resolve(src)
+    out = check_output(dst, inputs=netlist_inputs(path), force=args.force)
+    net = describe.load(path)
+    e = "auto" if args.weight_exponent is None else args.weight_exponent
+    fixed = fixedpoint.to_fixed(net, args.weight_bits, weight_exponent=e,
+                                message_bits=args.message_bits,
+                                accumulator_bits=args.accumulator_bits)
+    describe.save(fixed, out)
+    back = describe.load(out)
+    _same(back, fixed, out, src)
+    _report(src, out, back, f"identical; {args.weight_bits}-bit weights")
+    from ..engines import build
+    fp = build(back).fixed
+    for p, (a, b) in enumerate(zip(net.projections, back.projections)):
+        if fp.formats[p] is None:
+            continue
+        err = float(np.max(np.abs(a.weights - b.weights))) if a.weights.size else 0.0
+        print(f"  {a.label}: exponent {int(fp.exponents[p])}, step {2.0 ** int(fp.exponents[p]):.4g}, "
+              f"largest change {err:.4g}")
     return 0
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NetlistError, where
+from .arithmetic import parse_arithmetic
 from .checks import _MAX_SIZE, _MAX_WEIGHTS, _member, _plain, _Said, _short  # noqa: F401
 from .neurons import (ANNEALER_PARAMS, ANNEALERS, CLAMP_PARAMS, DECODERS, DEFAULT_NEURON,
                       DEFAULT_RESET, ENCODERS, MODEL_KEYS, MODEL_PARAMS, MODELS, OPTIONAL_KEYS,
@@ -200,6 +201,7 @@ def from_dict(raw: Any, path: str | Path | None = None, text: str | None = None)
     hardware = raw.get("hardware", {})
     if not isinstance(hardware, dict):
         v.fail("hardware", "must be a table", hardware)
+    parse_arithmetic(hardware, path, [p.label for p in projs])   # fixed point: checked here
     return Netlist(name=name, seed=seed, populations=tuple(pops), description=description,
                    projections=tuple(projs), hardware=hardware,
                    path=str(path) if path else None, text=text, format=v.fmt)

@@ -36,6 +36,7 @@ import numpy as np
 from ..describe import Netlist, replace
 from ..describe.neurons import ANNEALERS, DECODERS, ENCODERS, SCHEDULES
 from ..errors import CompileError
+import neuroemu.engines.fixedpoint as fixedpoint
 import neuroemu.engines.kernels as K
 
 KINDS = {"dense": K.PK_DENSE, "sparse": K.PK_SPARSE, "conv2d": K.PK_CONV,
@@ -63,6 +64,7 @@ class CompiledNetwork:
     yoff: np.ndarray = None    # int64 (P,): column of an output population in y, else -1
     graph: bool = False        # runs the graph kernel (False: the chain kernel)
     perm: tuple = ()           # per projection: sparse CSR(W) -> CSR(W^T) order, else None
+    fixed: fixedpoint.FixedPlan | None = None   # fixed-point arithmetic (None: float)
 
     @property
     def n_layers(self) -> int:
@@ -143,6 +145,18 @@ class CompiledNetwork:
             self.wb[wb + n:wb + 2 * n] = k32.transpose(0, 2, 3, 1).reshape(-1)
         elif len(shape) == 2:
             self.wb[wb:wb + n] = w.T.reshape(-1)
+
+    def set_fixed_weights(self, weights) -> None:
+        """Fixed point: plan again for these (float, master) weights -- exponents, quanta,
+        saturation -- and store them on the grid (training keeps its float weights and calls
+        this after each update)."""
+        fp = fixedpoint.plan(self.netlist, self.lp[:, K.LP_ENC] != K.ENC_NONE, weights)
+        for r, pop in enumerate(self.netlist.populations):
+            self.lp[r, K.LP_MSGQ] = fp.message_scale if self.lp[r, K.LP_ENC] == K.ENC_NONE else 0.0
+            self.lp[r, K.LP_USAT] = 0.0 if pop.role == "input" else fp.sat[r]
+        for p, w in enumerate(fixedpoint.quantised_weights(self.netlist, fp, weights)):
+            self.set_weights(p, w)
+        self.fixed = fp
 
     def biases(self, l: int) -> np.ndarray:
         return self.bias[self.off[l]:self.off[l + 1]]
@@ -306,6 +320,11 @@ def build(net: Netlist) -> CompiledNetwork:
         np.concatenate(ix_parts).astype(np.int64) if ix_parts else np.zeros(0, np.int64),
         np.array(dl, dtype=np.int64).reshape(-1, 2), np.array(dl_off, dtype=np.int64),
         xoff, yoff, not _is_chain(net), tuple(perm))
-    for p, pr in enumerate(projs):
-        cn.set_weights(p, pr.weights)
+    fp = fixedpoint.plan(net, lp[:, K.LP_ENC] != K.ENC_NONE)
+    if fp is None:
+        for p, pr in enumerate(projs):
+            cn.set_weights(p, pr.weights)
+        return cn
+    cn.fixed = fp
+    cn.set_fixed_weights([pr.weights for pr in projs])
     return cn

@@ -41,11 +41,14 @@ PK_DENSE, PK_SPARSE, PK_CONV, PK_POOL, PK_O2O = 0, 1, 2, 3, 4
 
 # Indices into the per-population parameter table ``lp`` (float64, shape (P, LP_COUNT)).
 # LP_POLE2 = 1 for a two-pole predictive code (second schedule LP_LAM2*), LP_CLAMP = 1 for
-# a sigma-delta residue clamped to +-(LP_CLA + LP_CLB / t).
+# a sigma-delta residue clamped to +-(LP_CLA + LP_CLB / t).  Fixed-point arithmetic
+# (docs/arithmetic.md): LP_MSGQ = 2**message_bits rounds a real-valued message to that grid,
+# LP_USAT > 0 saturates the summed input u at +-LP_USAT (0: float, neither).
 (LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB,
  LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0,
- LP_POLE2, LP_LAM2K, LP_LAM2A, LP_LAM2B, LP_CLAMP, LP_CLA, LP_CLB) = range(21)
-LP_COUNT = 21
+ LP_POLE2, LP_LAM2K, LP_LAM2A, LP_LAM2B, LP_CLAMP, LP_CLA, LP_CLB,
+ LP_MSGQ, LP_USAT) = range(23)
+LP_COUNT = 23
 
 # Columns of the projection table ``pj`` (int64, shape (projections, PJ_COUNT)): kind,
 # pre and post population, whether it delivers backwards (symmetric, pre not clamped),
@@ -151,6 +154,7 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
     that write many arrays defeat it).  The arithmetic per element is unchanged.
     """
     n = hi - lo
+    saturate(l, lp, u, lo, hi)
     lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
     annk = int(lp[l, LP_ANNK])
     anna = lp[l, LP_ANNA]
@@ -262,6 +266,20 @@ def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
         else:
             for j in range(n):
                 qq[j] = 1.0 if qq[j] > uniform01(seed, id_lo + j, t) else 0.0
+    elif enc == ENC_NONE and lp[l, LP_MSGQ] != 0.0:   # fixed point: k / 2**message_bits
+        sc = lp[l, LP_MSGQ]
+        for j in range(n):
+            qq[j] = np.rint(qq[j] * sc) / sc
+
+
+@jit
+def saturate(l, lp, u, lo, hi):
+    """Fixed point: the summed input u[lo:hi] of population l saturates at +-LP_USAT."""
+    sat = lp[l, LP_USAT]
+    if sat > 0.0:
+        hi32, lo32 = np.float32(sat), np.float32(-sat)
+        for j in range(lo, hi):
+            u[j] = min(max(u[j], lo32), hi32)
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -865,6 +883,7 @@ def update_spiking(l, lo, hi, t, beta, is_out, y_lo, lp, u, bias, y, s, v, a, q,
     ``s(t) = s(t-1) + (q - s(t-1)) / t``; ``a`` receives the input current ``u + b``.
     Lists the spiking neurons in ``ev[lo:lo + count]`` and returns the count."""
     n = hi - lo
+    saturate(l, lp, u, lo, hi)
     thr, leak = lp[l, LP_THR], lp[l, LP_LEAK]
     zero = lp[l, LP_RESET] == RESET_ZERO
     uu, ss, vv, aa, bb = u[lo:hi], s[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi]

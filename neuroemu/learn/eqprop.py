@@ -194,6 +194,13 @@ class Trainer:
             for l, bb in enumerate(b):
                 self.b[l] = np.array(bb, dtype=np.float64)
                 self.net.biases(l)[:] = self.b[l]
+        self._requantise()
+
+    def _requantise(self) -> None:
+        """Fixed point (docs/arithmetic.md): the float master weights stay here, the network
+        runs every phase with them on its grid (quantisation-aware training)."""
+        if self.net.fixed is not None:
+            self.net.set_fixed_weights(self.W)
 
     def _session(self, x, sample_ids=None):
         """A session clamped to ``x``: the previous one reset in place if the batch size
@@ -299,6 +306,7 @@ class Trainer:
                      int(net.wf_off[l]), net.wb, int(net.wb_off[l]))
             self.b[l + 1] += hp.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
             net.biases(l + 1)[:] = self.b[l + 1]
+        self._requantise()
 
     def bias_rate(self, r: int) -> float | None:
         """The learning rate of population r's biases: that of the first projection
@@ -323,6 +331,7 @@ class Trainer:
                 continue
             self.b[r] += rate * d
             net.biases(r)[:] = self.b[r]
+        self._requantise()
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, x):

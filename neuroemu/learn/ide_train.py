@@ -245,6 +245,13 @@ class IDETrainer:
             for r, bb in enumerate(b):
                 self.b[r] = np.array(bb, dtype=np.float64).reshape(self.b[r].shape)
                 self.net.biases(r)[:] = self.b[r]
+        self._requantise()
+
+    def _requantise(self) -> None:
+        """Fixed point (docs/arithmetic.md): the forward runs with the float master weights
+        on the network's grid; the gradient is taken with the masters."""
+        if self.net.fixed is not None:
+            self.net.set_fixed_weights(self.W)
 
     def bound(self, p: int) -> float:
         """The spectral-norm bound of feedback projection ``p``: ``feedback_bound`` times
@@ -281,6 +288,7 @@ class IDETrainer:
             if sigma > lim:
                 self.W[p] *= lim / sigma
                 self.net.set_weights(p, self.W[p].astype(np.float32))
+        self._requantise()
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the epoch loop before each epoch: the learning rate of the schedule."""
@@ -372,6 +380,7 @@ class IDETrainer:
             self.b[r] -= lr * self.mb[r]
             self.net.biases(r)[:] = self.b[r]
         self.constrain()
+        self._requantise()
 
     def train_batch(self, x, y) -> IDEBatchStats:
         """Forward (engine), gradient (implicit differentiation), update; the loss and

@@ -1,0 +1,195 @@
+"""Fixed-point arithmetic ([hardware.arithmetic], docs/arithmetic.md) against the integer
+reference (tests/reference_fixed.py), and its checks."""
+
+import numpy as np
+import pytest
+
+import reference_fixed as rf
+from conftest import build, make_netlist
+from neuroemu import describe, engines
+from neuroemu.engines import fixedpoint
+from neuroemu.errors import CompileError, NetlistError
+
+SD_PRED_OSA = {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
+               "lam": {"kind": "constant", "value": 0.275},
+               "eps": {"kind": "osa", "nu_bar": 0.0346}}
+CONTINUOUS = {"encoder": "none", "eps": {"kind": "constant", "eps0": 0.5}}
+
+
+def arith(**kw):
+    return {"hardware": {"arithmetic": kw}}
+
+
+def run_both(net, x, steps, bits, message_bits=8, acc=32, free=None, beta=0.5, y=None,
+             threads=1):
+    f = steps if free is None else free
+    sess = engines.session(build(net), x, seed=7, threads=threads)
+    ph = [sess.run(f, record_spikes=True, record_states=True)]
+    if f < steps:
+        ph.append(sess.run(steps - f, beta=beta, target=y, record_spikes=True,
+                           record_states=True))
+    spikes = np.concatenate([p.spikes for p in ph])
+    states = np.concatenate([p.states for p in ph])
+    rq, rs = [], []
+    for b in range(x.shape[0]):
+        r = rf.FixedNetwork(net, x[b], int(sess.seeds[b]), bits, message_bits, acc)
+        qs, ss = [], []
+        for t in range(1, steps + 1):
+            nudge = t > f
+            qs.append(r.step(beta if nudge else 0.0, y[b] if nudge else None))
+            ss.append(np.concatenate([np.zeros(len(x[b]))] + r.s[1:]))
+        rq.append(qs)
+        rs.append(ss)
+    return sess, spikes, states, np.array(rq).transpose(1, 0, 2), np.array(rs).transpose(1, 0, 2)
+
+
+@pytest.mark.parametrize("bits,acc", [(8, 32), (4, 32), (8, 9), (16, 32)])
+def test_spiking_chain_matches_integer_reference(bits, acc):
+    """Spikes and states bit for bit, free and nudged, with the summed input saturating
+    (9-bit accumulator) or not."""
+    net = make_netlist([12, 9, 6, 3], SD_PRED_OSA, seed=3, bias=0.05, gain=2.0,
+                       extra=arith(weight_bits=bits, accumulator_bits=acc))
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 12))
+    y = np.eye(3)[[0, 2, 1]]
+    sess, spikes, states, rq, rs = run_both(net, x, 60, [bits] * 3, acc=acc, free=40, y=y)
+    assert spikes.any()
+    assert np.array_equal(spikes, rq != 0)
+    assert np.array_equal(states[:, :, 12:], rs[:, :, 12:])
+
+
+def test_saturation_binds_and_changes_the_run():
+    """With a 9-bit accumulator the summed input does saturate in this network, so the
+    test above exercises it; the same network at 32 bits runs differently."""
+    extra = arith(weight_bits=8, accumulator_bits=9)
+    net = make_netlist([12, 9, 6, 3], SD_PRED_OSA, seed=3, bias=0.05, gain=2.0, extra=extra)
+    x = np.random.default_rng(1).random((3, 12))
+    r = rf.FixedNetwork(net, x[0], 7, [8, 8, 8], 8, 9)
+    hit = False
+    for _ in range(40):
+        r.step()
+        for l in (1, 2, 3):
+            qexp = min(r.e[l - 1], r.e[l] if l < 3 else r.e[l - 1])
+            hit |= bool(np.any(np.abs(r.drive(l)) >= 255 * 2.0 ** qexp))
+    assert hit
+    wide = make_netlist([12, 9, 6, 3], SD_PRED_OSA, seed=3, bias=0.05, gain=2.0,
+                        extra=arith(weight_bits=8, accumulator_bits=32))
+    a = engines.session(build(net), x, seed=7).run(40, record_states=True).states
+    b = engines.session(build(wide), x, seed=7).run(40, record_states=True).states
+    assert not np.array_equal(a, b)
+
+
+def test_real_valued_messages_match_integer_reference():
+    net = make_netlist([10, 7, 3], CONTINUOUS, seed=5, bias=0.1, gain=1.5,
+                       extra=arith(weight_bits=6, message_bits=4))
+    x = np.random.default_rng(2).random((2, 10))
+    y = np.eye(3)[[1, 2]]
+    sess, spikes, states, rq, rs = run_both(net, x, 30, [6, 6], message_bits=4, free=20, y=y)
+    assert np.array_equal(states[:, :, 10:], rs[:, :, 10:])
+    # messages on the 1/16 grid
+    q = sess.q[:, :]
+    assert np.array_equal(q * 16, np.rint(q * 16))
+
+
+def test_threads_and_engines_agree():
+    """Integer sums do not depend on order: two threads, and the bus engine with ideal
+    timing, give the lockstep engine's bits."""
+    net = make_netlist([12, 9, 3], SD_PRED_OSA, seed=4, gain=2.0, extra=arith(weight_bits=8))
+    x = np.random.default_rng(3).random((4, 12))
+    one = engines.session(build(net), x, seed=7).run(30, record_states=True).states
+    two = engines.session(build(net), x, seed=7, threads=2).run(30, record_states=True).states
+    bus = engines.session(build(net), x, seed=7, engine="async").run(30, record_states=True)
+    assert np.array_equal(one, two)
+    assert np.array_equal(one, bus.states)
+
+
+def test_float_networks_are_unchanged_and_weights_on_grid():
+    net = make_netlist([12, 9, 3], SD_PRED_OSA, seed=4, gain=2.0)
+    assert build(net).fixed is None
+    q = fixedpoint.to_fixed(net, 8)
+    cn = build(q)
+    for p, pr in enumerate(net.projections):
+        e = rf.exponent(pr.weights, 8)
+        assert cn.fixed.exponents[p] == e
+        m = np.array([[rf.mantissa(v, e, 8) for v in row] for row in pr.weights])
+        assert np.array_equal(cn.weights(p), (m * 2.0 ** e).astype(np.float32))
+        assert np.array_equal(q.projections[p].weights, m * 2.0 ** e)
+        top = np.abs(pr.weights).max()           # e is the smallest exponent that fits
+        assert top <= 127 * 2.0 ** e and top > 127 * 2.0 ** (e - 1)
+        assert 64 <= np.abs(m).max() <= 127
+    again = fixedpoint.to_fixed(q, 8)
+    assert describe.same(again, q)
+
+
+@pytest.mark.parametrize("table,field,rule", [
+    ({"weight_bits": 1}, "hardware.arithmetic.weight_bits", "must lie in [2, 16]"),
+    ({"weight_bits": 8, "accumulator_bits": 40}, "hardware.arithmetic.accumulator_bits",
+     "must lie in [8, 32]"),
+    ({"weight_bits": 8.0}, "hardware.arithmetic.weight_bits", "must be an integer"),
+    ({"weight_bits": 8, "rounding": "up"}, "hardware.arithmetic.rounding", "unknown key"),
+    ({"message_bits": 8}, "hardware.arithmetic.weight_bits", "is required"),
+    ({"weight_bits": 8, "weight_exponent": "big"}, "hardware.arithmetic.weight_exponent",
+     "must be an integer"),
+    ({"weight_bits": 8, "projection": {"nope": {"weight_bits": 4}}},
+     "hardware.arithmetic.projection.nope", "must name a projection"),
+    ({"weight_bits": 8, "projection": {"h1->output": {"bits": 4}}},
+     "hardware.arithmetic.projection.h1->output.bits", "unknown key"),
+])
+def test_bad_tables_give_one_line(table, field, rule):
+    with pytest.raises(NetlistError) as e:
+        make_netlist([5, 4, 3], SD_PRED_OSA, extra={"hardware": {"arithmetic": table}})
+    msg = str(e.value)
+    assert "\n" not in msg and f"<test>: {field}: {rule}" in msg
+
+
+def test_per_projection_format():
+    extra = arith(weight_bits=8, projection={"h1->output": {"weight_bits": 4,
+                                                             "weight_exponent": -3}})
+    net = make_netlist([6, 5, 3], SD_PRED_OSA, seed=2, gain=2.0, extra=extra)
+    cn = build(net)
+    assert list(cn.fixed.exponents) == [rf.exponent(net.projections[0].weights, 8), -3]
+    m = cn.weights(1) * 8
+    assert np.array_equal(m, np.rint(m)) and np.abs(m).max() <= 7
+
+
+def test_sums_that_could_leave_float32_are_refused():
+    net = make_netlist([1100, 4, 3], SD_PRED_OSA, extra=arith(weight_bits=16))
+    with pytest.raises(CompileError, match=r"population 'h1' can reach .* over the 2\*\*24"):
+        build(net)
+
+
+def test_real_valued_predictive_senders_are_refused():
+    neuron = {**CONTINUOUS, "predictive": True, "decoder": "predictive",
+              "lam": {"kind": "constant", "value": 0.5}}
+    net = make_netlist([5, 4, 3], neuron, extra=arith(weight_bits=8))
+    with pytest.raises(CompileError, match="cannot use predictive coding"):
+        build(net)
+
+
+def test_training_keeps_float_masters_and_runs_on_the_grid():
+    """Quantisation-aware EP: the trainer's float64 masters move by the EP rule, the network
+    runs with their quantisation (exponents re-planned), and training still learns."""
+    from neuroemu.learn.eqprop import Hyper, Trainer
+    rng = np.random.default_rng(0)
+    protos = rng.uniform(0, 1, (4, 16))
+    labels = rng.integers(0, 4, 200)
+    x = np.clip(protos[labels] + rng.normal(0, 0.15, (200, 16)), 0, 1)
+    y = np.eye(4)[labels]
+    net = build(make_netlist((16, 12, 4), SD_PRED_OSA, seed=4, extra=arith(weight_bits=6)))
+    tr = Trainer(net, Hyper.for_network(net, batch=10), seed=0)
+
+    def loss():
+        _, out, _ = tr.predict(x)
+        return float(((y - out) ** 2).sum(1).mean())
+
+    loss0 = loss()
+    for k in range(60):
+        i = (k * 10) % 200
+        tr.train_batch(x[i:i + 10], y[i:i + 10])
+        if k % 20 == 0:
+            for p in range(2):
+                e = rf.exponent(tr.W[p], 6)
+                m = np.array([[rf.mantissa(v, e, 6) for v in row] for row in tr.W[p]])
+                assert np.array_equal(net.weights(p), (m * 2.0 ** e).astype(np.float32))
+                assert not np.array_equal(tr.W[p], m * 2.0 ** e)     # masters stay float
+    assert loss() < 0.5 * loss0
