@@ -6,7 +6,9 @@ implementation of the same step, measured in the same run.
 Prints one JSON line per figure, then a table on stderr.  ``ratio`` = NumPy time /
 neuroemu time.  Inputs: for 784-500-10 a fixed synthetic MNIST-like batch (19% of pixels
 on, mean intensity 0.13, so about 13% of the inputs spike per step); for 500-500-10 (the
-Fig. 2 network) inputs uniform in [0, 1].
+Fig. 2 network) inputs uniform in [0, 1].  The ``step_fixed8_*`` rows run the same
+networks with 8-bit weights (docs/arithmetic.md): their ``ratio`` is against the NumPy float32
+step, ``vs_float`` against the float kernel's one-thread time of the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from neuroemu.engines import compiled as compiler
 from neuroemu import engines
 from neuroemu import describe
 from neuroemu.engines import kernels as K
+from neuroemu.engines import fixedpoint
 
 NEURON = {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
           "lam": {"kind": "constant", "value": 0.275}, "eps": {"kind": "osa", "nu_bar": 0.0346}}
@@ -86,6 +89,21 @@ class NumpyStep:
             self.q[l] = q
 
 
+def fixed_rows(rep, args, name, cn, x, t_float, t_np):
+    """The same network with 8-bit weights (docs/arithmetic.md), whose spiking layers sum
+    int8 mantissas: time per step against the NumPy float32 step (``ratio``) and against
+    the float kernel of this run (``vs_float``), one thread and ``--threads``."""
+    fx = compiler.build(fixedpoint.to_fixed(cn.netlist, 8))
+    assert fx.lp[1:, K.LP_FAST].all()
+    for threads in (1, args.threads) if args.threads > 1 else (1,):
+        sess = engines.session(fx, x, threads=threads)
+        sess.run(20)
+        t = common.best_of(lambda: sess.run(args.steps), args.repeats) / args.steps
+        tag = "" if threads == 1 else f"_{threads}threads"
+        rep.add(name.replace("step_", "step_fixed8_") + tag, t * 1e6, "us", t_np * 1e6,
+                t_np / t, threads=threads, vs_float=round(t_float / t, 3))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
@@ -126,6 +144,8 @@ def main():
             t2 = common.best_of(lambda: sess2.run(args.steps), args.repeats) / args.steps
             rep.add(f"{name}_{args.threads}threads", t2 * 1e6, "us", t_ours * 1e6, t_ours / t2,
                     threads=args.threads)
+        if x.shape[0] > 1:
+            fixed_rows(rep, args, name, cn, x, t_ours, t_np)
     # the machine's limit for the same delivery loop: the row-add kernel alone on the
     # 784-500-10 input projection, all rows resident, no neuron arithmetic
     cn = network((784, 500, 10))

@@ -34,14 +34,15 @@ def mantissa(v: float, e: int, bits: int) -> int:
 
 class FixedNetwork(Network):
     """``reference.Network`` with fixed-point delivery: ``bits`` per projection, one
-    ``message_bits`` and ``accumulator_bits`` for the network."""
+    ``message_bits`` and ``accumulator_bits`` for the network; ``exponents`` per projection
+    (default: the smallest that fits each projection's largest weight)."""
 
-    def __init__(self, net, x, seed, bits, message_bits=8, accumulator_bits=32):
+    def __init__(self, net, x, seed, bits, message_bits=8, accumulator_bits=32, exponents=None):
         super().__init__(net, x, seed)
         self.bits = list(bits)
         self.mb = message_bits
         self.acc = accumulator_bits
-        self.e = [exponent(p.weights, b) for p, b in zip(net.projections, self.bits)]
+        self.e = exponents or [exponent(p.weights, b) for p, b in zip(net.projections, self.bits)]
         self.M = [[[mantissa(v, e, b) for v in row] for row in np.asarray(p.weights)]
                   for p, e, b in zip(net.projections, self.e, self.bits)]
         self.binary = [p.neuron.encoder != "none" for p in net.populations]
@@ -52,7 +53,7 @@ class FixedNetwork(Network):
         """(integer message, its exponent) of a sender of layer l."""
         if self.binary[l]:
             return 1, 0
-        return round(float(qi) * 2 ** self.mb), -self.mb
+        return min(round(float(qi) * 2 ** self.mb), 2 ** self.mb - 1), -self.mb
 
     def drive(self, l: int) -> np.ndarray:
         """The summed input of layer l's neurons: exact integers, saturated, then scaled."""
@@ -93,7 +94,8 @@ class FixedNetwork(Network):
             gids = np.arange(self.off[l], self.off[l + 1])
             q = self.enc[l](np.clip(self.s[l], 0.0, 1.0), t, self.seed, gids)
             if not self.binary[l]:
-                q = np.array([round(float(v) * 2 ** self.mb) / 2 ** self.mb for v in q])
+                q = np.array([min(round(float(v) * 2 ** self.mb), 2 ** self.mb - 1) / 2 ** self.mb
+                              for v in q])
             self.q[l] = q
             self.spikes[l] += int(np.count_nonzero(self.q[l]))
         return np.concatenate(self.q)

@@ -193,3 +193,51 @@ def test_training_keeps_float_masters_and_runs_on_the_grid():
                 assert np.array_equal(net.weights(p), (m * 2.0 ** e).astype(np.float32))
                 assert not np.array_equal(tr.W[p], m * 2.0 ** e)     # masters stay float
     assert loss() < 0.5 * loss0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int8_path_equals_the_float32_path(threads):
+    """Chain layers with spiking senders and 8-bit weights on one quantum sum int8
+    mantissas in int16 blocks; the float32 path on the same grid gives the same bits (both
+    are the exact integer sum).  More than 256 senders spike, so the blocks roll over."""
+    net = make_netlist([600, 40, 10], SD_PRED_OSA, seed=6, gain=1.0,
+                       extra=arith(weight_bits=8, weight_exponent=-9))
+    x = np.random.default_rng(4).uniform(0.6, 1.0, (3, 600))
+    fast = build(net)
+    assert list(fast.lp[:, engines.kernels.LP_FAST]) == [0.0, 1.0, 1.0]
+    slow = build(net)
+    slow.lp[:, engines.kernels.LP_FAST] = 0.0
+    a = engines.session(fast, x, seed=7, threads=threads).run(40, record_states=True,
+                                                              record_spikes=True)
+    b = engines.session(slow, x, seed=7, threads=threads).run(40, record_states=True,
+                                                              record_spikes=True)
+    assert a.spikes[:, :, :600].sum(axis=2).max() > 256
+    assert np.array_equal(a.states, b.states) and np.array_equal(a.spikes, b.spikes)
+    r = rf.FixedNetwork(net, x[1], int(engines.session(fast, x, seed=7).seeds[1]), [8, 8],
+                        exponents=[-9, -9])
+    for _ in range(40):
+        r.step()
+    assert np.array_equal(a.states[-1, 1, 600:], np.concatenate(r.s[1:]))
+
+
+def test_energy_reads_the_widths(tmp_path):
+    """Real-valued messages carry message_bits of payload; on a profile that says its
+    synaptic op reads a 32-bit weight, an 8-bit weight reads a quarter of a word."""
+    from neuroemu.energy import hardware as hw
+    from neuroemu.energy.report import estimate_energy, make_setup
+    net = make_netlist([10, 7, 3], CONTINUOUS, seed=5, gain=1.5,
+                       extra=arith(weight_bits=8, message_bits=6))
+    prof = hw.load_profile("generic-45nm")
+    setup = make_setup(net)
+    fixed, info = hw.for_arithmetic(prof, setup.arithmetic)
+    read = prof.memory["sram_read_pj"]
+    assert fixed.pj("synaptic_op") == pytest.approx(prof.pj("synaptic_op") - 0.75 * read)
+    assert fixed.pj("synaptic_mac") == pytest.approx(prof.pj("synaptic_mac") - 0.75 * read)
+    assert fixed.word_bits == 6 and info["weight_bits"] == 8
+    x = np.random.default_rng(2).random((2, 10))
+    rep = estimate_energy(net, "generic-45nm", x=x, steps=5).to_dict()
+    assert rep["packet_bits"]["word"] == hw.packet_bits(setup.placement, prof, False) + 6
+    assert rep["arithmetic"]["message_bits"] == 6
+    float_net = make_netlist([10, 7, 3], CONTINUOUS, seed=5, gain=1.5)
+    assert make_setup(float_net).arithmetic is None
+    assert hw.for_arithmetic(prof, None) == (prof, None)

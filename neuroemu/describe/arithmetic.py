@@ -6,7 +6,7 @@ its netlist has an ``[hardware.arithmetic]`` table with ``weight_bits``::
     [hardware.arithmetic]
     weight_bits = 8          # signed mantissas of 2..16 bits: w = m * 2**e, |m| <= 2**(bits-1) - 1
     weight_exponent = "auto" # per projection: the smallest e with max|w| <= (2**(bits-1) - 1) * 2**e
-    message_bits = 8         # real-valued messages: k / 2**message_bits, k = 0 .. 2**message_bits
+    message_bits = 8         # real-valued messages: k / 2**message_bits, k = 0 .. 2**message_bits - 1
     accumulator_bits = 24    # a neuron's summed input per step saturates at +-(2**(bits-1) - 1)
 
     [hardware.arithmetic.projection."input->hidden"]   # per projection, by its name or pre->post

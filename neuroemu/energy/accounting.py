@@ -194,6 +194,7 @@ class Setup:
     routes: hw.RouteTable
     topology: object = None
     quanta: int | None = None      # the bus engine's quanta per tick, when it ran the network
+    arithmetic: object = None      # fixed-point widths (describe.arithmetic.Arithmetic), if any
 
     def __post_init__(self):
         if self.topology is None:
@@ -211,6 +212,7 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
     ``sample_ids`` label the samples (default 0, 1, ...); ``ann_bits``: the width of the ANN
     baseline's weights and activations (default the profile's ``memory.ann_bits``, else 8)."""
     from . import ann
+    profile, widths = hw.for_arithmetic(profile, setup.arithmetic)
     B = phases[0].batch
     ids = list(range(B)) if sample_ids is None else [int(i) for i in sample_ids]
     total = phases[0]
@@ -288,6 +290,8 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
                                "real_valued_total_j": d["total_j"],
                                "spike_vs_real_ratio": a["total_j"] / d["total_j"]
                                if d["total_j"] else None})
+    if widths is not None:
+        out["arithmetic"] = widths
     _check_finite(out, profile)
     return out
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -67,6 +67,9 @@ MEMORY_KEYS = {
     "mac_pj": "one multiply-accumulate of the ANN baseline at ann_bits",
     "add_pj": "one addition of the ANN baseline at ann_bits (bias, accumulate)",
     "ann_bits": "bits of the ANN baseline's weights and activations",
+    "synaptic_weight_bits": "bits of the weight whose read synaptic_op and synaptic_mac include "
+                            "(a fixed-point network's narrower weights read that fraction less "
+                            "of a 32-bit word: docs/arithmetic.md)",
 }
 # Optional [latency_ns] table: time per event (any kind of KINDS) and per time step.
 LATENCY_KEYS = KINDS + ("barrier",)
@@ -213,9 +216,10 @@ def profile_from_dict(raw, path=None) -> Profile:
                     or not math.isfinite(value) or value < 0:
                 fail(f"{tab}.{key}", "must be a finite non-negative number", value)
             extra[tab][key] = float(value)
-    ab = extra["memory"].get("ann_bits")
-    if ab is not None and (ab != int(ab) or not 1 <= ab <= 64):
-        fail("memory.ann_bits", "must be an integer in [1, 64]", ab)
+    for key in ("ann_bits", "synaptic_weight_bits"):
+        ab = extra["memory"].get(key)
+        if ab is not None and (ab != int(ab) or not 1 <= ab <= 64):
+            fail(f"memory.{key}", "must be an integer in [1, 64]", ab)
 
     src = table(raw.get("sources"), "sources", required=False)
     for key, value in src.items():
@@ -533,3 +537,32 @@ def energy_pj(counts: Counts, profile: Profile) -> np.ndarray:
     for k in FLIT_KINDS:
         unit[KINDS.index(k)] *= counts.flits
     return counts.events * unit
+
+
+def for_arithmetic(profile: Profile, arith) -> tuple[Profile, dict | None]:
+    """The profile as a network with fixed-point arithmetic (docs/arithmetic.md) uses it, and
+    what changed: real-valued messages carry ``message_bits`` of payload instead of the
+    profile's ``word_bits``; a synaptic event reads a ``weight_bits`` weight, so where the
+    profile says which weight width its ``synaptic_op``/``synaptic_mac`` include
+    (``memory.synaptic_weight_bits``) and prices an SRAM read, they change by
+    ``(weight_bits - synaptic_weight_bits) / 32`` of a 32-bit read.  ``arith`` None or float:
+    the profile unchanged and None."""
+    if arith is None or not arith.fixed:
+        return profile, None
+    bits = arith.weights.bits
+    energy = dict(profile.energy_pj)
+    ref, sram = profile.memory.get("synaptic_weight_bits"), profile.memory.get("sram_read_pj")
+    info = {"weight_bits": bits, "message_bits": arith.message_bits,
+            "word_bits_profile": profile.word_bits}
+    if ref is not None and sram is not None:
+        delta = (bits - ref) / 32.0 * sram
+        for kind in ("synaptic_op", "synaptic_mac"):
+            if kind in energy:
+                energy[kind] = max(0.0, energy[kind] + delta)
+        info["synaptic_op_pj"] = energy["synaptic_op"]
+        info["weight_read"] = (f"synaptic events read {bits}-bit weights: "
+                               f"{delta:+.4g} pJ each against the profile's {int(ref)}-bit read")
+    else:
+        info["weight_read"] = ("not modelled: the profile does not say which weight width its "
+                               "synaptic_op includes (memory.synaptic_weight_bits)")
+    return replace(profile, word_bits=int(arith.message_bits), energy_pj=energy), info

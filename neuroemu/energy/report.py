@@ -73,7 +73,14 @@ def make_setup(net, mesh=None, neurons_per_core: int = 256, placement: str = "la
     pl = hw.place(sizes, mesh, neurons_per_core, str(placement))
     topo = topology(nl)
     return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, bool(multicast)),
-                 topo)
+                 topo, arithmetic=_arithmetic(nl))
+
+
+def _arithmetic(nl):
+    """The network's fixed-point widths (None: float)."""
+    from ..describe.arithmetic import parse_arithmetic
+    arith = parse_arithmetic(nl.hardware, nl.path, [p.label for p in nl.projections])
+    return arith if arith.fixed else None
 
 
 def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
@@ -92,7 +99,7 @@ def cluster_setup(cn: CompiledNetwork, seed=None) -> Setup | None:
     names, sizes = tuple(p.name for p in nl.populations), nl.sizes
     topo = topology(nl)
     return Setup(names, sizes, coding_of(nl), pl, hw.route_table(pl, topo, True), topo,
-                 int(hwc.quanta))
+                 int(hwc.quanta), _arithmetic(nl))
 
 
 def reports(setup: Setup, phases: list[Activity], profs: list[hw.Profile], sample_ids=None, *,

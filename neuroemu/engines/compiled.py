@@ -65,6 +65,13 @@ class CompiledNetwork:
     graph: bool = False        # runs the graph kernel (False: the chain kernel)
     perm: tuple = ()           # per projection: sparse CSR(W) -> CSR(W^T) order, else None
     fixed: fixedpoint.FixedPlan | None = None   # fixed-point arithmetic (None: float)
+    w8f: np.ndarray = None     # int8 mantissas laid out as wf (fixed-point fast path; else empty)
+    w8b: np.ndarray = None     # int8 mantissas laid out as wb
+
+    def __post_init__(self):
+        if self.w8f is None:
+            self.w8f = np.zeros(0, np.int8)
+            self.w8b = np.zeros(0, np.int8)
 
     @property
     def n_layers(self) -> int:
@@ -157,6 +164,40 @@ class CompiledNetwork:
         for p, w in enumerate(fixedpoint.quantised_weights(self.netlist, fp, weights)):
             self.set_weights(p, w)
         self.fixed = fp
+        self._fast_path(fp)
+
+    def _fast_path(self, fp) -> None:
+        """Mark the chain layers whose deliveries can sum int8 mantissas (every sender
+        spiking, every weight of at most 8 bits, one quantum) and fill the int8 copies."""
+        self.lp[:, K.LP_FAST] = 0.0
+        self.lp[:, K.LP_QSCALE] = 0.0
+        fast = []
+        if not self.graph:
+            spiking = self.lp[:, K.LP_ENC] != K.ENC_NONE
+            for l in range(1, self.n_layers):
+                into = [l - 1] + ([l] if l + 1 < self.n_layers else [])   # projections
+                senders = [l - 1] + ([l + 1] if l + 1 < self.n_layers else [])
+                if (all(spiking[r] for r in senders)
+                        and all(fp.formats[p].bits <= 8 for p in into)
+                        and all(fp.exponents[p] == fp.quantum_exp[l] for p in into)):
+                    fast.append(l)
+        if not fast:
+            self.w8f, self.w8b = np.zeros(0, np.int8), np.zeros(0, np.int8)
+            return
+        if self.w8f.shape != self.wf.shape:
+            self.w8f = np.zeros(self.wf.shape, np.int8)
+            self.w8b = np.zeros(self.wb.shape, np.int8)
+        for p in range(self.n_projections):
+            inv = 2.0 ** -int(fp.exponents[p])
+            n = int(np.prod(self.projection_shape(p)))
+            lo = self.wf_off[p]
+            self.w8f[lo:lo + n] = np.rint(self.wf[lo:lo + n] * inv)
+            lo = self.wb_off[p]
+            if lo >= 0:
+                self.w8b[lo:lo + n] = np.rint(self.wb[lo:lo + n] * inv)
+        for l in fast:
+            self.lp[l, K.LP_FAST] = 1.0
+            self.lp[l, K.LP_QSCALE] = 2.0 ** int(fp.quantum_exp[l])
 
     def biases(self, l: int) -> np.ndarray:
         return self.bias[self.off[l]:self.off[l + 1]]

@@ -2,7 +2,7 @@
 
 Under a fixed-point setting every weight of projection ``p`` is ``m * 2**e_p`` with an integer
 mantissa ``|m| <= 2**(bits-1) - 1`` and one exponent per projection; a real-valued message is
-``k / 2**message_bits`` with an integer ``k``; a binary message is 1.  Every term a neuron sums
+``k / 2**message_bits`` with an integer ``0 <= k < 2**message_bits``; a binary message is 1.  Every term a neuron sums
 in a step is then an integer multiple of its population's *quantum*: the smallest of
 ``2**e_p`` (binary senders) and ``2**(e_p - message_bits)`` (real-valued senders) over the
 deliveries into it.  The plan checks, before anything runs, that the largest sum a neuron can
@@ -76,9 +76,9 @@ class FixedPlan:
 
 
 def _max_message(binary: bool, arith: Arithmetic) -> int:
-    """Largest |message| in message units: 1 for a spike, 2**message_bits for a real value
-    (real-valued messages lie in [0, 1])."""
-    return 1 if binary else 1 << arith.message_bits
+    """Largest |message| in message units: 1 for a spike, 2**message_bits - 1 for a real
+    value (k / 2**message_bits, k = 0 .. 2**message_bits - 1: message_bits of payload)."""
+    return 1 if binary else (1 << arith.message_bits) - 1
 
 
 def plan(net, binary, weights=None) -> FixedPlan | None:

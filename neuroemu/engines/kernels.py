@@ -43,12 +43,14 @@ PK_DENSE, PK_SPARSE, PK_CONV, PK_POOL, PK_O2O = 0, 1, 2, 3, 4
 # LP_POLE2 = 1 for a two-pole predictive code (second schedule LP_LAM2*), LP_CLAMP = 1 for
 # a sigma-delta residue clamped to +-(LP_CLA + LP_CLB / t).  Fixed-point arithmetic
 # (docs/arithmetic.md): LP_MSGQ = 2**message_bits rounds a real-valued message to that grid,
-# LP_USAT > 0 saturates the summed input u at +-LP_USAT (0: float, neither).
+# LP_USAT > 0 saturates the summed input u at +-LP_USAT (0: float, neither); LP_FAST = 1 when
+# a chain layer's deliveries all come from spiking senders with 8-bit weights on one quantum
+# LP_QSCALE (= 2**e), so they run on the int8 copies (:func:`deliver_int8`).
 (LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB,
  LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0,
  LP_POLE2, LP_LAM2K, LP_LAM2A, LP_LAM2B, LP_CLAMP, LP_CLA, LP_CLB,
- LP_MSGQ, LP_USAT) = range(23)
-LP_COUNT = 23
+ LP_MSGQ, LP_USAT, LP_FAST, LP_QSCALE) = range(25)
+LP_COUNT = 25
 
 # Columns of the projection table ``pj`` (int64, shape (projections, PJ_COUNT)): kind,
 # pre and post population, whether it delivers backwards (symmetric, pre not clamped),
@@ -137,6 +139,47 @@ def deliver(qrow, ev, s_lo, n_ev, binary, w, w_lo, n_dst, urow, u_lo):
             c = np.float32(qrow[s_lo + i])
             for j in range(n_dst):
                 uu[j] += c * ww[j]
+
+
+INT16_ROWS = 256      # rows of |m| <= 127 an int16 accumulator sums without overflow (<= 258)
+
+
+@jit
+def deliver_int8(ev, s_lo, n_ev, w8, w_lo, n_dst, acc, acc16):
+    """Fixed point: spiking senders ``ev[s_lo:s_lo + n_ev]`` add their int8 weight rows
+    (mantissas, row-major at ``w_lo``) into the int32 ``acc[:n_dst]``.
+
+    Integer sums are exact in any order, so rows are summed in int16 blocks of
+    ``INT16_ROWS`` (|partial sums| <= 256 * 127 < 2**15) and each block is added to ``acc``:
+    twice the SIMD lanes of float32 and a quarter of the bytes.  The result is the exact
+    integer sum, which the float32 path computes too (docs/arithmetic.md).
+    """
+    k = 0
+    a16 = acc16[:n_dst]
+    aa = acc[:n_dst]
+    while k < n_ev:
+        kend = min(n_ev, k + INT16_ROWS)
+        for j in range(n_dst):
+            a16[j] = 0
+        while k + 4 <= kend:
+            i0 = w_lo + ev[s_lo + k] * n_dst
+            i1 = w_lo + ev[s_lo + k + 1] * n_dst
+            i2 = w_lo + ev[s_lo + k + 2] * n_dst
+            i3 = w_lo + ev[s_lo + k + 3] * n_dst
+            w0, w1 = w8[i0:i0 + n_dst], w8[i1:i1 + n_dst]
+            w2, w3 = w8[i2:i2 + n_dst], w8[i3:i3 + n_dst]
+            for j in range(n_dst):
+                a16[j] = np.int16(np.int16(np.int16(np.int16(a16[j] + w0[j]) + w1[j])
+                                           + w2[j]) + w3[j])
+            k += 4
+        while k < kend:
+            i0 = w_lo + ev[s_lo + k] * n_dst
+            w0 = w8[i0:i0 + n_dst]
+            for j in range(n_dst):
+                a16[j] = np.int16(a16[j] + w0[j])
+            k += 1
+        for j in range(n_dst):
+            aa[j] += a16[j]
 
 
 @jit
@@ -269,7 +312,7 @@ def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
     elif enc == ENC_NONE and lp[l, LP_MSGQ] != 0.0:   # fixed point: k / 2**message_bits
         sc = lp[l, LP_MSGQ]
         for j in range(n):
-            qq[j] = np.rint(qq[j] * sc) / sc
+            qq[j] = min(np.rint(qq[j] * sc), sc - 1.0) / sc
 
 
 @jit
@@ -359,7 +402,7 @@ def encode_packed(t, lp, seed, k, ids, px, pm, pp, pq, q, ev, pm2):
 @jit
 def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
                 s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, nu, u,
-                c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq, pm2):
+                c_spk, c_syn, c_upd, k0, ids, px, pm, pp, pq, pm2, w8f, w8b, acc, acc16):
     """One synchronous step t of one sample (model.md section 3), in place.
 
     Every array is that sample's own: rows (x, y, s, v, ..., u) and per-layer vectors.
@@ -371,13 +414,28 @@ def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
     the decoder and the annealer) and ``c_upd[l, 1]`` encoder updates.
     The clamped layer 0 is encoded from its ``k0`` packed live neurons (see
     :func:`pack_clamped`; ``xm``/``xm2``/``phi`` of layer 0 are stale until unpacked).
-    ``xm2`` and ``v2`` are the encoders' and decoders' second-pole memories.
+    ``xm2`` and ``v2`` are the encoders' and decoders' second-pole memories.  Fixed-point
+    layers marked ``LP_FAST`` sum int8 mantissas (``w8f``/``w8b``, laid out as ``wf``/``wb``)
+    in ``acc`` (int32) with the int16 scratch ``acc16``.
     """
     L = off.shape[0] - 2
     # 1. delivery of q(t-1) into u(t) for every non-input layer
     for l in range(1, L + 1):
         lo, hi = off[l], off[l + 1]
         n_here = hi - lo
+        if lp[l, LP_FAST] != 0.0:
+            acc[:n_here] = 0
+            k = nev[l - 1]
+            deliver_int8(ev, off[l - 1], k, w8f, wf_off[l - 1], n_here, acc, acc16)
+            c_syn[l - 1, 0] += k * n_here
+            if l < L:
+                k = nev[l + 1]
+                deliver_int8(ev, off[l + 1], k, w8b, wb_off[l], n_here, acc, acc16)
+                c_syn[l, 1] += k * n_here
+            sc = np.float32(lp[l, LP_QSCALE])
+            for j in range(n_here):
+                u[lo + j] = np.float32(acc[j]) * sc
+            continue
         u[lo:hi] = np.float32(0.0)
         k = nev[l - 1]
         deliver(q, ev, off[l - 1], k, lp[l - 1, LP_ENC] != ENC_NONE,
@@ -409,7 +467,7 @@ def step_sample(t, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seed,
 
 def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
          s, v, a, phi, xm, xm2, v2, q, ev, nev, eps_s, th, ob, od, ol, clock, nu, u,
-         c_spk, c_syn, c_upd, rec_every, rec_q, rec_s, rec_x):
+         c_spk, c_syn, c_upd, w8f, w8b, rec_every, rec_q, rec_s, rec_x):
     """Run ``nsteps`` synchronous steps for every sample (the lockstep engine's loop).
 
     ``x`` (B, n_input) is the clamped input; ``y`` (B, n_output) the target of the nudge.
@@ -429,6 +487,8 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
         ids = np.empty(n0, dtype=np.int64)
         px, pm, pp, pq = np.empty(n0), np.empty(n0), np.empty(n0), np.empty(n0)
         pm2 = np.empty(n0)
+        acc = np.empty(N, dtype=np.int32)
+        acc16 = np.empty(N, dtype=np.int16)
         k0 = pack_clamped(n0, x[b], xm[b], phi[b], q[b], ids, px, pm, pp, xm2[b], pm2)
         nev_b, nu_b = nev[b].copy(), nu[b].copy()
         spk_b, syn_b, upd_b = c_spk[b].copy(), c_syn[b].copy(), c_upd[b].copy()
@@ -439,7 +499,7 @@ def _run(nsteps, beta, x, y, off, lp, wf, wf_off, wb, wb_off, bias, seeds,
             step_sample(t, beta, x[b], y[b], off, lp, wf, wf_off, wb, wb_off, bias, seeds[b],
                         sb, v[b], a[b], phi[b], xm[b], xm2[b], v2[b], qb, ev[b], nev_b,
                         eps_s[b], th[b], ob[b], od[b], ol[b], nu_b, u[b], spk_b, syn_b, upd_b,
-                        k0, ids, px, pm, pp, pq, pm2)
+                        k0, ids, px, pm, pp, pq, pm2, w8f, w8b, acc, acc16)
             if (k + 1) % rec_every == 0:
                 r = (k + 1) // rec_every - 1
                 if r < rec_q.shape[0]:

@@ -85,7 +85,8 @@ class LockstepSession(SessionBase):
             args = (steps, beta, self.x, self.y, net.off, net.lp, net.wf, net.wf_off, net.wb,
                     net.wb_off, net.bias, self.seeds, self.s, self.v, self.a, self.phi, self.xm,
                     self.xm2, self.v2, self.q, self.ev, self.nev, self.eps, *self.osa,
-                    self.clock, self.nu, self.u, self.c_spk, self.c_syn, self.c_upd)
+                    self.clock, self.nu, self.u, self.c_spk, self.c_syn, self.c_upd,
+                    net.w8f, net.w8b)
             kernel, parallel = K.run_lockstep, K.run_lockstep_parallel
         if self.threads == 1:
             kernel(*args, every, rq, rs, rx)
