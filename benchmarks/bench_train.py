@@ -46,6 +46,7 @@ from neuroemu.learn import datasets
 from neuroemu.learn import eqprop
 from neuroemu import describe  # noqa: E402
 from neuroemu.engines import kernels as K  # noqa: E402
+from neuroemu.engines import fixedpoint  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -176,8 +177,8 @@ def main(argv=None) -> int:
     Y = datasets.one_hot(ds.labels[:n_img])
     nl = describe.load(ROOT / "neuroemu" / "data" / "netlists" / "mnist-binary.toml")
 
-    def make(threads=1):
-        net = C.build(nl)
+    def make(threads=1, bits=None):
+        net = C.build(nl if bits is None else fixedpoint.to_fixed(nl, bits))
         return eqprop.Trainer(net, eqprop.Hyper.for_network(net), seed=0, threads=threads)
 
     if args.stages:
@@ -214,6 +215,12 @@ def main(argv=None) -> int:
                         args.batches),
             "2threads": (lambda i: t2.train_batch(X[i * B:(i + 1) * B], Y[i * B:(i + 1) * B]),
                          args.batches)}
+    # the same training with 8-bit weights (docs/arithmetic.md): float masters, every phase
+    # on the grid, the spiking layers summing int8 mantissas
+    f1 = make(1, bits=8)
+    f1.train_batch(X[:B], Y[:B])
+    runs["fixed8_1thread"] = (lambda i: f1.train_batch(X[i * B:(i + 1) * B],
+                                                       Y[i * B:(i + 1) * B]), args.batches)
     # interleaved repeats, so that a change of machine load hits every implementation alike
     results = {k: [] for k in runs}
     cpu = {k: [] for k in runs}
@@ -232,6 +239,12 @@ def main(argv=None) -> int:
         lines.append({"name": label, "value": round(v, 1), "unit": "samples/s",
                       "best": round(max(results[key]), 1),
                       "baseline": round(base_sps, 1), "ratio": round(v / base_sps, 2)})
+    v = statistics.median(results["fixed8_1thread"])
+    float1 = statistics.median(results["1thread"])
+    lines.append({"name": "train_fixed8_784-500-10_1thread", "value": round(v, 1),
+                  "unit": "samples/s", "best": round(max(results["fixed8_1thread"]), 1),
+                  "baseline": round(float1, 1), "ratio": round(v / float1, 2),
+                  "baseline_is": "train_binary_784-500-10_1thread"})
     for d in lines:
         print(json.dumps(d))
     if args.json:
@@ -242,7 +255,7 @@ def main(argv=None) -> int:
     print(f"EP training step, 784-500-10 binary, batch {B}, 100 free + 50 nudged steps "
           f"(samples/s of wall time, median of {args.repeats} interleaved repeats, min..max; "
           f"and per CPU-second of this process)")
-    for key in ("numpy", "1thread", "2threads"):
+    for key in ("numpy", "1thread", "2threads", "fixed8_1thread"):
         r = results[key]
         print(f"  {key:<22} {statistics.median(r):8.1f}   ({min(r):.1f} .. {max(r):.1f})"
               f"   per CPU-second {statistics.median(cpu[key]):8.1f}")
