@@ -155,20 +155,33 @@ class CompiledNetwork:
 
     def set_fixed_weights(self, weights) -> None:
         """Fixed point: plan again for these (float, master) weights -- exponents, quanta,
-        saturation -- and store them on the grid (training keeps its float weights and calls
-        this after each update)."""
+        saturation -- and store them on the grid, with the int8 copies of the fast path
+        (training keeps its float weights and calls this after each update)."""
         fp = fixedpoint.plan(self.netlist, self.lp[:, K.LP_ENC] != K.ENC_NONE, weights)
         for r, pop in enumerate(self.netlist.populations):
             self.lp[r, K.LP_MSGQ] = fp.message_scale if self.lp[r, K.LP_ENC] == K.ENC_NONE else 0.0
             self.lp[r, K.LP_USAT] = 0.0 if pop.role == "input" else fp.sat[r]
-        for p, w in enumerate(fixedpoint.quantised_weights(self.netlist, fp, weights)):
+        self._fast_layers(fp)
+        for p, pr in enumerate(self.netlist.projections):
+            fmt, e = fp.formats[p], int(fp.exponents[p])
+            if fmt is not None and getattr(pr, "kind", "dense") == "dense":
+                K.quantise_dense(np.asarray(weights[p], np.float64), 2.0 ** -e, 2.0 ** e,
+                                 float(fmt.max_mantissa), self.wf, self.wf_off[p], self.wb,
+                                 self.wb_off[p], self.w8f, self.w8b)
+                continue
+            w = weights[p] if fmt is None else fixedpoint.quantise(weights[p], fmt, e)[0]
             self.set_weights(p, w)
+            if self.w8f.size:
+                n = int(np.prod(self.projection_shape(p)))
+                for buf, src, lo in ((self.w8f, self.wf, self.wf_off[p]),
+                                     (self.w8b, self.wb, self.wb_off[p])):
+                    if lo >= 0:
+                        buf[lo:lo + n] = np.rint(src[lo:lo + n] * 2.0 ** -e)
         self.fixed = fp
-        self._fast_path(fp)
 
-    def _fast_path(self, fp) -> None:
+    def _fast_layers(self, fp) -> None:
         """Mark the chain layers whose deliveries can sum int8 mantissas (every sender
-        spiking, every weight of at most 8 bits, one quantum) and fill the int8 copies."""
+        spiking, every weight of at most 8 bits, one quantum) and size the int8 copies."""
         self.lp[:, K.LP_FAST] = 0.0
         self.lp[:, K.LP_QSCALE] = 0.0
         fast = []
@@ -187,14 +200,6 @@ class CompiledNetwork:
         if self.w8f.shape != self.wf.shape:
             self.w8f = np.zeros(self.wf.shape, np.int8)
             self.w8b = np.zeros(self.wb.shape, np.int8)
-        for p in range(self.n_projections):
-            inv = 2.0 ** -int(fp.exponents[p])
-            n = int(np.prod(self.projection_shape(p)))
-            lo = self.wf_off[p]
-            self.w8f[lo:lo + n] = np.rint(self.wf[lo:lo + n] * inv)
-            lo = self.wb_off[p]
-            if lo >= 0:
-                self.w8b[lo:lo + n] = np.rint(self.wb[lo:lo + n] * inv)
         for l in fast:
             self.lp[l, K.LP_FAST] = 1.0
             self.lp[l, K.LP_QSCALE] = 2.0 ** int(fp.quantum_exp[l])

@@ -183,6 +183,26 @@ def deliver_int8(ev, s_lo, n_ev, w8, w_lo, n_dst, acc, acc16):
 
 
 @jit
+def quantise_dense(W, inv, scale, mmax, wf, wf_lo, wb, wb_lo, w8f, w8b):
+    """Fixed point: a dense projection's float master weights ``W`` (n0, n1) onto its grid,
+    ``m = clip(rint(W * inv), -mmax, mmax)`` (``inv = 2**-e``, ``scale = 2**e``), stored as
+    ``float32(m * scale)`` row-major in ``wf`` and transposed in ``wb`` (``wb_lo`` >= 0), and
+    as int8 ``m`` in ``w8f``/``w8b`` when those are not empty (mmax <= 127 then)."""
+    n0, n1 = W.shape
+    for i in range(n0):
+        for j in range(n1):
+            m = min(max(np.rint(W[i, j] * inv), -mmax), mmax)
+            v = np.float32(m * scale)
+            wf[wf_lo + i * n1 + j] = v
+            if wb_lo >= 0:
+                wb[wb_lo + j * n0 + i] = v
+            if w8f.shape[0] > 0:
+                w8f[wf_lo + i * n1 + j] = np.int8(m)
+                if wb_lo >= 0:
+                    w8b[wb_lo + j * n0 + i] = np.int8(m)
+
+
+@jit
 def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
                    s, v, a, eps_s, th, ob, od, ol, v2):
     """Decoder, step size and state update of neurons [lo, hi) of layer l of one sample.
