@@ -14,6 +14,8 @@ step, ``vs_float`` against the float kernel's one-thread time of the same run.
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import common  # noqa: F401  (sets single-threaded BLAS before numpy loads)
 import numpy as np
@@ -92,16 +94,30 @@ class NumpyStep:
 def fixed_rows(rep, args, name, cn, x, t_float, t_np):
     """The same network with 8-bit weights (docs/arithmetic.md), whose spiking layers sum
     int8 mantissas: time per step against the NumPy float32 step (``ratio``) and against
-    the float kernel of this run (``vs_float``), one thread and ``--threads``."""
+    the float kernel (``vs_float``).  The float kernel, the fixed-point one and NumPy are
+    timed in turn, ``--repeats`` rounds, so that the machine's load changes hit all three
+    alike; each figure is the median of its rounds."""
     fx = compiler.build(fixedpoint.to_fixed(cn.netlist, 8))
     assert fx.lp[1:, K.LP_FAST].all()
     for threads in (1, args.threads) if args.threads > 1 else (1,):
-        sess = engines.session(fx, x, threads=threads)
-        sess.run(20)
-        t = common.best_of(lambda: sess.run(args.steps), args.repeats) / args.steps
+        fl = engines.session(cn, x, threads=threads)
+        fi = engines.session(fx, x, threads=threads)
+        ref = NumpyStep(cn, x)
+        fl.run(20)
+        fi.run(20)
+        rounds = {"float": [], "fixed": [], "numpy": []}
+        for _ in range(args.repeats):
+            for key, fn in (("float", lambda: fl.run(args.steps)),
+                            ("fixed", lambda: fi.run(args.steps)),
+                            ("numpy", lambda: [ref.step() for _ in range(args.steps)])):
+                t0 = time.perf_counter()
+                fn()
+                rounds[key].append((time.perf_counter() - t0) / args.steps)
+        t_fl, t_fi, t_n = (statistics.median(rounds[k]) for k in ("float", "fixed", "numpy"))
         tag = "" if threads == 1 else f"_{threads}threads"
-        rep.add(name.replace("step_", "step_fixed8_") + tag, t * 1e6, "us", t_np * 1e6,
-                t_np / t, threads=threads, vs_float=round(t_float / t, 3))
+        rep.add(name.replace("step_", "step_fixed8_") + tag, t_fi * 1e6, "us", t_n * 1e6,
+                t_n / t_fi, threads=threads, float_us=round(t_fl * 1e6, 3),
+                vs_float=round(t_fl / t_fi, 3))
 
 
 def main():
