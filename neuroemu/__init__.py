@@ -11,7 +11,8 @@ The public API is the handful of names below, documented with examples in docs/a
     print(report.per_sample_j, report.by_kind)
 
 - networks: :func:`load`, :func:`from_dict`, :func:`layered`, :func:`save`, :func:`shipped`,
-  :class:`Netlist`, :func:`build`, :class:`CompiledNetwork`;
+  :class:`Netlist`, :func:`build`, :class:`CompiledNetwork`, :func:`to_fixed` (fixed-point
+  weights, docs/arithmetic.md);
 - running: :func:`run`, :func:`session`, :class:`RunResult`;
 - traces: :func:`open_trace`, :func:`write_trace`, :class:`Trace`;
 - energy: :func:`estimate_energy`, :class:`EnergyReport`, :func:`profiles`,
@@ -40,7 +41,7 @@ from .learn.train import TrainResult, train
 from .record import Trace, write as _write_trace
 
 __all__ = ["__version__", "Netlist", "load", "from_dict", "layered", "save", "shipped",
-           "CompiledNetwork", "build", "session", "run", "RunResult", "Trace", "open_trace",
+           "CompiledNetwork", "build", "to_fixed", "session", "run", "RunResult", "Trace", "open_trace",
            "write_trace", "estimate_energy", "EnergyReport", "profiles",
            "compare_with_sanafe", "train", "TrainResult",
            "Hyper", "evaluate", "EvalResult", "digits", "NeuroemuError"]
@@ -57,6 +58,18 @@ def write_trace(path, net, result, *, x=None, **kwargs):
     CompiledNetwork it ran, ``x`` its input (stored for provenance).  Keyword arguments go to
     :class:`neuroemu.record.TraceWriter` (``samples``, ``dt``, ...).  Returns the path."""
     return _write_trace(path, _as_compiled(net), result, x=x, **kwargs)
+
+
+def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
+             accumulator_bits: int = 32) -> Netlist:
+    """The network ``net`` (a Netlist, a netlist file or a shipped name) computing in fixed
+    point: an ``[hardware.arithmetic]`` table with these widths and its weights on that grid
+    (docs/arithmetic.md; ``neuroemu convert NET OUT --weight-bits B``)."""
+    from .engines.fixedpoint import to_fixed as _to_fixed
+    if not isinstance(net, Netlist):
+        net = load(net)
+    return _to_fixed(net, weight_bits, weight_exponent=weight_exponent,
+                     message_bits=message_bits, accumulator_bits=accumulator_bits)
 
 
 def profiles() -> list[str]:
