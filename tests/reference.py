@@ -199,19 +199,27 @@ class Network:
         self.t = 0
         self.spikes = np.zeros(self.L + 1, dtype=np.int64)
 
+    def drive(self, l):
+        """The summed input u(t) of layer l (float32 sums, in sender order), as float64."""
+        u = deliver(self.q[l - 1], self.W[l - 1])
+        if l < self.L:
+            u = u.copy()
+            for i in range(len(self.q[l + 1])):
+                if self.q[l + 1][i] != 0.0:
+                    qi = self.q[l + 1][i]
+                    u += (self.W[l][:, i] if qi == 1.0 else np.float32(qi) * self.W[l][:, i])
+        return u.astype(np.float64)
+
+    def send(self, l, q):
+        """What layer l's encoder output becomes on the wire (as it is, here)."""
+        return q
+
     def step(self, beta=0.0, y=None):
         self.t += 1
         t, L = self.t, self.L
         new_s = [self.s[0]]
         for l in range(1, L + 1):
-            u = deliver(self.q[l - 1], self.W[l - 1])
-            if l < L:
-                u = u.copy()
-                for i in range(len(self.q[l + 1])):
-                    if self.q[l + 1][i] != 0.0:
-                        qi = self.q[l + 1][i]
-                        u += (self.W[l][:, i] if qi == 1.0 else np.float32(qi) * self.W[l][:, i])
-            v = self.dec[l](u.astype(np.float64), t)
+            v = self.dec[l](self.drive(l), t)
             sp = self.s[l]
             rho_prime = ((sp >= 0.0) & (sp <= 1.0)).astype(float)
             a = rho_prime * (v + self.b[l])
@@ -222,7 +230,8 @@ class Network:
         self.s = new_s
         for l in range(L + 1):
             gids = np.arange(self.off[l], self.off[l + 1])
-            self.q[l] = self.enc[l](np.clip(self.s[l], 0.0, 1.0), t, self.seed, gids)
+            self.q[l] = self.send(l, self.enc[l](np.clip(self.s[l], 0.0, 1.0), t, self.seed,
+                                                 gids))
             self.spikes[l] += int(np.count_nonzero(self.q[l]))
         return np.concatenate(self.q)
 

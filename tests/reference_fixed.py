@@ -76,26 +76,9 @@ class FixedNetwork(Network):
         amax = 2 ** (self.acc - 1) - 1
         return np.array([max(-amax, min(amax, v)) * 2.0 ** qexp for v in total])
 
-    def step(self, beta=0.0, y=None):
-        self.t += 1
-        t, L = self.t, self.L
-        new_s = [self.s[0]]
-        for l in range(1, L + 1):
-            v = self.dec[l](self.drive(l), t)
-            sp = self.s[l]
-            rho_prime = ((sp >= 0.0) & (sp <= 1.0)).astype(float)
-            a = rho_prime * (v + self.b[l])
-            if l == L and y is not None:
-                a = a + 2.0 * beta * (y - sp)
-            eps = self.ann[l](a, t)
-            new_s.append(np.clip((1.0 - eps) * sp + eps * a, 0.0, 1.0))
-        self.s = new_s
-        for l in range(L + 1):
-            gids = np.arange(self.off[l], self.off[l + 1])
-            q = self.enc[l](np.clip(self.s[l], 0.0, 1.0), t, self.seed, gids)
-            if not self.binary[l]:
-                q = np.array([min(round(float(v) * 2 ** self.mb), 2 ** self.mb - 1) / 2 ** self.mb
-                              for v in q])
-            self.q[l] = q
-            self.spikes[l] += int(np.count_nonzero(self.q[l]))
-        return np.concatenate(self.q)
+    def send(self, l, q):
+        """Real-valued messages on the grid k / 2**message_bits, k < 2**message_bits."""
+        if self.binary[l]:
+            return q
+        return np.array([min(round(float(v) * 2 ** self.mb), 2 ** self.mb - 1) / 2 ** self.mb
+                         for v in q])
