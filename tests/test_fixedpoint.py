@@ -241,3 +241,36 @@ def test_energy_reads_the_widths(tmp_path):
     float_net = make_netlist([10, 7, 3], CONTINUOUS, seed=5, gain=1.5)
     assert make_setup(float_net).arithmetic is None
     assert hw.for_arithmetic(prof, None) == (prof, None)
+
+
+def test_trained_toml_keeps_the_arithmetic(tmp_path):
+    from neuroemu.learn.eqprop import save_netlist
+    net = fixedpoint.to_fixed(make_netlist([6, 5, 3], SD_PRED_OSA, seed=2), 6, message_bits=5)
+    back = describe.load(save_netlist(build(net), tmp_path / "t.toml"))
+    assert back.hardware == net.hardware
+    assert build(back).fixed is not None
+    assert all(np.array_equal(a.weights, b.weights)
+               for a, b in zip(back.projections, net.projections))
+
+
+def test_refusals_name_where_the_widths_came_from(tmp_path, capsys):
+    from neuroemu.cli import main
+    with pytest.raises(NetlistError, match=r"^to_fixed\(\): hardware.arithmetic.weight_bits: "
+                                           r"must lie in \[2, 16\] \(got 17\)$"):
+        fixedpoint.to_fixed(make_netlist([5, 4, 3], SD_PRED_OSA), 17)
+    # 784 real-valued senders at 8-bit weights and 8-bit messages: over 2**24; the hint fits
+    wide = make_netlist([784, 4, 3], CONTINUOUS)
+    with pytest.raises(CompileError, match=r"try weight_bits <= 7 or message_bits <= 7\)$"):
+        fixedpoint.to_fixed(wide, 8)
+    bound = build(fixedpoint.to_fixed(wide, 8, message_bits=7)).fixed.bound[1]
+    assert 784 * 127 * 127 < bound < 2 ** 24       # the inputs, plus the outputs' feedback
+    src = tmp_path / "wide.toml"
+    describe.save(wide, src)
+    assert main(["convert", str(src), str(tmp_path / "w.h5"), "--weight-bits", "8"]) == 2
+    err = capsys.readouterr().err
+    assert f"{src} with --weight-bits 8 --message-bits 8 --accumulator-bits 32:" in err
+    # validate compiles, so it refuses what run would
+    bad = tmp_path / "bad.toml"
+    describe.save(make_netlist([784, 4, 3], CONTINUOUS, extra=arith(weight_bits=8)), bad)
+    assert main(["validate", str(bad)]) == 2
+    assert "over the 2**24" in capsys.readouterr().err

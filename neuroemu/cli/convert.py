@@ -118,9 +118,13 @@ def _to_fixed(src, dst, args) -> int:
     out = check_output(dst, inputs=netlist_inputs(path), force=args.force)
     net = describe.load(path)
     e = "auto" if args.weight_exponent is None else args.weight_exponent
+    opts = (f"--weight-bits {args.weight_bits} --message-bits {args.message_bits} "
+            f"--accumulator-bits {args.accumulator_bits}"
+            + ("" if args.weight_exponent is None else f" --weight-exponent {e}"))
     fixed = fixedpoint.to_fixed(net, args.weight_bits, weight_exponent=e,
                                 message_bits=args.message_bits,
-                                accumulator_bits=args.accumulator_bits)
+                                accumulator_bits=args.accumulator_bits,
+                                label=f"{src} with {opts}")
     describe.save(fixed, out)
     back = describe.load(out)
     _same(back, fixed, out, src)
@@ -131,8 +135,12 @@ def _to_fixed(src, dst, args) -> int:
         if fp.formats[p] is None:
             continue
         err = float(np.max(np.abs(a.weights - b.weights))) if a.weights.size else 0.0
-        print(f"  {a.label}: exponent {int(fp.exponents[p])}, step {2.0 ** int(fp.exponents[p]):.4g}, "
-              f"largest change {err:.4g}")
+        step = 2.0 ** int(fp.exponents[p])
+        top = fp.formats[p].max_mantissa * step
+        clipped = int(np.count_nonzero(np.abs(a.weights) > top + step / 2))
+        print(f"  {a.label}: exponent {int(fp.exponents[p])}, step {step:.4g}, "
+              f"largest change {err:.4g}"
+              + (f"; {clipped:,} weights beyond +-{top:.4g} saturated" if clipped else ""))
     return 0
 
 

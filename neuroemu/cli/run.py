@@ -77,6 +77,8 @@ def validate_main(args) -> int:
     if net.hardware:
         from ..engines.asyncbus import parse_hardware
         hwc = parse_hardware(net.hardware, net.path)  # raises NetlistError for bad settings
+    from ..engines import build
+    fixed = build(net).fixed        # fixed point: refused here if a sum could leave float32
     print(f"{args.netlist}: ok -- network '{net.name}', seed {net.seed}")
     for p in net.populations:
         n = p.neuron
@@ -99,8 +101,18 @@ def validate_main(args) -> int:
         if w.size == 0:
             print(f"  {label}: {pr.kind}{params}, fixed weights")
             continue
+        grid = ""
+        if fixed is not None and fixed.formats[net.projections.index(pr)] is not None:
+            p = net.projections.index(pr)
+            grid = (f"; runs as {fixed.formats[p].bits}-bit mantissas x "
+                    f"2**{int(fixed.exponents[p])}")
         print(f"  {label}: {pr.kind}{params}, {'x'.join(map(str, w.shape))} weights, "
-              f"range [{w.min():.4g}, {w.max():.4g}]")
+              f"range [{w.min():.4g}, {w.max():.4g}]{grid}")
+    if fixed is not None:
+        a = fixed.arithmetic
+        print(f"  fixed point: messages of {a.message_bits} bits, accumulator of "
+              f"{a.accumulator_bits} bits; largest sum {int(fixed.bound.max()):,} quanta of "
+              f"the 2**24 that keep every sum exact (docs/arithmetic.md)")
     if hwc is not None:
         print(f"  {hardware_line({'hardware': hardware_settings(hwc)}, net)} "
               f"(used by --engine async)")

@@ -251,7 +251,8 @@ def report(setup: Setup, phases: list[Activity], profile: hw.Profile, sample_ids
     out["spike_vs_real_ratio"] = s["total_j"] / r["total_j"] if r["total_j"] else None
     out["neurobench"] = neurobench(spk, den, B)
     out["neurobench"]["parameters"] = ann.n_parameters(setup.topology)
-    out["neurobench"]["memory_footprint"] = ann.footprint(setup.topology, setup.coding)
+    out["neurobench"]["memory_footprint"] = ann.footprint(
+        setup.topology, setup.coding, None if widths is None else widths["weight_bits"])
     out["phases"] = {}
     for ph in phases:
         ps, pd = both(ph)

@@ -269,14 +269,19 @@ def state_variables(topo, coding) -> list[int]:
     return out
 
 
-def footprint(topo, coding) -> dict:
-    """NeuroBench's memory footprint: bytes of the weights, biases and neuron state, float32."""
+def footprint(topo, coding, weight_bits: int | None = None) -> dict:
+    """NeuroBench's memory footprint: bytes of the weights, biases and neuron state, float32
+    (the weights at ``weight_bits`` each for a fixed-point network)."""
     w = n_weights(topo)
     b = n_parameters(topo) - w
     s = int(sum(n * k for n, k in zip(topo.sizes, state_variables(topo, coding))))
-    return {"bytes": FLOAT_BYTES * (w + b + s), "weights_bytes": FLOAT_BYTES * w,
+    wb = FLOAT_BYTES * w if weight_bits is None else -(-w * int(weight_bits) // 8)
+    precision = ("float32 (4 bytes per weight, bias and neuron state variable)"
+                 if weight_bits is None else
+                 f"{weight_bits}-bit weights (packed), float32 biases and neuron state")
+    return {"bytes": wb + FLOAT_BYTES * (b + s), "weights_bytes": wb,
             "biases_bytes": FLOAT_BYTES * b, "state_bytes": FLOAT_BYTES * s,
-            "precision": "float32 (4 bytes per weight, bias and neuron state variable)"}
+            "precision": precision}
 
 
 def fits(total_bytes: int, profile: Profile) -> bool | None:

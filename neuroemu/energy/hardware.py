@@ -559,7 +559,7 @@ def for_arithmetic(profile: Profile, arith) -> tuple[Profile, dict | None]:
         for kind in ("synaptic_op", "synaptic_mac"):
             if kind in energy:
                 energy[kind] = max(0.0, energy[kind] + delta)
-        info["synaptic_op_pj"] = energy["synaptic_op"]
+        info["synaptic_op_pj"] = round(energy["synaptic_op"], 9)
         info["weight_read"] = (f"synaptic events read {bits}-bit weights: "
                                f"{delta:+.4g} pJ each against the profile's {int(ref)}-bit read")
     else:

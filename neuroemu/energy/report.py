@@ -407,6 +407,11 @@ class EnergyReport:
                        + ("exact (per-neuron message counts)" if rep["hops_exact"]
                           else "ESTIMATED (no per-neuron counts)"))
         out.append(f"\nprofile {prof.name}: {prof.description}")
+        if rep.get("arithmetic"):
+            a = rep["arithmetic"]
+            out.append(f"  fixed point: {a['weight_bits']}-bit weights, {a['message_bits']}-bit "
+                       f"real-valued messages (the profile's word: {a['word_bits_profile']} "
+                       f"bits); {a['weight_read']}")
         out.append(f"  packets: spike {rep['packet_bits']['spike']} bits, {rep['word_bits']}-bit "
                    f"word {rep['packet_bits']['word']} bits; flits of {rep['flit_bits']} bit(s)")
         this = "this run (spikes)" if binary else "this run (words, zeros skipped)"
@@ -449,7 +454,7 @@ class EnergyReport:
                    f"{fmt_n(nb['effective_macs'])} effective MACs, "
                    f"{fmt_n(nb['dense_synaptic_ops'])} dense synaptic ops; activation sparsity "
                    f"{nb['activation_sparsity']:.4f}; memory footprint {fmt_bytes(fp['bytes'])} "
-                   f"(float32: weights {fmt_bytes(fp['weights_bytes'])}, biases "
+                   f"({fp['precision'].split(' (')[0]}: weights {fmt_bytes(fp['weights_bytes'])}, biases "
                    f"{fmt_bytes(fp['biases_bytes'])}, state {fmt_bytes(fp['state_bytes'])})")
         out.extend(self._ann_lines())
         if len(rep["phases"]) > 1:

@@ -121,12 +121,14 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
     bound = np.zeros(R)
     for r in range(R):
         terms = []                          # (exponent of the term's quantum, max units)
+        senders = []
         for p, pr in enumerate(net.projections):
             a, b = names.index(pr.pre), names.index(pr.post)
             back = getattr(pr, "symmetric", True) and net.populations[a].role != "input"
             for src, dst in ((a, b), (b, a) if back else (None, None)):
                 if dst != r or src is None:
                     continue
+                senders.append(src)
                 msg = _max_message(bool(binary[src]), arith)
                 qe = int(exps[p]) - (0 if binary[src] else arith.message_bits)
                 mant = 1 if formats[p] is None else formats[p].max_mantissa
@@ -136,11 +138,14 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
         qexp[r] = min(t[0] for t in terms)
         bound[r] = sum(float(units) * 2.0 ** (qe - qexp[r]) for qe, units in terms)
         if bound[r] >= EXACT_QUANTA:
+            drop = math.ceil(math.log2(bound[r] / (EXACT_QUANTA - 1)))
+            real = any(not binary[src] for src in senders)
+            hint = (f"weight_bits <= {arith.weights.bits - drop}"
+                    + (f" or message_bits <= {arith.message_bits - drop}" if real else ""))
             raise CompileError(
                 f"{where}: hardware.arithmetic: the summed input of population {names[r]!r} "
                 f"can reach {bound[r]:.4g} quanta of 2**{qexp[r]}, over the 2**24 that keep "
-                "every sum exact; use fewer weight bits or message bits, or exponents closer "
-                "together")
+                f"every sum exact (try {hint})")
     amax = float((1 << (arith.accumulator_bits - 1)) - 1)
     sat = np.array([amax * 2.0 ** int(q) for q in qexp])
     return FixedPlan(arith, formats, exps, qexp, bound, sat)
@@ -183,12 +188,13 @@ def quantised_weights(net, fp: FixedPlan, weights=None) -> list:
 
 
 def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
-             accumulator_bits: int = 32):
+             accumulator_bits: int = 32, label: str = "to_fixed()"):
     """The netlist ``net`` made to compute in fixed point: an ``[hardware.arithmetic]`` table
     with these settings, and its weights replaced by their values on the grid (so the file
     says what the chip stores; quantising them again changes nothing).  Raises
     :class:`~neuroemu.errors.NetlistError` for settings out of range and
-    :class:`~neuroemu.errors.CompileError` if a sum could leave float32's exact range."""
+    :class:`~neuroemu.errors.CompileError` if a sum could leave float32's exact range, both
+    naming ``label`` (the call or the command-line options) as where the values came from."""
     from ..describe import from_dict
     from ..describe.dicts import to_dict
     raw = to_dict(net)
@@ -197,7 +203,7 @@ def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int
                               "message_bits": message_bits,
                               "accumulator_bits": accumulator_bits}
     raw["hardware"] = hardware
-    staged = from_dict(raw, path=net.path)
+    staged = from_dict(raw, path=label)
     binary = [getattr(p.neuron, "model", "paper") != "paper" or p.neuron.encoder != "none"
               for p in staged.populations]
     fp = plan(staged, binary)

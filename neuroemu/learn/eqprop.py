@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..describe import save as save_description
-from ..describe.tomlwriter import toml_value
+from ..describe.tomlwriter import _toml_tables as toml_tables, toml_value
 from ..engines import CompiledNetwork
 from ..engines import kernels as K
 from ..engines import session as open_session
@@ -412,6 +412,8 @@ def save_netlist(net: CompiledNetwork, path, *, name: str | None = None,
         lines += ["[[projection]]", f"pre = {toml_value(pr.pre)}",
                   f"post = {toml_value(pr.post)}",
                   f"weights = {{ file = {toml_value(fname)} }}", ""]
+    if nl.hardware:       # the chip it runs on, fixed-point arithmetic included
+        lines += toml_tables(["hardware"], nl.hardware)
     return replace_text_with_arrays(path, "\n".join(lines), written)
 
 
