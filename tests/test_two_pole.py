@@ -292,3 +292,17 @@ def test_the_documented_neuron_is_the_converge_scheme():
     block = [b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "lam2 = " in b]
     assert len(block) == 1
     assert tomllib.loads(block[0])["neuron"] == SCHEMES["sd_pred2_osa_clamp"]
+
+
+def test_energy_counts_both_poles():
+    """A two-pole code runs two filters in the wrapper and two in the decoder per step: the
+    energy model counts twice the one-pole network's wrapper and decoder steps."""
+    from neuroemu.energy.report import estimate_energy
+    one = {"encoder": "sigma_delta", "predictive": True, "decoder": "predictive",
+           "lam": {"kind": "constant", "value": 0.4}, "eps": {"kind": "constant", "eps0": 0.5}}
+    two = {**one, "lam2": {"kind": "constant", "value": 0.7}}
+    x = np.random.default_rng(1).random((2, 6))
+    c1, c2 = (estimate_energy(make_netlist([6, 5, 3], n, seed=2), "generic-45nm", x=x,
+                              steps=10).to_dict()["counts"] for n in (one, two))
+    assert c2["predictive_update"] == 2 * c1["predictive_update"] > 0
+    assert c2["decoder_update"] == 2 * c1["decoder_update"] > 0

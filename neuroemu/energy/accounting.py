@@ -40,21 +40,24 @@ class Coding:
     """Per population (bool arrays, shape (layers,)): how it talks and what it runs."""
 
     real: np.ndarray        # sends real-valued words (encoder 'none'), else spikes
-    predictive: np.ndarray  # predictive-coding wrapper in front of the encoder
-    decoder: np.ndarray     # predictive decoder (non-input populations only)
+    predictive: np.ndarray  # predictive-coding wrapper steps per encoder step (0, 1; 2 poles: 2)
+    decoder: np.ndarray     # predictive decoder steps per state update (non-input; 2 poles: 2)
     osa: np.ndarray         # OSA step-size annealer (non-input populations only)
     paper: np.ndarray | None = None   # the paper's neuron model (else IF/LIF); None: all are
 
 
 def coding_of(net) -> Coding:
     """Read the components of every population of a Netlist.  IF/LIF neurons send spikes
-    and have no predictive wrapper, decoder or step-size annealer."""
+    and have no predictive wrapper, decoder or step-size annealer; a two-pole predictive
+    code (``lam2``) runs its wrapper and its decoder twice per step (two filters each)."""
     pops = net.populations
     paper = np.array([getattr(p.neuron, "model", "paper") == "paper" for p in pops])
     nonin = np.array([p.role != "input" for p in pops])
+    poles = np.array([2 if getattr(p.neuron, "lam2", None) is not None else 1 for p in pops])
     return Coding(paper & np.array([p.neuron.encoder == "none" for p in pops]),
-                  paper & np.array([bool(p.neuron.predictive) for p in pops]),
-                  paper & nonin & np.array([p.neuron.decoder == "predictive" for p in pops]),
+                  poles * (paper & np.array([bool(p.neuron.predictive) for p in pops])),
+                  poles * (paper & nonin
+                           & np.array([p.neuron.decoder == "predictive" for p in pops])),
                   paper & nonin & np.array([p.neuron.eps.kind == "osa" for p in pops]),
                   paper)
 
