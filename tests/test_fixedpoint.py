@@ -274,3 +274,29 @@ def test_refusals_name_where_the_widths_came_from(tmp_path, capsys):
     describe.save(make_netlist([784, 4, 3], CONTINUOUS, extra=arith(weight_bits=8)), bad)
     assert main(["validate", str(bad)]) == 2
     assert "over the 2**24" in capsys.readouterr().err
+
+
+def test_graph_network_with_convolutions_and_pools():
+    """A graph with strided/padded convolutions, an average pool (weight 1/4 = 2**-2 exactly)
+    and a one-way skip, at 6 bits: the engine equals the graph reference run on the grid
+    weights, and every weight sits on its projection's grid."""
+    import test_graph_reference as tg
+    net = fixedpoint.to_fixed(describe.from_dict(tg.conv_net(), path="<conv>"), 6)
+    cn = build(net)
+    assert cn.graph and cn.fixed.formats[1] is None and cn.fixed.exponents[1] == -2
+    for p, pr in enumerate(net.projections):
+        if cn.fixed.formats[p] is not None:
+            m = pr.weights / 2.0 ** int(cn.fixed.exponents[p])
+            assert np.array_equal(m, np.rint(m)) and np.abs(m).max() <= 31
+    x = np.random.default_rng(3).uniform(0, 1, (1, 49))
+    sess = engines.session(cn, x, seed=5)
+    states = sess.run(25, record_states=True).states[:, 0]
+    _, ref_states, _ = tg.reference_run(net, x[0], 25, int(sess.seeds[0]))
+    assert np.array_equal(states, ref_states) and states.any()
+    raw = tg.network([tg.pop("img", "input", shape=(1, 6, 6)), tg.pop("p", shape=(1, 2, 2)),
+                      tg.pop("out", "output", size=2)],
+                     [tg.proj("img", "p", kind="avgpool2d", kernel_size=3),
+                      tg.proj("p", "out", np.full((4, 2), 0.1))], neuron=tg.SD)
+    raw.update(arith(weight_bits=8))
+    with pytest.raises(CompileError, match="powers of two"):    # a pool of 1/9: no grid
+        build(describe.from_dict(raw, path="<pool>"))
