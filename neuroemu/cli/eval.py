@@ -137,13 +137,18 @@ def eval_main(args) -> int:
                "dataset": ds.name, "split": args.split, "data": str(ds.path),
                "images": f"{ds.name} {images}", "first_image": first,
                "batch": args.batch, "threads": args.threads, "wall_seconds": wall,
-               **res.to_dict()}
+               "arithmetic": arithmetic_of(cn), **res.to_dict()}
         print(dumps(out, indent=1))
         return 0
     names = cn.names
     warm = f" after {res.warmup} warm-up steps" if res.warmup else ""
     print(f"{net.name} ({'-'.join(map(str, cn.sizes))}) on {ds.name} {images} (from "
           f"{ds.path}): {res.steps} free-phase steps each{warm}, seed {res.seed}")
+    if cn.fixed is not None:
+        a = arithmetic_of(cn)
+        print(f"fixed point: {a['weight_bits']}-bit weights (exponents "
+              f"{', '.join(map(str, a['exponents']))}), {a['message_bits']}-bit messages, "
+              f"{a['accumulator_bits']}-bit accumulator (docs/arithmetic.md)")
     print(f"{label} {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
           f"accuracy {100 * res.accuracy:.2f}%)")
     print(f"spikes per sample: {res.spikes_per_sample:.1f} = " + " + ".join(
@@ -155,6 +160,17 @@ def eval_main(args) -> int:
     print(f"wall time {wall:.1f} s ({res.n / wall:.0f} samples/s, batch {args.batch}, "
           f"{args.threads} thread{'s' if args.threads != 1 else ''})")
     return 0
+
+
+def arithmetic_of(cn) -> dict:
+    """The network's arithmetic as the JSON outputs state it: "float", or its fixed-point
+    widths and each projection's exponent."""
+    if cn.fixed is None:
+        return {"kind": "float"}
+    a = cn.fixed.arithmetic
+    return {"kind": "fixed", "weight_bits": a.weights.bits, "message_bits": a.message_bits,
+            "accumulator_bits": a.accumulator_bits,
+            "exponents": [int(e) for e in cn.fixed.exponents]}
 
 
 def per_inference_line(res) -> str:
