@@ -94,30 +94,40 @@ class NumpyStep:
 def fixed_rows(rep, args, name, cn, x, t_float, t_np):
     """The same network with 8-bit weights (docs/arithmetic.md), whose spiking layers sum
     int8 mantissas: time per step against the NumPy float32 step (``ratio``) and against
-    the float kernel (``vs_float``).  The float kernel, the fixed-point one and NumPy are
-    timed in turn, ``--repeats`` rounds, so that the machine's load changes hit all three
-    alike; each figure is the median of its rounds."""
+    the float kernel (``vs_float``); beside them the same 8-bit grid on the float32 kernels
+    (``grid_f32_us``: what the int8 delivery saves) and the fixed-point network with silent
+    inputs (``silent_input_us``: the neuron arithmetic, next to no deliveries).  All are timed
+    in turn, ``--repeats`` rounds, so that the machine's load changes hit them alike; each
+    figure is the median of its rounds."""
     fx = compiler.build(fixedpoint.to_fixed(cn.netlist, 8))
     assert fx.lp[1:, K.LP_FAST].all()
+    grid = compiler.build(fixedpoint.to_fixed(cn.netlist, 8))
+    grid.lp[:, K.LP_FAST] = 0.0          # the same grid on the float32 kernels
     for threads in (1, args.threads) if args.threads > 1 else (1,):
-        fl = engines.session(cn, x, threads=threads)
-        fi = engines.session(fx, x, threads=threads)
+        ss = {"float": engines.session(cn, x, threads=threads),
+              "fixed": engines.session(fx, x, threads=threads),
+              "grid_f32": engines.session(grid, x, threads=threads),
+              "silent": engines.session(fx, np.zeros_like(x), threads=threads)}
         ref = NumpyStep(cn, x)
-        fl.run(20)
-        fi.run(20)
-        rounds = {"float": [], "fixed": [], "numpy": []}
+        for sess in ss.values():
+            sess.run(20)
+        rounds = {k: [] for k in list(ss) + ["numpy"]}
         for _ in range(args.repeats):
-            for key, fn in (("float", lambda: fl.run(args.steps)),
-                            ("fixed", lambda: fi.run(args.steps)),
-                            ("numpy", lambda: [ref.step() for _ in range(args.steps)])):
+            for key, sess in ss.items():
                 t0 = time.perf_counter()
-                fn()
+                sess.run(args.steps)
                 rounds[key].append((time.perf_counter() - t0) / args.steps)
-        t_fl, t_fi, t_n = (statistics.median(rounds[k]) for k in ("float", "fixed", "numpy"))
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                ref.step()
+            rounds["numpy"].append((time.perf_counter() - t0) / args.steps)
+        t = {k: statistics.median(v) for k, v in rounds.items()}
         tag = "" if threads == 1 else f"_{threads}threads"
-        rep.add(name.replace("step_", "step_fixed8_") + tag, t_fi * 1e6, "us", t_n * 1e6,
-                t_n / t_fi, threads=threads, float_us=round(t_fl * 1e6, 3),
-                vs_float=round(t_fl / t_fi, 3))
+        rep.add(name.replace("step_", "step_fixed8_") + tag, t["fixed"] * 1e6, "us",
+                t["numpy"] * 1e6, t["numpy"] / t["fixed"], threads=threads,
+                float_us=round(t["float"] * 1e6, 3), vs_float=round(t["float"] / t["fixed"], 3),
+                grid_f32_us=round(t["grid_f32"] * 1e6, 3),
+                silent_input_us=round(t["silent"] * 1e6, 3))
 
 
 def main():
