@@ -222,13 +222,18 @@ class _Validator(ProjectionChecks):
         kind = value.get("kind")
         if not _member(kind, registry):
             self.fail(f"{fld}.kind", f"must be one of {', '.join(registry)}", kind)
-        spec = {p.name: p for p in params_of[kind]}
+        out = self.params({k: v for k, v in value.items() if k != "kind"}, fld,
+                          params_of[kind], f"for {kind}", f"for {kind}")
+        return Component(kind, tuple(sorted(out.items())))
+
+    def params(self, value: dict, fld, specs, unknown: str, required: str) -> dict:
+        """Numeric parameters checked against their :class:`~.neurons.Param` specs, the
+        missing ones at their defaults (an error if they have none)."""
+        spec = {p.name: p for p in specs}
         out = {}
         for key, val in value.items():
-            if key == "kind":
-                continue
             if key not in spec:
-                self.fail(f"{fld}.{key}", f"unknown parameter for {kind} "
+                self.fail(f"{fld}.{key}", f"unknown parameter {unknown} "
                           f"(allowed: {', '.join(spec) or 'none'})", val)
             x = self.number(val, f"{fld}.{key}")
             rule = spec[key].check(x)
@@ -238,9 +243,9 @@ class _Validator(ProjectionChecks):
         for p in spec.values():
             if p.name not in out:
                 if p.default is None:
-                    self.fail(f"{fld}.{p.name}", f"is required for {kind}")
+                    self.fail(f"{fld}.{p.name}", f"is required {required}")
                 out[p.name] = float(p.default)
-        return Component(kind, tuple(sorted(out.items())))
+        return out
 
     def neuron(self, value, fld, base):
         self.table(value, fld)
@@ -311,22 +316,7 @@ class _Validator(ProjectionChecks):
     def clamp(self, value, fld):
         """``{ a = ..., b = ... }`` (b defaults to 0) -> (a, b)."""
         self.table(value, fld)
-        spec = {p.name: p for p in CLAMP_PARAMS}
-        out = {}
-        for key, val in value.items():
-            if key not in spec:
-                self.fail(f"{fld}.{key}", f"unknown parameter of clamp (allowed: "
-                          f"{', '.join(spec)})", val)
-            x = self.number(val, f"{fld}.{key}")
-            rule = spec[key].check(x)
-            if rule:
-                self.fail(f"{fld}.{key}", rule, val)
-            out[key] = x
-        for p in CLAMP_PARAMS:
-            if p.name not in out:
-                if p.default is None:
-                    self.fail(f"{fld}.{p.name}", "is required for clamp")
-                out[p.name] = float(p.default)
+        out = self.params(value, fld, CLAMP_PARAMS, "of clamp", "for clamp")
         return out["a"], out["b"]
 
     def population(self, value, i, default_neuron, count):
