@@ -271,3 +271,34 @@ def test_joules_per_inference_is_the_energy_reports(folder):
     rep = estimate_energy(engines.build(net), "loihi", x=x[200:207], steps=4)
     assert res["metrics"]["joules_per_inference"] == rep.per_inference_j > 0
     assert res["metrics"]["energy_samples"] == 7
+
+
+def test_two_pole_parameters_can_be_searched(folder):
+    """lam2 (a component the base netlist lacks) and clamp (a table of a and b): a trial
+    turns the two-pole code on with the searched values; lam2's kind follows its parameter."""
+    text = SPEC + """
+[[param]]
+field = "neuron.lam2.lam0"
+low = 0.5
+high = 0.9
+
+[[param]]
+field = "neuron.lam2.eta"
+low = 0.3
+high = 0.7
+
+[[param]]
+field = "neuron.clamp.a"
+low = 0.5
+high = 2.0
+"""
+    spec = spec_of(folder, text)
+    assert [p.kind for p in spec.params[2:]] == ["float", "float", "float"]
+    values = {"neuron.lam.value": 0.3, "train.steps_free": 5, "neuron.lam2.lam0": 0.78,
+              "neuron.lam2.eta": 0.56, "neuron.clamp.a": 1.5}
+    net = check_config(spec, trial_config(spec, values))
+    for pop in net.populations:
+        assert pop.neuron.lam2.as_dict() == {"kind": "scheduled", "lam0": 0.78, "eta": 0.56}
+        assert pop.neuron.clamp == (1.5, 0.0)          # b defaults to 0
+    with pytest.raises(SweepError, match=r"search one parameter of clamp \(one of a, b\)"):
+        spec_of(folder, text.replace('"neuron.clamp.a"', '"neuron.clamp.c"'))

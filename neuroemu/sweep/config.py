@@ -11,13 +11,34 @@ from __future__ import annotations
 
 import json
 
-from ..describe.neurons import ANNEALER_PARAMS, ANNEALERS, MODEL_KEYS, SCHEDULE_PARAMS, SCHEDULES
+from ..describe.neurons import (ANNEALER_PARAMS, ANNEALERS, CLAMP_PARAMS, MODEL_KEYS,
+                                SCHEDULE_PARAMS, SCHEDULES)
 from ..errors import NeuroemuError, SweepError
 
 __all__ = ["trial_config", "configure_dict", "hyper_of", "check_config", "base_value",
-           "COMPONENTS"]
+           "COMPONENTS", "PARAM_TABLES"]
 
-COMPONENTS = {"lam": (SCHEDULES, SCHEDULE_PARAMS), "eps": (ANNEALERS, ANNEALER_PARAMS)}
+# Neuron keys that are a component (a kind and its parameters) ...
+COMPONENTS = {"lam": (SCHEDULES, SCHEDULE_PARAMS), "lam2": (SCHEDULES, SCHEDULE_PARAMS),
+              "eps": (ANNEALERS, ANNEALER_PARAMS)}
+# ... or a table of parameters without a kind.
+PARAM_TABLES = {"clamp": CLAMP_PARAMS}
+
+
+def _start(key: str, current, param: str) -> dict:
+    """The table a searched parameter of ``key`` goes into: the neuron's own (a component
+    given by its kind name becomes ``{"kind": name}``), or, where the neuron has none
+    (``lam2`` or ``clamp`` absent or switched off), a new one -- for a component, of the first
+    kind that has ``param``."""
+    if isinstance(current, dict):
+        return dict(current)
+    if isinstance(current, str):
+        return {"kind": current}
+    if key in COMPONENTS and param != "kind":
+        kinds, params_of = COMPONENTS[key]
+        kind = next(k for k in kinds if any(q.name == param for q in params_of[k]))
+        return {"kind": kind}
+    return {}
 
 
 def trial_config(spec, values: dict, *, seed: int | None = None) -> dict:
@@ -67,8 +88,7 @@ def configure_dict(base, neuron_settings) -> dict:
                 nd[rest[0]] = json.loads(json.dumps(value))
                 explicit[(p["name"], rest[0])] = set(value) if isinstance(value, dict) else set()
             else:
-                comp = nd[rest[0]] = dict(nd[rest[0]]) if isinstance(nd[rest[0]], dict) \
-                    else {"kind": nd[rest[0]]}
+                comp = nd[rest[0]] = _start(rest[0], nd.get(rest[0]), rest[1])
                 comp[rest[1]] = value
                 explicit.setdefault((p["name"], rest[0]), set()).add(rest[1])
     for p in raw["population"]:

@@ -30,7 +30,7 @@ from ..describe import resolve as resolve_netlist
 from ..describe.neurons import DECODERS, ENCODERS, MODEL_KEYS, RESETS
 from ..errors import NeuroemuError, SweepError
 from ..learn.eqprop import NUDGES, RULES
-from .config import COMPONENTS, base_value, check_config, trial_config
+from .config import COMPONENTS, PARAM_TABLES, base_value, check_config, trial_config
 
 __all__ = ["Spec", "Param", "load_spec", "loads_spec", "OBJECTIVES", "SAMPLERS"]
 
@@ -409,6 +409,11 @@ def _check_field(r, fld, where_, base, n_proj, table_ok=False):
             r.fail(where_, f"unknown parameter of {key} (one of {', '.join(sorted(names))})",
                    fld)
         return _STR if rest[1] == "kind" else _FLOAT
+    if key in PARAM_TABLES:
+        names = [q.name for q in PARAM_TABLES[key]]
+        if len(rest) == 1 or rest[1] not in names:
+            r.fail(where_, f"search one parameter of {key} (one of {', '.join(names)})", fld)
+        return _FLOAT
     if len(rest) != 1:
         r.fail(where_, f"{key} has no parameters", fld)
     if key == "predictive":
