@@ -107,11 +107,13 @@ def parse_arithmetic(hardware, path=None, labels=()) -> Arithmetic:
             if k not in _PROJ_KEYS and fld:
                 fail(f"{fld}.{k}", f"unknown key (allowed: {', '.join(_PROJ_KEYS)})", tab[k])
         if default_bits is None and "weight_bits" not in tab:
-            fail(f"{fld}.weight_bits", "is required (the fixed-point setting starts with it)",
-                 None)
+            fail(f"{fld}.weight_bits", "is required (the fixed-point setting starts with it; "
+                 "the table has)", sorted(table))
         bits = integer(tab, "weight_bits", f"{fld}.weight_bits", *WEIGHT_BITS, default_bits)
         e = tab.get("weight_exponent", "auto")
         if e != "auto":
+            if isinstance(e, bool) or not isinstance(e, int):
+                fail(f"{fld}.weight_exponent", 'must be "auto" or an integer', e)
             e = integer(tab, "weight_exponent", f"{fld}.weight_exponent", *EXPONENT, None)
         return WeightFormat(bits, None if e == "auto" else e)
 
