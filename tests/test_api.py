@@ -494,3 +494,21 @@ def test_estimate_energy_prices_a_bus_engine_mesh_like_the_command(tmp_path, cap
     assert rep.to_dict()["counts"] == out["counts"]
     with pytest.raises(neuroemu.NeuroemuError, match=r"mesh: the bus engine ran on the mesh"):
         neuroemu.estimate_energy(path, "loihi", x=x, steps=5, engine="async", mesh="4x4")
+
+
+def test_an_ep_rate_schedule_from_the_command_line(tmp_path, fake_mnist, capsys):
+    """--lr-milestones/--lr-gamma with EP: the command trains as the library does with the
+    same Hyper fields, and differs from the constant-rate run after the milestone."""
+    path, fit, val = fake_mnist
+    by_cli = _cli_train(path, tmp_path / "s.toml", "--epochs", "2", "--lr-milestones", "1",
+                        "--lr-gamma", "0.25")
+    assert "rates x0.25 after epochs 1" in capsys.readouterr().out
+    res = neuroemu.train(neuroemu.load(path), fit.images, fit.labels, epochs=2, batch=10,
+                         hyper={"n_free": 8, "n_nudged": 3, "milestones": (1,), "gamma": 0.25},
+                         validation=(val.images, val.labels))
+    flat = neuroemu.train(neuroemu.load(path), fit.images, fit.labels, epochs=2, batch=10,
+                          hyper={"n_free": 8, "n_nudged": 3},
+                          validation=(val.images, val.labels))
+    for l in range(2):
+        assert np.array_equal(res.net.weights(l), by_cli.weights(l))
+    assert not np.array_equal(res.net.weights(0), flat.net.weights(0))

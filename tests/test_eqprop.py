@@ -318,3 +318,29 @@ def test_minibatches_leave_the_callers_arrays_alone():
     for _ in range(3):
         tr.train_batch(x, y)
     assert np.array_equal(x, x0) and np.array_equal(y, y0)
+
+
+def test_epoch_schedule_multiplies_every_rate():
+    """Hyper(milestones, gamma): from the epoch after each milestone every projection's rate
+    (and its biases') is gamma times smaller -- the update of epoch 4 with milestones 1, 3 and
+    gamma 0.5 is the rule at a quarter of the rates; no milestones leaves the rates as given."""
+    rng = np.random.default_rng(3)
+    sizes, B, beta = (12, 7, 5, 3), 4, 0.5
+    sf = [rng.uniform(-0.2, 1.2, (B, n)) for n in sizes]
+    sn = [rng.uniform(-0.2, 1.2, (B, n)) for n in sizes]
+    sn[0] = sf[0]
+    rates = (0.1, 0.05, 0.02)
+    net = build(make_netlist(sizes, BINARY, seed=1, bias=0.1))
+    tr = Trainer(net, Hyper(rates=rates, milestones=(1, 3), gamma=0.5))
+    assert [tr.hyper.rate_scale(e) for e in (1, 2, 3, 4, 9)] == [1.0, 0.5, 0.5, 0.25, 0.25]
+    tr.start_epoch(4)
+    W0, b0 = [w.copy() for w in tr.W], [b.copy() for b in tr.b]
+    tr.apply_update(sf, sn, beta)
+    for l, (dw, db) in enumerate(ep_update(sf, sn, beta, "first-order")):
+        assert np.array_equal(tr.W[l], W0[l] + (rates[l] * 0.25) * dw)
+        assert np.array_equal(tr.b[l + 1], b0[l + 1] + (rates[l] * 0.25) * db)
+    plain = Trainer(build(make_netlist(sizes, BINARY, seed=1)), Hyper(rates=rates))
+    plain.start_epoch(50)
+    assert plain.rates == rates
+    with pytest.raises(TrainError, match=r"milestones: must be increasing epochs >= 1"):
+        Hyper(rates=rates, milestones=(3, 2)).check(net)

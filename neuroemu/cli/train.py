@@ -66,9 +66,9 @@ EP_OPTIONS = (("beta", "--beta"), ("n_free", "--steps-free"), ("n_nudged", "--st
               ("rates", "--rates"), ("rule", "--rule"), ("nudge", "--nudge"))
 IDE_OPTIONS = (("T", "--ide-steps"), ("warmup", "--ide-warmup"), ("loss", "--loss"),
                ("lr", "--lr"), ("momentum", "--momentum"), ("weight_decay", "--weight-decay"),
-               ("milestones", "--lr-milestones"), ("gamma", "--lr-gamma"),
                ("feedback_bound", "--feedback-bound"), ("iterations", "--adjoint-iterations"),
                ("surrogate", "--surrogate"))
+SCHEDULE_OPTIONS = (("milestones", "--lr-milestones"), ("gamma", "--lr-gamma"))   # both
 
 
 def _milestones(text: str) -> tuple:
@@ -132,8 +132,9 @@ def add_train_arguments(p) -> None:
     i.add_argument("--weight-decay", type=number(0.0), dest="weight_decay",
                    help="L2 weight decay on weights and biases (default 5e-4)")
     i.add_argument("--lr-milestones", type=_milestones, dest="milestones", metavar="EPOCHS",
-                   help="epochs after which the learning rate is multiplied by --lr-gamma "
-                   "(default 30,60,90; none: constant)")
+                   help="epochs after which the learning rate (EP: every rate of --rates) is "
+                   "multiplied by --lr-gamma (IDE default 30,60,90; EP default none: "
+                   "constant rates, the paper's)")
     i.add_argument("--lr-gamma", type=number(positive=True), dest="gamma",
                    help="learning-rate factor at each milestone (default 0.1)")
     i.add_argument("--feedback-bound", type=number(0.0), dest="feedback_bound",
@@ -207,11 +208,12 @@ def train_main(args) -> int:
     net = engines.build(nl)
     if ide:
         hp = IDEHyper.for_network(net, batch=args.batch,
-                                  **{a: getattr(args, a) for a, _ in IDE_OPTIONS})
+                                  **{a: getattr(args, a) for a, _ in IDE_OPTIONS + SCHEDULE_OPTIONS})
     else:
         hp = Hyper.for_network(net, beta=args.beta, n_free=args.n_free,
                                n_nudged=args.n_nudged, rates=args.rates, rule=args.rule,
-                               batch=args.batch, nudge=args.nudge)
+                               batch=args.batch, nudge=args.nudge,
+                               milestones=args.milestones, gamma=args.gamma)
     fit, val, test = _load_data(args)
     first_val = len(fit)            # the validation images follow the fit images in the file
     if args.train_limit:
@@ -262,6 +264,9 @@ def train_main(args) -> int:
         hyper_line = (f"beta={hp.beta} steps={hp.n_free}/{hp.n_nudged} "
                       f"rates={','.join(f'{r:g}' for r in hp.rates)} rule={hp.rule} "
                       f"nudge={hp.nudge} batch={hp.batch}")
+        if hp.milestones:
+            hyper_line += (f" rates x{hp.gamma:g} after epochs "
+                           f"{','.join(map(str, hp.milestones))}")
     print(f"training {nl.name} ({'-'.join(map(str, net.sizes))}, "
           f"{kind}) on {args.dataset}: training {fit_images}, validation "
           f"{val_images} (of the training set); {hyper_line} "

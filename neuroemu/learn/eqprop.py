@@ -55,7 +55,9 @@ PRESETS = {
 
 @dataclass
 class Hyper:
-    """EP hyper-parameters: nudge strength, phase lengths, per-projection rates, rule, batch."""
+    """EP hyper-parameters: nudge strength, phase lengths, per-projection rates, rule, batch,
+    and an epoch schedule: every rate times ``gamma`` after each epoch in ``milestones``
+    (none by default: constant rates, the paper's)."""
 
     beta: float = 0.5
     n_free: int = 100
@@ -64,6 +66,13 @@ class Hyper:
     rule: str = "first-order"
     batch: int = 20
     nudge: str = "random-sign"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+    def rate_scale(self, epoch: int) -> float:
+        """The factor on every rate in epoch ``epoch`` (1-based): ``gamma ** (milestones
+        passed)``; exactly 1 without milestones."""
+        return self.gamma ** sum(1 for m in self.milestones if epoch > m)
 
     @staticmethod
     def preset_name(net: CompiledNetwork) -> str:
@@ -105,6 +114,12 @@ class Hyper:
             raise TrainError(f"rule: must be one of {', '.join(RULES)} (got {self.rule!r})")
         if self.nudge not in NUDGES:
             raise TrainError(f"nudge: must be one of {', '.join(NUDGES)} (got {self.nudge!r})")
+        ms = tuple(self.milestones)
+        if any(isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1
+               for m in ms) or list(ms) != sorted(set(ms)):
+            raise TrainError(f"milestones: must be increasing epochs >= 1 (got {list(ms)})")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise TrainError(f"gamma: must be a positive number (got {self.gamma})")
 
 
 def glorot_weights(sizes, seed: int) -> list[np.ndarray]:
@@ -182,6 +197,7 @@ class Trainer:
         self.W = [net.weights(p).astype(np.float64) for p in range(net.n_projections)]
         self.b = [net.biases(l).astype(np.float64).copy() for l in range(net.n_layers)]
         self.seed = int(seed)
+        self.rates = tuple(hyper.rates)     # this epoch's rates (hyper.rates x the schedule)
         self._batches = 0
         self._sess = None           # reused from minibatch to minibatch (same batch size)
 
@@ -302,28 +318,34 @@ class Trainer:
             a1, b1 = s_free[l + 1], s_nudged[l + 1]
             terms = _ep_terms(s_free[l], a1, s_nudged[l], b1, hp.rule)
             with K.threads(self.threads, chunk=0):      # rows cost alike: static blocks
-                step(*terms, beta_signed * B, hp.rates[l], self.W[l], net.wf,
+                step(*terms, beta_signed * B, self.rates[l], self.W[l], net.wf,
                      int(net.wf_off[l]), net.wb, int(net.wb_off[l]))
-            self.b[l + 1] += hp.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
+            self.b[l + 1] += self.rates[l] * ((b1 - a1).mean(axis=0) / beta_signed)
             net.biases(l + 1)[:] = self.b[l + 1]
         self._requantise()
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the epoch loop before each epoch: this epoch's rates."""
+        scale = self.hyper.rate_scale(epoch)
+        self.rates = tuple(r * scale for r in self.hyper.rates) if scale != 1.0 \
+            else tuple(self.hyper.rates)
 
     def bias_rate(self, r: int) -> float | None:
         """The learning rate of population r's biases: that of the first projection
         delivering forwards into it (on a chain, projection r-1), None if there is none."""
         for p in range(self.net.n_projections):
             if self.net.pj[p, K.PJ_POST] == r:
-                return self.hyper.rates[p]
+                return self.rates[p]
         return None
 
     def apply_graph_update(self, dW, db) -> None:
         """``W_p += rate_p * dW_p`` for the projections EP trains, ``b_r += rate * db_r``
         (:meth:`bias_rate`), and the new float32 weights into the compiled network."""
-        hp, net = self.hyper, self.net
+        net = self.net
         for p, d in enumerate(dW):
             if d is None:
                 continue
-            self.W[p] += hp.rates[p] * d
+            self.W[p] += self.rates[p] * d
             net.set_weights(p, self.W[p].astype(np.float32))
         for r, d in enumerate(db):
             rate = None if d is None else self.bias_rate(r)
