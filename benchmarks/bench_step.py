@@ -184,7 +184,37 @@ def main():
             K.deliver(q, ev, 0, len(ev), True, cn.wf, 0, 500, u, 784)
     t_d = common.best_of(deliver_only, args.repeats) / 2000
     rep.add("delivery_loop_limit", len(ev) * 500 / t_d, "events/s", threads=1)
+    integer_rows(rep, args, mnist_like(20, rng))
     rep.table()
+
+
+def integer_rows(rep, args, x):
+    """Integer neurons (docs/arithmetic.md) have no OSA, so they are timed on 784-500-10 with
+    a constant step size (eps 0.5, otherwise the rows above): float, 8-bit weights, and 8-bit
+    weights with integer neurons (state_bits 16, step_bits 12), in turn, median of rounds;
+    ``ratio`` = float time / this time."""
+    neuron = {**NEURON, "eps": {"kind": "constant", "eps0": 0.5}}
+    names = ["input", "h1", "output"]
+    raw = {"network": {"name": "bench", "seed": 1}, "neuron": neuron,
+           "population": [{"name": n, "size": s} for n, s in zip(names, (784, 500, 10))],
+           "projection": [{"pre": a, "post": b} for a, b in zip(names[:-1], names[1:])]}
+    net = describe.from_dict(raw, path="<bench>")
+    ss = {"float": engines.session(compiler.build(net), x),
+          "fixed8": engines.session(compiler.build(fixedpoint.to_fixed(net, 8)), x),
+          "int_neurons": engines.session(
+              compiler.build(fixedpoint.to_fixed(net, 8, state_bits=16)), x)}
+    for sess in ss.values():
+        sess.run(20)
+    rounds = {k: [] for k in ss}
+    for _ in range(args.repeats):
+        for key, sess in ss.items():
+            t0 = time.perf_counter()
+            sess.run(args.steps)
+            rounds[key].append((time.perf_counter() - t0) / args.steps)
+    t = {k: statistics.median(v) for k, v in rounds.items()}
+    for key in ("fixed8", "int_neurons"):
+        rep.add(f"step_{key}_const-eps_784-500-10_b20", t[key] * 1e6, "us", t["float"] * 1e6,
+                t["float"] / t[key], threads=1)
 
 
 if __name__ == "__main__":

@@ -61,15 +61,17 @@ def write_trace(path, net, result, *, x=None, **kwargs):
 
 
 def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
-             accumulator_bits: int = 32) -> Netlist:
+             accumulator_bits: int = 32, state_bits: int = 0, step_bits: int = 12) -> Netlist:
     """The network ``net`` (a Netlist, a netlist file or a shipped name) computing in fixed
-    point: an ``[hardware.arithmetic]`` table with these widths and its weights on that grid
-    (docs/arithmetic.md; ``neuroemu convert NET OUT --weight-bits B``)."""
+    point: an ``[hardware.arithmetic]`` table with these widths and its weights on that grid;
+    ``state_bits`` > 0 makes its neurons integer too (docs/arithmetic.md; ``neuroemu convert
+    NET OUT --weight-bits B [--state-bits F]``)."""
     from .engines.fixedpoint import to_fixed as _to_fixed
     if not isinstance(net, Netlist):
         net = load(net)
     return _to_fixed(net, weight_bits, weight_exponent=weight_exponent,
-                     message_bits=message_bits, accumulator_bits=accumulator_bits)
+                     message_bits=message_bits, accumulator_bits=accumulator_bits,
+                     state_bits=state_bits, step_bits=step_bits)
 
 
 def profiles() -> list[str]:

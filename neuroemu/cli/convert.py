@@ -52,6 +52,12 @@ def add_convert_arguments(p) -> None:
     f.add_argument("--accumulator-bits", type=integer(8, 32), metavar="BITS", default=32,
                    help="a neuron's summed input saturates at BITS signed bits of its "
                    "quantum (default 32)")
+    f.add_argument("--state-bits", type=integer(4, 30), metavar="BITS", default=0,
+                   help="integer neurons: states on a grid of 2**-BITS (default: float64 "
+                   "neurons)")
+    f.add_argument("--step-bits", type=integer(4, 24), metavar="BITS", default=12,
+                   help="with --state-bits: lam, eps, 1/lam and 2 beta on a grid of 2**-BITS "
+                   "(default 12)")
 
 
 def _suffix(path) -> str:
@@ -88,9 +94,12 @@ def convert_main(args) -> int:
                           f"{src} -> {dst})")
     fixed = args.weight_bits is not None
     if not fixed and (args.weight_exponent is not None or args.message_bits != 8
-                      or args.accumulator_bits != 32):
-        raise OptionError("--weight-exponent, --message-bits and --accumulator-bits go with "
-                          "--weight-bits (the fixed-point conversion)")
+                      or args.accumulator_bits != 32 or args.state_bits or args.step_bits != 12):
+        raise OptionError("--weight-exponent, --message-bits, --accumulator-bits, --state-bits "
+                          "and --step-bits go with --weight-bits (the fixed-point conversion)")
+    if args.step_bits != 12 and not args.state_bits:
+        raise OptionError(f"--step-bits: goes with --state-bits (integer neurons; got "
+                          f"--step-bits {args.step_bits} alone)")
     if fixed and (".nir" in (s_suf, d_suf) or d_suf == ".nwb" or is_trace(src)):
         raise OptionError(f"--weight-bits: converts a netlist to a netlist (.toml or .h5), "
                           f"not {src} -> {dst}")
@@ -120,10 +129,13 @@ def _to_fixed(src, dst, args) -> int:
     e = "auto" if args.weight_exponent is None else args.weight_exponent
     opts = (f"--weight-bits {args.weight_bits} --message-bits {args.message_bits} "
             f"--accumulator-bits {args.accumulator_bits}"
-            + ("" if args.weight_exponent is None else f" --weight-exponent {e}"))
+            + ("" if args.weight_exponent is None else f" --weight-exponent {e}")
+            + (f" --state-bits {args.state_bits} --step-bits {args.step_bits}"
+               if args.state_bits else ""))
     fixed = fixedpoint.to_fixed(net, args.weight_bits, weight_exponent=e,
                                 message_bits=args.message_bits,
                                 accumulator_bits=args.accumulator_bits,
+                                state_bits=args.state_bits, step_bits=args.step_bits,
                                 label=f"{src} with {opts}")
     describe.save(fixed, out)
     back = describe.load(out)

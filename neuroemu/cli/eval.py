@@ -148,7 +148,9 @@ def eval_main(args) -> int:
         a = arithmetic_of(cn)
         print(f"fixed point: {a['weight_bits']}-bit weights (exponents "
               f"{', '.join(map(str, a['exponents']))}), {a['message_bits']}-bit messages, "
-              f"{a['accumulator_bits']}-bit accumulator (docs/arithmetic.md)")
+              f"{a['accumulator_bits']}-bit accumulator"
+              + (f", integer neurons (state k / 2**{a['state_bits']}, steps k / "
+                 f"2**{a['step_bits']})" if a['state_bits'] else "") + " (docs/arithmetic.md)")
     print(f"{label} {100 * res.error:.2f}% ({res.errors} of {res.n} misclassified; "
           f"accuracy {100 * res.accuracy:.2f}%)")
     print(f"spikes per sample: {res.spikes_per_sample:.1f} = " + " + ".join(
@@ -170,7 +172,8 @@ def arithmetic_of(cn) -> dict:
     a = cn.fixed.arithmetic
     return {"kind": "fixed", "weight_bits": a.weights.bits, "message_bits": a.message_bits,
             "accumulator_bits": a.accumulator_bits,
-            "exponents": [int(e) for e in cn.fixed.exponents]}
+            "exponents": [int(e) for e in cn.fixed.exponents],
+            "state_bits": a.state_bits or None, "step_bits": a.step_bits if a.state_bits else None}
 
 
 def per_inference_line(res) -> str:

@@ -113,6 +113,9 @@ def validate_main(args) -> int:
         print(f"  fixed point: messages of {a.message_bits} bits, accumulator of "
               f"{a.accumulator_bits} bits; largest sum {int(fixed.bound.max()):,} quanta of "
               f"the 2**24 that keep every sum exact (docs/arithmetic.md)")
+        if a.state_bits:
+            print(f"  integer neurons: states on k / 2**{a.state_bits}, step sizes and "
+                  f"lam on k / 2**{a.step_bits}")
     if hwc is not None:
         print(f"  {hardware_line({'hardware': hardware_settings(hwc)}, net)} "
               f"(used by --engine async)")

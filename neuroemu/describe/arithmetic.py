@@ -8,6 +8,8 @@ its netlist has an ``[hardware.arithmetic]`` table with ``weight_bits``::
     weight_exponent = "auto" # per projection: the smallest e with max|w| <= (2**(bits-1) - 1) * 2**e
     message_bits = 8         # real-valued messages: k / 2**message_bits, k = 0 .. 2**message_bits - 1
     accumulator_bits = 24    # a neuron's summed input per step saturates at +-(2**(bits-1) - 1)
+    state_bits = 16          # optional: neuron states on the grid k / 2**state_bits (integer neuron)
+    step_bits = 12           # with it: step sizes, lam, 1/lam and 2 beta as k / 2**step_bits
 
     [hardware.arithmetic.projection."input->hidden"]   # per projection, by its name or pre->post
     weight_bits = 16
@@ -27,8 +29,11 @@ from ..errors import NetlistError, where
 WEIGHT_BITS = (2, 16)          # inclusive range of weight_bits
 MESSAGE_BITS = (1, 16)
 ACCUMULATOR_BITS = (8, 32)
+STATE_BITS = (4, 30)           # fractional bits of a fixed-point neuron's state (0: float64)
+STEP_BITS = (4, 24)            # fractional bits of its multipliers
 EXPONENT = (-60, 60)           # inclusive range of an explicit weight_exponent
-_NET_KEYS = ("weight_bits", "weight_exponent", "message_bits", "accumulator_bits", "projection")
+_NET_KEYS = ("weight_bits", "weight_exponent", "message_bits", "accumulator_bits", "state_bits",
+             "step_bits", "projection")
 _PROJ_KEYS = ("weight_bits", "weight_exponent")
 
 
@@ -53,6 +58,12 @@ class Arithmetic:
     message_bits: int = 8
     accumulator_bits: int = 32
     per_projection: tuple = ()     # ((label, WeightFormat), ...) in the table's order
+    state_bits: int = 0            # fixed-point neuron state k / 2**state_bits (0: float64)
+    step_bits: int = 12            # its multipliers k / 2**step_bits
+
+    @property
+    def fixed_state(self) -> bool:
+        return self.fixed and self.state_bits > 0
 
     @property
     def fixed(self) -> bool:
@@ -71,6 +82,9 @@ class Arithmetic:
         out = {"weight_bits": self.weights.bits,
                "weight_exponent": "auto" if self.weights.exponent is None else self.weights.exponent,
                "message_bits": self.message_bits, "accumulator_bits": self.accumulator_bits}
+        if self.state_bits:
+            out["state_bits"] = self.state_bits
+            out["step_bits"] = self.step_bits
         if self.per_projection:
             out["projection"] = {name: {"weight_bits": f.bits, "weight_exponent":
                                         "auto" if f.exponent is None else f.exponent}
@@ -127,6 +141,13 @@ def parse_arithmetic(hardware, path=None, labels=()) -> Arithmetic:
     weights = fmt({k: v for k, v in table.items() if k in _PROJ_KEYS}, "", None)
     msg = integer(table, "message_bits", ".message_bits", *MESSAGE_BITS, 8)
     acc = integer(table, "accumulator_bits", ".accumulator_bits", *ACCUMULATOR_BITS, 32)
+    state = 0
+    if "state_bits" in table:
+        state = integer(table, "state_bits", ".state_bits", *STATE_BITS, None)
+    elif "step_bits" in table:
+        fail(".step_bits", "needs state_bits (step sizes are fixed point only with a "
+             "fixed-point state)", table["step_bits"])
+    step = integer(table, "step_bits", ".step_bits", *STEP_BITS, 12)
     per = []
     projs = table.get("projection", {})
     if not isinstance(projs, dict):
@@ -138,4 +159,4 @@ def parse_arithmetic(hardware, path=None, labels=()) -> Arithmetic:
         if not isinstance(tab, dict):
             fail(fld, "must be a table", tab)
         per.append((name, fmt(tab, fld, weights.bits)))
-    return Arithmetic(weights, msg, acc, tuple(per))
+    return Arithmetic(weights, msg, acc, tuple(per), state, step)

@@ -161,6 +161,8 @@ class CompiledNetwork:
         for r, pop in enumerate(self.netlist.populations):
             self.lp[r, K.LP_MSGQ] = fp.message_scale if self.lp[r, K.LP_ENC] == K.ENC_NONE else 0.0
             self.lp[r, K.LP_USAT] = 0.0 if pop.role == "input" else fp.sat[r]
+            self.lp[r, K.LP_SQ] = fp.arithmetic.state_bits
+            self.lp[r, K.LP_SB] = fp.arithmetic.step_bits
         self._fast_layers(fp)
         for p, pr in enumerate(self.netlist.projections):
             fmt, e = fp.formats[p], int(fp.exponents[p])

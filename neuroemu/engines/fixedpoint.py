@@ -98,6 +98,8 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
             raise CompileError(f"{where}: population {pop.name!r}: fixed-point messages lie in "
                                "[0, 1]; a real-valued sender cannot use predictive coding "
                                "(use a spiking encoder, or no [hardware.arithmetic])")
+    if arith.fixed_state:
+        _check_integer_neurons(net, where)
     P, R = len(net.projections), len(names)
     formats, exps = [], np.zeros(P, np.int64)
     for p, pr in enumerate(net.projections):
@@ -148,7 +150,36 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
                 f"every sum exact (try {hint})")
     amax = float((1 << (arith.accumulator_bits - 1)) - 1)
     sat = np.array([amax * 2.0 ** int(q) for q in qexp])
+    if arith.fixed_state:
+        for r in range(R):
+            # |u| <= min(bound, amax) quanta; its count of 2**-F times a multiplier of B bits
+            # (and a few for bias, target, rounding) must stay inside int64
+            top = math.log2(max(min(bound[r], amax), 1.0)) + int(qexp[r])
+            if top + arith.state_bits + arith.step_bits + 4 >= 62:
+                raise CompileError(
+                    f"{where}: hardware.arithmetic: population {names[r]!r}: its summed input "
+                    f"(up to 2**{top:.1f}) at state_bits = {arith.state_bits} and step_bits = "
+                    f"{arith.step_bits} leaves int64 (use fewer state_bits or step_bits)")
     return FixedPlan(arith, formats, exps, qexp, bound, sat)
+
+
+def _check_integer_neurons(net, where) -> None:
+    """An integer neuron (``state_bits``) is the paper's neuron with constant or scheduled
+    step sizes and a one-pole code: OSA divides per neuron every step, and the two-pole code
+    and IF/LIF neurons have no integer form here."""
+    for pop in net.populations:
+        n = pop.neuron
+        why = None
+        if getattr(n, "model", "paper") != "paper":
+            why = f"{n.model} neurons have no integer form (state_bits is for the paper's neuron)"
+        elif pop.role != "input" and n.eps.kind == "osa":
+            why = ("eps osa divides per neuron every step; an integer neuron takes a constant "
+                   "or scheduled eps")
+        elif getattr(n, "lam2", None) is not None:
+            why = "the two-pole code (lam2) has no integer form; use one pole"
+        if why:
+            raise CompileError(f"{where}: hardware.arithmetic.state_bits: population "
+                               f"{pop.name!r}: {why} (or drop state_bits)")
 
 
 def _fan_in(pr, forward: bool, n_src: int) -> int:
@@ -188,9 +219,10 @@ def quantised_weights(net, fp: FixedPlan, weights=None) -> list:
 
 
 def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
-             accumulator_bits: int = 32, label: str = "to_fixed()"):
+             accumulator_bits: int = 32, state_bits: int = 0, step_bits: int = 12,
+             label: str = "to_fixed()"):
     """The netlist ``net`` made to compute in fixed point: an ``[hardware.arithmetic]`` table
-    with these settings, and its weights replaced by their values on the grid (so the file
+    with these settings (``state_bits`` > 0: integer neurons too), and its weights replaced by their values on the grid (so the file
     says what the chip stores; quantising them again changes nothing).  Raises
     :class:`~neuroemu.errors.NetlistError` for settings out of range and
     :class:`~neuroemu.errors.CompileError` if a sum could leave float32's exact range, both
@@ -202,6 +234,8 @@ def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int
     hardware["arithmetic"] = {"weight_bits": weight_bits, "weight_exponent": weight_exponent,
                               "message_bits": message_bits,
                               "accumulator_bits": accumulator_bits}
+    if state_bits:
+        hardware["arithmetic"].update(state_bits=state_bits, step_bits=step_bits)
     raw["hardware"] = hardware
     staged = from_dict(raw, path=label)
     binary = [getattr(p.neuron, "model", "paper") != "paper" or p.neuron.encoder != "none"

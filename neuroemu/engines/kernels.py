@@ -45,12 +45,14 @@ PK_DENSE, PK_SPARSE, PK_CONV, PK_POOL, PK_O2O = 0, 1, 2, 3, 4
 # (docs/arithmetic.md): LP_MSGQ = 2**message_bits rounds a real-valued message to that grid,
 # LP_USAT > 0 saturates the summed input u at +-LP_USAT (0: float, neither); LP_FAST = 1 when
 # a chain layer's deliveries all come from spiking senders with 8-bit weights on one quantum
-# LP_QSCALE (= 2**e), so they run on the int8 copies (:func:`deliver_int8`).
+# LP_QSCALE (= 2**e), so they run on the int8 copies (:func:`deliver_int8`).  LP_SQ = F > 0
+# makes the neuron integer (:func:`update_fixed`): states on the grid k / 2**F, multipliers
+# on k / 2**LP_SB.
 (LP_ENC, LP_PRED, LP_LAMK, LP_LAMA, LP_LAMB, LP_DEC, LP_ANNK, LP_ANNA, LP_ANNB,
  LP_MODEL, LP_THR, LP_LEAK, LP_RESET, LP_V0,
  LP_POLE2, LP_LAM2K, LP_LAM2A, LP_LAM2B, LP_CLAMP, LP_CLA, LP_CLB,
- LP_MSGQ, LP_USAT, LP_FAST, LP_QSCALE) = range(25)
-LP_COUNT = 25
+ LP_MSGQ, LP_USAT, LP_FAST, LP_QSCALE, LP_SQ, LP_SB) = range(27)
+LP_COUNT = 27
 
 # Columns of the projection table ``pj`` (int64, shape (projections, PJ_COUNT)): kind,
 # pre and post population, whether it delivers backwards (symmetric, pre not clamped),
@@ -218,6 +220,9 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
     """
     n = hi - lo
     saturate(l, lp, u, lo, hi)
+    if lp[l, LP_SQ] != 0.0:
+        update_fixed(l, lo, hi, t, beta, is_out, out_lo, lp, u, bias, y, s, v, a, eps_s)
+        return
     lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
     annk = int(lp[l, LP_ANNK])
     anna = lp[l, LP_ANNA]
@@ -278,6 +283,60 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
 
 
 @jit
+def update_fixed(l, lo, hi, t, beta, is_out, out_lo, lp, u, bias, y, s, v, a, eps_s):
+    """:func:`update_neurons` for an integer neuron (docs/arithmetic.md, "Integer neurons").
+
+    Every quantity is an int64 count of ``2**-F`` (``F = LP_SQ``): the summed input
+    ``u_k = rint(u 2**F)``, the decoded input, the bias ``rint(b 2**F)``, the target, the
+    drive and the state (``0 <= s_k <= 2**F``).  The multipliers lam(t), eps(t) and 2 beta
+    are ``rint(x 2**B)`` (``B = LP_SB``); each product ``z`` comes back as ``(z + 2**(B-1))
+    >> B`` (round to nearest, ties upwards: an adder and an arithmetic shift).  The arrays keep the values ``k 2**-F`` (exact in float64), so what
+    reads states -- encoders, traces, learning -- is unchanged.
+    """
+    F = int(lp[l, LP_SQ])
+    B = int(lp[l, LP_SB])
+    one = np.int64(1) << np.int64(F)
+    scale = 2.0 ** F
+    inv = 1.0 / scale
+    stp = 2.0 ** B
+    lam_q = np.int64(np.rint(schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
+                             * stp))
+    eps = lp[l, LP_ANNA]
+    if int(lp[l, LP_ANNK]) == ANN_SCHEDULED:
+        eps = schedule(SCHED_SCHEDULED, lp[l, LP_ANNA], lp[l, LP_ANNB], t)
+    eps_q = np.int64(np.rint(eps * stp))
+    b2_q = np.int64(np.rint(2.0 * beta * stp))
+    half = np.int64(1) << np.int64(B - 1)
+    sb = np.int64(B)
+    n = hi - lo
+    uu, vv, ss, aa, bb, ee = u[lo:hi], v[lo:hi], s[lo:hi], a[lo:hi], bias[lo:hi], eps_s[lo:hi]
+    # one simple loop per quantity, as in update_neurons (sums of grid values are exact)
+    if int(lp[l, LP_DEC]) == DEC_PREDICTIVE:
+        for j in range(n):
+            uk = np.int64(np.rint(float(uu[j]) * scale))
+            vk = np.int64(vv[j] * scale)
+            vv[j] = (vk + ((lam_q * (uk - vk) + half) >> sb)) * inv
+    else:
+        for j in range(n):
+            vv[j] = np.rint(float(uu[j]) * scale) * inv
+    for j in range(n):
+        sp = ss[j]
+        rp = 1.0 if (sp >= 0.0 and sp <= 1.0) else 0.0
+        aa[j] = rp * (vv[j] + np.rint(bb[j] * scale) * inv)
+    if is_out:
+        yy = y[lo - out_lo:hi - out_lo]
+        for j in range(n):
+            d = np.int64(np.rint(yy[j] * scale)) - np.int64(ss[j] * scale)
+            aa[j] = aa[j] + ((b2_q * d + half) >> sb) * inv
+    for j in range(n):
+        ee[j] = eps_q / stp
+    for j in range(n):
+        sk = np.int64(ss[j] * scale)
+        sk = sk + ((eps_q * (np.int64(aa[j] * scale) - sk) + half) >> sb)
+        ss[j] = min(max(sk, np.int64(0)), one) * inv
+
+
+@jit
 def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
     """The encoder chain of layer l at step t on n contiguous values (0-based arrays).
 
@@ -292,7 +351,25 @@ def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
     cc, qq, mm, pp = cc[:n], qq[:n], mm[:n], pp[:n]
     # quantizer input c (predictive wrapper: c = (x_t - (1 - lam) x_{t-1}) / lam; two
     # poles: w = that, then c = (w_t - (1 - lam2) w_{t-1}) / lam2)
-    if lp[l, LP_PRED] != 0.0 and lp[l, LP_POLE2] != 0.0:
+    if lp[l, LP_SQ] != 0.0:          # integer neuron: values on the grid k / 2**F
+        scale = 2.0 ** lp[l, LP_SQ]
+        inv = 1.0 / scale
+        B = int(lp[l, LP_SB])
+        if lp[l, LP_PRED] != 0.0:     # q = m + (c - m) / lam, with 1/lam on k / 2**B
+            r_q = np.int64(np.rint(2.0 ** B / lam))
+            half = np.int64(1) << np.int64(B - 1)
+            sb = np.int64(B)
+            for j in range(n):
+                qq[j] = np.rint(min(max(cc[j], 0.0), 1.0) * scale)       # c, in counts
+            for j in range(n):
+                ck = np.int64(qq[j])
+                mk = np.int64(mm[j] * scale)
+                mm[j] = qq[j] * inv
+                qq[j] = (mk + ((r_q * (ck - mk) + half) >> sb)) * inv
+        else:
+            for j in range(n):
+                qq[j] = np.rint(min(max(cc[j], 0.0), 1.0) * scale) * inv
+    elif lp[l, LP_PRED] != 0.0 and lp[l, LP_POLE2] != 0.0:
         lam2 = schedule(int(lp[l, LP_LAM2K]), lp[l, LP_LAM2A], lp[l, LP_LAM2B], t)
         ww = m2[:n]
         for j in range(n):
@@ -311,6 +388,8 @@ def quantize(l, t, lp, seed, ids, id_lo, n, cc, mm, pp, qq, m2):
             qq[j] = min(max(cc[j], 0.0), 1.0)
     if enc == ENC_SIGMA_DELTA and lp[l, LP_CLAMP] != 0.0:
         bound = lp[l, LP_CLA] + lp[l, LP_CLB] / float(t)
+        if lp[l, LP_SQ] != 0.0:      # integer neuron: the bound on the grid, rounded down
+            bound = np.floor(bound * 2.0 ** lp[l, LP_SQ]) * 2.0 ** -lp[l, LP_SQ]
         for j in range(n):
             p = pp[j] + qq[j]
             qj = 1.0 if p > 0.5 else 0.0
