@@ -61,11 +61,12 @@ def write_trace(path, net, result, *, x=None, **kwargs):
 
 
 def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
-             accumulator_bits: int = 32, state_bits: int = 0, step_bits: int = 12) -> Netlist:
+             accumulator_bits: int = 32, state_bits: int | None = None,
+             step_bits: int | None = None) -> Netlist:
     """The network ``net`` (a Netlist, a netlist file or a shipped name) computing in fixed
     point: an ``[hardware.arithmetic]`` table with these widths and its weights on that grid;
-    ``state_bits`` > 0 makes its neurons integer too (docs/arithmetic.md; ``neuroemu convert
-    NET OUT --weight-bits B [--state-bits F]``)."""
+    ``state_bits`` (4..30) makes its neurons integer too, with ``step_bits`` (4..24, default
+    12) (docs/arithmetic.md; ``neuroemu convert NET OUT --weight-bits B [--state-bits F]``)."""
     from .engines.fixedpoint import to_fixed as _to_fixed
     if not isinstance(net, Netlist):
         net = load(net)

@@ -380,5 +380,5 @@ def test_demo_writes_its_files_where_asked(tmp_path, capsys):
     rc, out, _ = run_cli(capsys, "demo", "--digits", 2, "--out-dir", tmp_path / "o")
     assert rc == 0 and (tmp_path / "o" / "demo-raster.png").is_file()
     assert (tmp_path / "o" / "demo-trace.h5").is_file()
-    assert "--digits: must lie in 1..300 (got 301)" in one_line_error(capsys, "demo", "--digits",
+    assert "--digits: must be an integer in 1..300 (got 301)" in one_line_error(capsys, "demo", "--digits",
                                                                       301)

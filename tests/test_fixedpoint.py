@@ -128,7 +128,7 @@ def test_float_networks_are_unchanged_and_weights_on_grid():
     ({"weight_bits": 8.0}, "hardware.arithmetic.weight_bits", "must be an integer"),
     ({"weight_bits": 8, "rounding": "up"}, "hardware.arithmetic.rounding", "unknown key"),
     ({"message_bits": 8}, "hardware.arithmetic.weight_bits",
-     "is required (the fixed-point setting starts with it; the table has) (got ['message_bits'])"),
+     "is required (the fixed-point setting starts with it; the table's keys are) (got ['message_bits'])"),
     ({"weight_bits": 8, "weight_exponent": "Auto"}, "hardware.arithmetic.weight_exponent",
      'must be "auto" or an integer'),
     ({"weight_bits": 8, "weight_exponent": 61}, "hardware.arithmetic.weight_exponent",

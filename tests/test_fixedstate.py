@@ -157,6 +157,20 @@ def test_convert_and_validate_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--step-bits: goes with --state-bits" in err
     assert not (tmp_path / "x.toml").exists()
+    # the default value given explicitly is refused alike; integers only
+    assert main(["convert", str(src), str(tmp_path / "x.toml"), "--weight-bits", "8",
+                 "--step-bits", "12"]) == 2
+    assert "--step-bits: goes with --state-bits" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "x.toml"), "--state-bits", "10"]) == 2
+    assert "--state-bits: goes with --weight-bits" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "x.toml"), "--weight-bits", "8",
+                 "--state-bits", "10.5"]) == 2
+    assert "must be an integer in 4..30 (got 10.5)" in capsys.readouterr().err
+    # converting again without --state-bits says that the integer neurons are gone
+    assert main(["convert", str(out), str(tmp_path / "f.toml"), "--weight-bits", "8"]) == 0
+    assert "had integer neurons (state_bits = 10)" in capsys.readouterr().out
+    with pytest.raises(NetlistError, match="step_bits: needs state_bits"):
+        fixedpoint.to_fixed(describe.load(src), 8, step_bits=6)
     osa = tmp_path / "osa.toml"
     describe.save(make_netlist([6, 5, 3], {**SD_PRED, "eps": {"kind": "osa", "nu_bar": 0.03}}),
                   osa)

@@ -19,9 +19,13 @@ CONVERT_EXAMPLE = f"""examples:
   neuroemu convert model.nir net.toml --dt 0.001 (NIR time constants in s, one step = --dt s)
   neuroemu convert traces/run.h5 run.nwb         (a trace's spikes as NWB Units tables)
   neuroemu convert mnist-binary-trained m8.h5 --weight-bits 8   (fixed point: 8-bit weights)
+  neuroemu convert mnist-continuous c8.h5 --weight-bits 8 --message-bits 7 --state-bits 10
+                                                 (and integer neurons, states on k / 2**10)
 
---weight-bits (and --weight-exponent, --message-bits, --accumulator-bits) write the network
-with an [hardware.arithmetic] table and its weights on that grid: docs/arithmetic.md.
+--weight-bits (and --weight-exponent, --message-bits, --accumulator-bits, --state-bits,
+--step-bits) write the network with an [hardware.arithmetic] table and its weights on that
+grid: docs/arithmetic.md.  The options replace the source's table (give --state-bits again
+to keep integer neurons).
 NIR and NWB need the optional packages nir and pynwb: pip install 'neuroemu[interop]'.
 --dt (NIR only): the seconds one engine step stands for; NIR's neuron time constants are
 discretised (forward Euler) at this step; default {interop.DEFAULT_DT:g} s.  docs/interop.md."""
@@ -52,10 +56,10 @@ def add_convert_arguments(p) -> None:
     f.add_argument("--accumulator-bits", type=integer(8, 32), metavar="BITS", default=32,
                    help="a neuron's summed input saturates at BITS signed bits of its "
                    "quantum (default 32)")
-    f.add_argument("--state-bits", type=integer(4, 30), metavar="BITS", default=0,
+    f.add_argument("--state-bits", type=integer(4, 30), metavar="BITS", default=None,
                    help="integer neurons: states on a grid of 2**-BITS (default: float64 "
                    "neurons)")
-    f.add_argument("--step-bits", type=integer(4, 24), metavar="BITS", default=12,
+    f.add_argument("--step-bits", type=integer(4, 24), metavar="BITS", default=None,
                    help="with --state-bits: lam, eps, 1/lam and 2 beta on a grid of 2**-BITS "
                    "(default 12)")
 
@@ -93,11 +97,15 @@ def convert_main(args) -> int:
         raise OptionError(f"--dt: applies to NIR conversions only (got --dt {args.dt:g} for "
                           f"{src} -> {dst})")
     fixed = args.weight_bits is not None
-    if not fixed and (args.weight_exponent is not None or args.message_bits != 8
-                      or args.accumulator_bits != 32 or args.state_bits or args.step_bits != 12):
-        raise OptionError("--weight-exponent, --message-bits, --accumulator-bits, --state-bits "
-                          "and --step-bits go with --weight-bits (the fixed-point conversion)")
-    if args.step_bits != 12 and not args.state_bits:
+    given = [o for o, v in (("--weight-exponent", args.weight_exponent),
+                            ("--message-bits", args.message_bits != 8 or None),
+                            ("--accumulator-bits", args.accumulator_bits != 32 or None),
+                            ("--state-bits", args.state_bits), ("--step-bits", args.step_bits))
+             if v is not None]
+    if not fixed and given:
+        raise OptionError(f"{given[0]}: goes with --weight-bits (the fixed-point conversion; "
+                          f"got {' '.join(given)} without it)")
+    if args.step_bits is not None and args.state_bits is None:
         raise OptionError(f"--step-bits: goes with --state-bits (integer neurons; got "
                           f"--step-bits {args.step_bits} alone)")
     if fixed and (".nir" in (s_suf, d_suf) or d_suf == ".nwb" or is_trace(src)):
@@ -130,8 +138,8 @@ def _to_fixed(src, dst, args) -> int:
     opts = (f"--weight-bits {args.weight_bits} --message-bits {args.message_bits} "
             f"--accumulator-bits {args.accumulator_bits}"
             + ("" if args.weight_exponent is None else f" --weight-exponent {e}")
-            + (f" --state-bits {args.state_bits} --step-bits {args.step_bits}"
-               if args.state_bits else ""))
+            + ("" if args.state_bits is None else f" --state-bits {args.state_bits}")
+            + ("" if args.step_bits is None else f" --step-bits {args.step_bits}"))
     fixed = fixedpoint.to_fixed(net, args.weight_bits, weight_exponent=e,
                                 message_bits=args.message_bits,
                                 accumulator_bits=args.accumulator_bits,
@@ -140,9 +148,16 @@ def _to_fixed(src, dst, args) -> int:
     describe.save(fixed, out)
     back = describe.load(out)
     _same(back, fixed, out, src)
-    _report(src, out, back, f"identical; {args.weight_bits}-bit weights")
     from ..engines import build
     fp = build(back).fixed
+    a = fp.arithmetic
+    _report(src, out, back, f"identical; {args.weight_bits}-bit weights"
+            + (f", integer neurons: states on k / 2**{a.state_bits}, step sizes and lam on "
+               f"k / 2**{a.step_bits}" if a.state_bits else ""))
+    had = (net.hardware or {}).get("arithmetic", {}).get("state_bits")
+    if had and not a.state_bits:
+        print(f"  note: {src} had integer neurons (state_bits = {had}); {out} has float64 "
+              f"neurons (give --state-bits to keep them)")
     for p, (a, b) in enumerate(zip(net.projections, back.projections)):
         if fp.formats[p] is None:
             continue

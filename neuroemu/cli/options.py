@@ -28,7 +28,7 @@ def _fail(rule: str, text) -> argparse.ArgumentTypeError:
 def integer(lo: int = 0, hi: int = INT_MAX):
     """An integer in [lo, hi]; named for the help (``integer >= 1``)."""
     rule = ({0: "must be a non-negative integer", 1: "must be a positive integer"}.get(
-        lo, f"must be an integer >= {lo}") if hi == INT_MAX else f"must lie in {lo}..{hi}")
+        lo, f"must be an integer >= {lo}") if hi == INT_MAX else f"must be an integer in {lo}..{hi}")
 
     def parse(text: str) -> int:
         try:

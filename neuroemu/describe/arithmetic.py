@@ -122,7 +122,7 @@ def parse_arithmetic(hardware, path=None, labels=()) -> Arithmetic:
                 fail(f"{fld}.{k}", f"unknown key (allowed: {', '.join(_PROJ_KEYS)})", tab[k])
         if default_bits is None and "weight_bits" not in tab:
             fail(f"{fld}.weight_bits", "is required (the fixed-point setting starts with it; "
-                 "the table has)", sorted(table))
+                 "the table's keys are)", sorted(table))
         bits = integer(tab, "weight_bits", f"{fld}.weight_bits", *WEIGHT_BITS, default_bits)
         e = tab.get("weight_exponent", "auto")
         if e != "auto":

@@ -554,6 +554,11 @@ def for_arithmetic(profile: Profile, arith) -> tuple[Profile, dict | None]:
     ref, sram = profile.memory.get("synaptic_weight_bits"), profile.memory.get("sram_read_pj")
     info = {"weight_bits": bits, "message_bits": arith.message_bits,
             "word_bits_profile": profile.word_bits}
+    if arith.state_bits:
+        info["state_bits"] = arith.state_bits
+        info["state"] = ("integer neurons: the profile's neuron, encoder and decoder updates "
+                         "and the footprint's 32-bit state words are not rescaled to "
+                         f"state_bits = {arith.state_bits}")
     if ref is not None and sram is not None:
         delta = (bits - ref) / 32.0 * sram
         for kind in ("synaptic_op", "synaptic_mac"):

@@ -412,6 +412,8 @@ class EnergyReport:
             out.append(f"  fixed point: {a['weight_bits']}-bit weights, {a['message_bits']}-bit "
                        f"real-valued messages (the profile's word: {a['word_bits_profile']} "
                        f"bits); {a['weight_read']}")
+            if a.get("state"):
+                out.append(f"  {a['state']}")
         out.append(f"  packets: spike {rep['packet_bits']['spike']} bits, {rep['word_bits']}-bit "
                    f"word {rep['packet_bits']['word']} bits; flits of {rep['flit_bits']} bit(s)")
         this = "this run (spikes)" if binary else "this run (words, zeros skipped)"

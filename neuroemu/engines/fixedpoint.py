@@ -157,7 +157,8 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
             top = math.log2(max(min(bound[r], amax), 1.0)) + int(qexp[r])
             if top + arith.state_bits + arith.step_bits + 4 >= 62:
                 raise CompileError(
-                    f"{where}: hardware.arithmetic: population {names[r]!r}: its summed input "
+                    f"{where}: hardware.arithmetic.state_bits: population {names[r]!r}: its "
+                    f"summed input "
                     f"(up to 2**{top:.1f}) at state_bits = {arith.state_bits} and step_bits = "
                     f"{arith.step_bits} leaves int64 (use fewer state_bits or step_bits)")
     return FixedPlan(arith, formats, exps, qexp, bound, sat)
@@ -174,7 +175,8 @@ def _check_integer_neurons(net, where) -> None:
             why = f"{n.model} neurons have no integer form (state_bits is for the paper's neuron)"
         elif pop.role != "input" and n.eps.kind == "osa":
             why = ("eps osa divides per neuron every step; an integer neuron takes a constant "
-                   "or scheduled eps")
+                   "or scheduled eps, e.g. eps = {kind = \"constant\", eps0 = 0.5} in its "
+                   "neuron table")
         elif getattr(n, "lam2", None) is not None:
             why = "the two-pole code (lam2) has no integer form; use one pole"
         if why:
@@ -219,10 +221,11 @@ def quantised_weights(net, fp: FixedPlan, weights=None) -> list:
 
 
 def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int = 8,
-             accumulator_bits: int = 32, state_bits: int = 0, step_bits: int = 12,
-             label: str = "to_fixed()"):
+             accumulator_bits: int = 32, state_bits: int | None = None,
+             step_bits: int | None = None, label: str = "to_fixed()"):
     """The netlist ``net`` made to compute in fixed point: an ``[hardware.arithmetic]`` table
-    with these settings (``state_bits`` > 0: integer neurons too), and its weights replaced by their values on the grid (so the file
+    with these settings (``state_bits``: integer neurons too, ``step_bits`` with it), and its
+    weights replaced by their values on the grid (so the file
     says what the chip stores; quantising them again changes nothing).  Raises
     :class:`~neuroemu.errors.NetlistError` for settings out of range and
     :class:`~neuroemu.errors.CompileError` if a sum could leave float32's exact range, both
@@ -234,8 +237,10 @@ def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int
     hardware["arithmetic"] = {"weight_bits": weight_bits, "weight_exponent": weight_exponent,
                               "message_bits": message_bits,
                               "accumulator_bits": accumulator_bits}
-    if state_bits:
-        hardware["arithmetic"].update(state_bits=state_bits, step_bits=step_bits)
+    if state_bits is not None:
+        hardware["arithmetic"]["state_bits"] = state_bits
+    if step_bits is not None:       # alone, the loader refuses it (it needs state_bits)
+        hardware["arithmetic"]["step_bits"] = step_bits
     raw["hardware"] = hardware
     staged = from_dict(raw, path=label)
     binary = [getattr(p.neuron, "model", "paper") != "paper" or p.neuron.encoder != "none"
