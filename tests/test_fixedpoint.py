@@ -91,10 +91,14 @@ def test_real_valued_messages_match_integer_reference():
     assert np.array_equal(q * 16, np.rint(q * 16))
 
 
-def test_threads_and_engines_agree():
+@pytest.mark.parametrize("neuron,table", [
+    (SD_PRED_OSA, dict(weight_bits=8)),
+    ({**SD_PRED_OSA, "eps": {"kind": "constant", "eps0": 0.4}},     # integer neurons too
+     dict(weight_bits=8, state_bits=10, step_bits=9))])
+def test_threads_and_engines_agree(neuron, table):
     """Integer sums do not depend on order: two threads, and the bus engine with ideal
-    timing, give the lockstep engine's bits."""
-    net = make_netlist([12, 9, 3], SD_PRED_OSA, seed=4, gain=2.0, extra=arith(weight_bits=8))
+    timing, give the lockstep engine's bits (with integer neurons as well)."""
+    net = make_netlist([12, 9, 3], neuron, seed=4, gain=2.0, extra=arith(**table))
     x = np.random.default_rng(3).random((4, 12))
     one = engines.session(build(net), x, seed=7).run(30, record_states=True).states
     two = engines.session(build(net), x, seed=7, threads=2).run(30, record_states=True).states

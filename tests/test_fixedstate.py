@@ -1,5 +1,6 @@
 """Integer neurons (``state_bits``/``step_bits`` of [hardware.arithmetic], docs/arithmetic.md)
-against the integer reference (tests/reference_fixed.py, Python integers), and their checks."""
+against the integer reference (tests/reference_fixed.py, Python integers), and their checks
+(threads and the bus engine: tests/test_fixedpoint.py)."""
 
 import numpy as np
 import pytest
@@ -65,17 +66,6 @@ def test_continuous_integer_neurons_match_reference():
     x = np.random.default_rng(2).random((2, 10))
     y = np.eye(3)[[1, 2]]
     compare(net, x, y, 30, 20, [6, 6], message_bits=4, F=8, B=8)
-
-
-def test_threads_and_engines_agree():
-    net = make_netlist([12, 9, 3], SD_PRED, seed=4, gain=2.0,
-                       extra=arith(weight_bits=8, state_bits=10, step_bits=9))
-    x = np.random.default_rng(3).random((4, 12))
-    one = engines.session(build(net), x, seed=7).run(30, record_states=True).states
-    two = engines.session(build(net), x, seed=7, threads=2).run(30, record_states=True).states
-    bus = engines.session(build(net), x, seed=7, engine="async").run(30, record_states=True)
-    assert np.array_equal(one, two)
-    assert np.array_equal(one, bus.states)
 
 
 def test_fine_grid_approaches_the_float_neuron_and_coarse_grid_differs():
