@@ -404,7 +404,8 @@ def stages(trainer, X, Y, n):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--net", default="conv-ep",
-                    help="conv-ep (shipped), paper (the proposed 2C2FC) or a netlist")
+                    help="conv-ep (shipped), paper (the proposed 2C2FC), or a netlist file or "
+                    "shipped name such as conv-2c2fc")
     ap.add_argument("--batches", type=int, default=2, help="minibatches of 20 per timing")
     ap.add_argument("--baseline-batches", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
