@@ -158,8 +158,7 @@ def plan(net, binary, weights=None) -> FixedPlan | None:
             if top + arith.state_bits + arith.step_bits + 4 >= 62:
                 raise CompileError(
                     f"{where}: hardware.arithmetic.state_bits: population {names[r]!r}: its "
-                    f"summed input "
-                    f"(up to 2**{top:.1f}) at state_bits = {arith.state_bits} and step_bits = "
+                    f"summed input (up to 2**{top:.1f}) at state_bits = {arith.state_bits} and step_bits = "
                     f"{arith.step_bits} leaves int64 (use fewer state_bits or step_bits)")
     return FixedPlan(arith, formats, exps, qexp, bound, sat)
 
@@ -225,8 +224,7 @@ def to_fixed(net, weight_bits: int, *, weight_exponent="auto", message_bits: int
              step_bits: int | None = None, label: str = "to_fixed()"):
     """The netlist ``net`` made to compute in fixed point: an ``[hardware.arithmetic]`` table
     with these settings (``state_bits``: integer neurons too, ``step_bits`` with it), and its
-    weights replaced by their values on the grid (so the file
-    says what the chip stores; quantising them again changes nothing).  Raises
+    weights replaced by their values on the grid (so the file says what the chip stores; quantising them again changes nothing).  Raises
     :class:`~neuroemu.errors.NetlistError` for settings out of range and
     :class:`~neuroemu.errors.CompileError` if a sum could leave float32's exact range, both
     naming ``label`` (the call or the command-line options) as where the values came from."""

@@ -225,7 +225,6 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
         return
     lam = schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
     annk = int(lp[l, LP_ANNK])
-    anna = lp[l, LP_ANNA]
     annb = lp[l, LP_ANNB]
     uu, ss, vv, aa, bb = u[lo:hi], s[lo:hi], v[lo:hi], a[lo:hi], bias[lo:hi]
     ee, tt, gb, gd, gl = eps_s[lo:hi], th[lo:hi], ob[lo:hi], od[lo:hi], ol[lo:hi]
@@ -271,9 +270,7 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
             al = ee[j]
             tt[j] = (1.0 - al) * tt[j] + al * aa[j]
     else:
-        eps = anna
-        if annk == ANN_SCHEDULED:
-            eps = schedule(SCHED_SCHEDULED, anna, annb, t)
+        eps = layer_eps(l, lp, t)
         for j in range(n):
             ee[j] = eps
     # state: s(t) = clip((1 - eps) s(t-1) + eps a, 0, 1)
@@ -283,15 +280,24 @@ def update_neurons(l, lo, hi, t, nu, beta, is_out, out_lo, lp, u, bias, y,
 
 
 @jit
+def layer_eps(l, lp, t):
+    """The step size eps(t) shared by the neurons of layer l (constant or scheduled)."""
+    if int(lp[l, LP_ANNK]) == ANN_SCHEDULED:
+        return schedule(SCHED_SCHEDULED, lp[l, LP_ANNA], lp[l, LP_ANNB], t)
+    return lp[l, LP_ANNA]
+
+
+@jit
 def update_fixed(l, lo, hi, t, beta, is_out, out_lo, lp, u, bias, y, s, v, a, eps_s):
     """:func:`update_neurons` for an integer neuron (docs/arithmetic.md, "Integer neurons").
 
     Every quantity is an int64 count of ``2**-F`` (``F = LP_SQ``): the summed input
     ``u_k = rint(u 2**F)``, the decoded input, the bias ``rint(b 2**F)``, the target, the
     drive and the state (``0 <= s_k <= 2**F``).  The multipliers lam(t), eps(t) and 2 beta
-    are ``rint(x 2**B)`` (``B = LP_SB``); each product ``z`` comes back as ``(z + 2**(B-1))
-    >> B`` (round to nearest, ties upwards: an adder and an arithmetic shift).  The arrays keep the values ``k 2**-F`` (exact in float64), so what
-    reads states -- encoders, traces, learning -- is unchanged.
+    are ``rint(x 2**B)`` (``B = LP_SB``); each product ``z`` comes back as
+    ``(z + 2**(B-1)) >> B`` (round to nearest, ties upwards: an adder and an arithmetic
+    shift).  The arrays keep the values ``k 2**-F`` (exact in float64), so what reads states
+    -- encoders, traces, learning -- is unchanged.
     """
     F = int(lp[l, LP_SQ])
     B = int(lp[l, LP_SB])
@@ -301,10 +307,7 @@ def update_fixed(l, lo, hi, t, beta, is_out, out_lo, lp, u, bias, y, s, v, a, ep
     stp = 2.0 ** B
     lam_q = np.int64(np.rint(schedule(int(lp[l, LP_LAMK]), lp[l, LP_LAMA], lp[l, LP_LAMB], t)
                              * stp))
-    eps = lp[l, LP_ANNA]
-    if int(lp[l, LP_ANNK]) == ANN_SCHEDULED:
-        eps = schedule(SCHED_SCHEDULED, lp[l, LP_ANNA], lp[l, LP_ANNB], t)
-    eps_q = np.int64(np.rint(eps * stp))
+    eps_q = np.int64(np.rint(layer_eps(l, lp, t) * stp))
     b2_q = np.int64(np.rint(2.0 * beta * stp))
     half = np.int64(1) << np.int64(B - 1)
     sb = np.int64(B)
